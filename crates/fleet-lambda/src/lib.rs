@@ -1,0 +1,33 @@
+//! The Lambda batch kit: what every Kinesis stream consumer in Robofleet shares.
+//!
+//! A Kinesis batch is handled in four steps, each in its own module:
+//!
+//! 1. [`record`]: the event is split into records **one by one**. A record whose data is not
+//!    base64, too large, or otherwise broken becomes one rejected item; it never fails the
+//!    invocation (the runtime's whole-event deserialisation is a known poison-pill trap).
+//! 2. [`batch`]: the function decodes each record into its domain type and processes the batch,
+//!    either record by record (records of one partition key in order, keys concurrently with a
+//!    bound) or in one bulk call. Panics inside one record's processing are caught and turn that
+//!    record into a reject.
+//! 3. [`outcome`]: each record ends as succeeded, duplicate, rejected (permanent, sent to the
+//!    rejects queue with its payload through a [`rejects::RejectSink`]) or retry (transient).
+//! 4. The response follows Lambda's Kinesis checkpoint rule: on any retry, the lowest failed
+//!    sequence number is reported, so Lambda re-delivers it and everything after it.
+//!
+//! [`metrics`] writes CloudWatch Embedded Metric Format lines (no API calls), [`logging`] sets up
+//! JSON logs, and [`config`] reads a function's environment with errors that name the variable.
+
+pub mod batch;
+pub mod config;
+pub mod error;
+pub mod logging;
+pub mod metrics;
+pub mod outcome;
+pub mod record;
+pub mod rejects;
+
+pub use batch::{Batch, BatchReport, Deadline};
+pub use error::{ConfigError, EventError};
+pub use outcome::{Outcome, Reject};
+pub use record::{KinesisRecord, parse_event};
+pub use rejects::{MemoryRejectSink, RejectSink, RejectSinkError};

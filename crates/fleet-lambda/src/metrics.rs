@@ -1,0 +1,86 @@
+//! Metrics as CloudWatch Embedded Metric Format lines on stdout: CloudWatch extracts them from
+//! the log stream, so a batch costs no metrics API call.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::batch::BatchReport;
+
+/// The CloudWatch namespace of every Robofleet metric.
+pub const NAMESPACE: &str = "Robofleet";
+
+/// The EMF document for one batch: `Records`, `Succeeded`, `Duplicates`, `Rejected`, `Retried`
+/// (Count) and `BatchDuration` (Milliseconds), with the dimension `Function`.
+pub fn emf(report: &BatchReport) -> Value {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    json!({
+        "_aws": {
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Function"]],
+                "Metrics": [
+                    {"Name": "Records", "Unit": "Count"},
+                    {"Name": "Succeeded", "Unit": "Count"},
+                    {"Name": "Duplicates", "Unit": "Count"},
+                    {"Name": "Rejected", "Unit": "Count"},
+                    {"Name": "Retried", "Unit": "Count"},
+                    {"Name": "BatchDuration", "Unit": "Milliseconds"}
+                ]
+            }]
+        },
+        "Function": report.function,
+        "Records": report.records,
+        "Succeeded": report.succeeded,
+        "Duplicates": report.duplicates,
+        "Rejected": report.rejected,
+        "Retried": report.retried,
+        "BatchDuration": report.duration_ms,
+    })
+}
+
+/// Writes the EMF line for one batch to stdout (unless `ROBOFLEET_METRICS=off`, which the local
+/// stack sets to keep its console readable).
+pub fn emit(report: &BatchReport) {
+    if std::env::var("ROBOFLEET_METRICS").is_ok_and(|v| v == "off") {
+        return;
+    }
+    println!("{}", emf(report));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_declared_metric_has_a_value() {
+        let report = BatchReport {
+            function: "mission-ingest".into(),
+            records: 10,
+            succeeded: 6,
+            duplicates: 2,
+            rejected: 1,
+            retried: 1,
+            duration_ms: 12,
+            ..Default::default()
+        };
+        let doc = emf(&report);
+        let metrics = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap();
+        for m in metrics {
+            let name = m["Name"].as_str().unwrap();
+            assert!(doc[name].is_number(), "metric {name} has no value");
+        }
+        assert_eq!(doc["Records"], 10);
+        assert_eq!(doc["Function"], "mission-ingest");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
+            "Function"
+        );
+    }
+}
