@@ -1,0 +1,97 @@
+//! [`HttpInvoker`]: invokes a function through the Lambda Invoke API that `cargo lambda watch`
+//! serves (`POST {base}/2015-03-31/functions/{name}/invocations`).
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use super::ports::{InvokeOutcome, Invoker};
+use crate::error::InvokeError;
+
+/// Invokes over HTTP. A function error comes back as a 200 with `X-Amz-Function-Error`; a
+/// transport error or another status means the function was not reached.
+#[derive(Debug, Clone)]
+pub struct HttpInvoker {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl HttpInvoker {
+    /// Invokes through the Invoke API at `base` (e.g. `http://127.0.0.1:9000`). No timeout:
+    /// `cargo lambda watch` compiles the function on its first invocation.
+    pub fn new(base: &str) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15 * 60))
+            .build()
+            .unwrap_or_default();
+        Self::with_client(client, base)
+    }
+
+    /// Same, with a client of the caller's.
+    pub fn with_client(client: reqwest::Client, base: &str) -> Self {
+        Self {
+            client,
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The invocation URL of `function`.
+    pub fn url(&self, function: &str) -> String {
+        format!("{}/2015-03-31/functions/{function}/invocations", self.base)
+    }
+}
+
+impl Invoker for HttpInvoker {
+    fn invoke<'a>(
+        &'a self,
+        function: &'a str,
+        event: Value,
+    ) -> BoxFuture<'a, Result<InvokeOutcome, InvokeError>> {
+        Box::pin(async move {
+            let http = |detail: String| InvokeError::Http {
+                function: function.to_owned(),
+                detail,
+            };
+            let resp = self
+                .client
+                .post(self.url(function))
+                .json(&event)
+                .send()
+                .await
+                .map_err(|e| {
+                    http(format!(
+                        "{e}; is `cargo lambda watch` running at {}?",
+                        self.base
+                    ))
+                })?;
+            let status = resp.status();
+            let function_error = resp
+                .headers()
+                .get("X-Amz-Function-Error")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| http(format!("reading the response: {e}")))?;
+            if !status.is_success() && function_error.is_none() {
+                let text = String::from_utf8_lossy(&body);
+                return Err(http(format!(
+                    "status {status}: {}",
+                    text.chars().take(500).collect::<String>()
+                )));
+            }
+            let payload = if body.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&body)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+            };
+            Ok(InvokeOutcome {
+                payload,
+                function_error,
+            })
+        })
+    }
+}
