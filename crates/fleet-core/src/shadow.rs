@@ -40,6 +40,9 @@ pub const SHADOW_VERSION_BITS: u32 = 48;
 pub const MAX_SHADOW_TIMESTAMP: i64 = 1 << 32;
 /// Largest accepted presence `timestamp` in ms (exclusive): 2^53, JSON's exact integer range.
 pub const MAX_PRESENCE_TIMESTAMP_MS: i64 = 1 << 53;
+/// Largest accepted shadow `version` and presence `versionNumber`: 2^53 - 1, the largest integer
+/// every JSON implementation (and JSON Schema validator) represents exactly.
+pub const MAX_JSON_INTEGER: u64 = (1 << 53) - 1;
 /// Suffix of the presence document id.
 pub const PRESENCE_DOC_SUFFIX: &str = "presence";
 
@@ -184,7 +187,7 @@ impl ShadowDoc {
             f.required("version")?,
             &f.path("version"),
             0,
-            i128::from(u64::MAX),
+            i128::from(MAX_JSON_INTEGER),
         )? as u64;
         let state = match f.optional_non_null("state") {
             None => ShadowState::default(),
@@ -279,7 +282,7 @@ impl PresenceEvent {
         )? as i64;
         let version_number = match f.optional_non_null("versionNumber") {
             None => None,
-            Some(n) => Some(as_int(n, "versionNumber", 0, i128::from(u64::MAX))? as u64),
+            Some(n) => Some(as_int(n, "versionNumber", 0, i128::from(MAX_JSON_INTEGER))? as u64),
         };
         Ok(PresenceEvent {
             client_id,
