@@ -8,6 +8,8 @@
 //! variables.
 #![allow(clippy::expect_used)]
 
+pub mod tables;
+
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -74,7 +76,11 @@ pub async fn sdk_config_for(endpoint: &str) -> aws_config::SdkConfig {
         .region(aws_config::Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "robofleet-testkit",
+            "testing",
+            "testing",
+            None,
+            None,
+            "robofleet-testkit",
         ))
         .load()
         .await

@@ -1,0 +1,25 @@
+//! Adapters between Robofleet's domain and the services it writes to.
+//!
+//! - [`missions`]: the DynamoDB missions table. One conditional `PutItem` per report makes the
+//!   write idempotent and order-safe (`attribute_not_exists(pk) OR rev < :rev`).
+//! - [`robots`]: the OpenSearch robots index. One `_bulk` request per batch with external
+//!   versions, classified item by item (409 stale, 429/5xx retry, other 4xx permanent), and the
+//!   index template installed on a cold start. SigV4-signed against AWS domains.
+//! - [`rejects`]: the SQS rejects queue, a [`fleet_lambda::RejectSink`].
+//! - [`retry`]: exponential backoff with full jitter, bounded by the invocation's deadline.
+//!
+//! Adapters are thin: all decisions about payloads live in `fleet-core`, all batch logic in
+//! `fleet-lambda`. They are tested over real HTTP against moto and osmem-server.
+
+pub mod error;
+pub mod missions;
+pub mod rejects;
+pub mod retry;
+pub mod robots;
+pub mod sigv4;
+
+pub use error::{IndexError, StoreError};
+pub use missions::{MissionStore, PutOutcome};
+pub use rejects::SqsRejectSink;
+pub use retry::Backoff;
+pub use robots::{IndexDoc, ItemResult, RobotIndex};

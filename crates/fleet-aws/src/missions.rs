@@ -1,0 +1,296 @@
+//! The DynamoDB missions table (DESIGN.md §3).
+//!
+//! One conditional `PutItem` per report: the write lands only if the mission is new or the stored
+//! `rev` is lower (`attribute_not_exists(pk) OR rev < :rev`). A failed condition is a duplicate
+//! or a stale replay, which is success. Throttling and 5xx are retried here with backoff; what is
+//! still failing when the invocation's budget runs out goes back to Lambda as an item failure.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata as _, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use fleet_core::MissionReport;
+use fleet_core::timefmt::format_rfc3339;
+use fleet_lambda::Deadline;
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::retry::{Attempt, Backoff};
+
+/// The attribute names of a mission item; the GSI and TTL names match template.yaml.
+pub mod attr {
+    /// Partition key `ROBOT#<robotId>`.
+    pub const PK: &str = "pk";
+    /// Sort key `MISSION#<startedAt>#<missionId>`.
+    pub const SK: &str = "sk";
+    /// The report's revision; the condition compares it.
+    pub const REV: &str = "rev";
+    /// GSI `byDay` partition key `DAY#<date>#<shard>`.
+    pub const GSI1_PK: &str = "gsi1pk";
+    /// GSI `byDay` sort key `<startedAt>#<robotId>#<missionId>`.
+    pub const GSI1_SK: &str = "gsi1sk";
+    /// TTL attribute (epoch seconds).
+    pub const EXPIRES_AT: &str = "expiresAt";
+}
+
+/// The outcome of a successful write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The report was new, or newer than the stored one.
+    Stored,
+    /// The same or a newer revision is already stored: an at-least-once replay.
+    DuplicateOrStale,
+}
+
+/// Writes mission reports.
+#[derive(Debug, Clone)]
+pub struct MissionStore {
+    client: Client,
+    table: String,
+    ttl_days: u32,
+    day_shards: u32,
+    backoff: Backoff,
+}
+
+impl MissionStore {
+    /// A store writing to `table`; items expire `ttl_days` after the mission ended (0 = never),
+    /// and spread over `day_shards` GSI partitions per day.
+    pub fn new(client: Client, table: impl Into<String>, ttl_days: u32, day_shards: u32) -> Self {
+        MissionStore {
+            client,
+            table: table.into(),
+            ttl_days,
+            day_shards: day_shards.max(1),
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The table written to.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Writes one report with one conditional `PutItem`, retrying transient failures with
+    /// backoff until `deadline`.
+    pub async fn put(
+        &self,
+        report: &MissionReport,
+        deadline: Deadline,
+    ) -> Result<PutOutcome, StoreError> {
+        let item = mission_item(
+            report,
+            self.ttl_days,
+            self.day_shards,
+            OffsetDateTime::now_utc(),
+        );
+        let result = self
+            .backoff
+            .run(deadline, |_| {
+                let request = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item.clone()))
+                    .condition_expression("attribute_not_exists(#pk) OR #rev < :rev")
+                    .expression_attribute_names("#pk", attr::PK)
+                    .expression_attribute_names("#rev", attr::REV)
+                    .expression_attribute_values(":rev", AttributeValue::N(report.rev.to_string()));
+                async move {
+                    match request.send().await {
+                        Ok(_) => Attempt::Done(Ok(PutOutcome::Stored)),
+                        Err(e) => match classify(&e) {
+                            Class::ConditionFailed => {
+                                Attempt::Done(Ok(PutOutcome::DuplicateOrStale))
+                            }
+                            Class::Transient => Attempt::Transient(describe(&e)),
+                            Class::Permanent => Attempt::Done(Err(StoreError::Permanent {
+                                code: e.code().unwrap_or("unknown").to_string(),
+                                message: describe(&e),
+                            })),
+                        },
+                    }
+                }
+            })
+            .await;
+        match result {
+            Ok(outcome) => outcome,
+            Err((message, attempts)) => Err(StoreError::Transient { attempts, message }),
+        }
+    }
+}
+
+enum Class {
+    ConditionFailed,
+    Transient,
+    Permanent,
+}
+
+type HttpResponse = aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+fn classify<E>(e: &SdkError<E, HttpResponse>) -> Class
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    match e {
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or_default();
+            match code {
+                "ConditionalCheckFailedException" => Class::ConditionFailed,
+                "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "TransactionConflictException" => Class::Transient,
+                _ => {
+                    let status = se.raw().status().as_u16();
+                    if status >= 500 || status == 429 {
+                        Class::Transient
+                    } else {
+                        Class::Permanent
+                    }
+                }
+            }
+        }
+        // Timeouts, connection failures and unreadable responses are worth another try.
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            Class::Transient
+        }
+        _ => Class::Permanent,
+    }
+}
+
+fn describe<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    match (e.code(), e.message()) {
+        (Some(code), Some(msg)) => format!("{code}: {msg}"),
+        (Some(code), None) => code.to_string(),
+        _ => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+/// The item written for a report. Pure, so the layout is unit-tested.
+pub fn mission_item(
+    report: &MissionReport,
+    ttl_days: u32,
+    day_shards: u32,
+    now: OffsetDateTime,
+) -> HashMap<String, AttributeValue> {
+    let s = |v: String| AttributeValue::S(v);
+    let n = |v: String| AttributeValue::N(v);
+    let started = format_rfc3339(report.started_at);
+    let mut item = HashMap::with_capacity(20);
+    item.insert(attr::PK.into(), s(report.pk()));
+    item.insert(attr::SK.into(), s(report.sk()));
+    item.insert("robotId".into(), s(report.robot_id.as_str().into()));
+    item.insert("missionId".into(), s(report.mission_id.as_str().into()));
+    item.insert("schema".into(), n(report.schema.to_string()));
+    item.insert(attr::REV.into(), n(report.rev.to_string()));
+    item.insert("status".into(), s(report.status.as_str().into()));
+    item.insert("startedAt".into(), s(started.clone()));
+    if let Some(ended) = report.ended_at {
+        item.insert("endedAt".into(), s(format_rfc3339(ended)));
+    }
+    item.insert("areaM2".into(), n(report.area_m2.to_string()));
+    item.insert("durationS".into(), n(report.duration_s.to_string()));
+    item.insert("batteryStart".into(), n(report.battery.start.to_string()));
+    item.insert("batteryEnd".into(), n(report.battery.end.to_string()));
+    if !report.errors.is_empty() {
+        let errors = report
+            .errors
+            .iter()
+            .map(|e| {
+                AttributeValue::M(HashMap::from([
+                    ("code".to_string(), s(e.code.clone())),
+                    ("at".to_string(), s(format_rfc3339(e.at))),
+                ]))
+            })
+            .collect();
+        item.insert("errors".into(), AttributeValue::L(errors));
+    }
+    item.insert(attr::GSI1_PK.into(), s(report.day_shard_key(day_shards)));
+    item.insert(
+        attr::GSI1_SK.into(),
+        s(format!(
+            "{started}#{}#{}",
+            report.robot_id, report.mission_id
+        )),
+    );
+    if ttl_days > 0 {
+        let base = report.ended_at.unwrap_or(report.started_at);
+        let expires = base.unix_timestamp() + i64::from(ttl_days) * 86_400;
+        item.insert(attr::EXPIRES_AT.into(), n(expires.to_string()));
+    }
+    item.insert("ingestedAt".into(), s(format_rfc3339(now)));
+    item
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(rev: u32) -> MissionReport {
+        MissionReport::from_json(
+            format!(
+                r#"{{"schema":1,"robotId":"rb-000123","missionId":"01JD3Z8X6Y7ZQ4W5V6T7S8R9PQ","rev":{rev},
+                "status":"completed","startedAt":"2026-11-23T15:00:04Z","endedAt":"2026-11-23T15:41:10Z",
+                "areaM2":42.5,"durationS":2466,"battery":{{"start":100,"end":37}},
+                "errors":[{{"code":"stuck","at":"2026-11-23T15:20:00Z"}}]}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn item_has_keys_gsi_and_ttl() {
+        let item = mission_item(&report(2), 30, 8, OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(item["pk"], AttributeValue::S("ROBOT#rb-000123".into()));
+        assert_eq!(
+            item["sk"],
+            AttributeValue::S("MISSION#2026-11-23T15:00:04Z#01JD3Z8X6Y7ZQ4W5V6T7S8R9PQ".into())
+        );
+        assert_eq!(item["rev"], AttributeValue::N("2".into()));
+        let gsi = item["gsi1pk"].as_s().unwrap();
+        assert!(gsi.starts_with("DAY#2026-11-23#"), "{gsi}");
+        let shard: u32 = gsi.rsplit('#').next().unwrap().parse().unwrap();
+        assert!(shard < 8);
+        assert_eq!(
+            item["gsi1sk"],
+            AttributeValue::S("2026-11-23T15:00:04Z#rb-000123#01JD3Z8X6Y7ZQ4W5V6T7S8R9PQ".into())
+        );
+        // endedAt 2026-11-23T15:41:10Z + 30 days
+        let ended = 1_795_448_470i64;
+        assert_eq!(
+            item["expiresAt"],
+            AttributeValue::N((ended + 30 * 86_400).to_string())
+        );
+        assert_eq!(item["errors"].as_l().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn no_ttl_when_retention_is_zero() {
+        assert!(
+            !mission_item(&report(1), 0, 8, OffsetDateTime::UNIX_EPOCH).contains_key("expiresAt")
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Exponential backoff with full jitter, bounded by the invocation's deadline.
+
+use std::future::Future;
+use std::time::Duration;
+
+use fleet_lambda::Deadline;
+use rand::Rng as _;
+
+/// What one attempt says about itself.
+pub enum Attempt<T, E> {
+    /// Done (success or a permanent failure the caller handles).
+    Done(T),
+    /// Worth another try.
+    Transient(E),
+}
+
+/// How hard to retry inside one invocation.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Upper bound of the first sleep.
+    pub base: Duration,
+    /// Upper bound of any sleep.
+    pub cap: Duration,
+    /// Time kept in reserve before the deadline to answer Lambda.
+    pub reserve: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            max_attempts: 5,
+            base: Duration::from_millis(50),
+            cap: Duration::from_secs(2),
+            reserve: Duration::from_millis(500),
+        }
+    }
+}
+
+impl Backoff {
+    /// The sleep before attempt `n + 1` (full jitter: uniform in `[0, min(cap, base·2ⁿ)]`).
+    pub fn delay(&self, n: u32) -> Duration {
+        let ceiling = self.base.saturating_mul(1u32 << n.min(16)).min(self.cap);
+        let ms = ceiling.as_millis() as u64;
+        Duration::from_millis(if ms == 0 {
+            0
+        } else {
+            rand::rng().random_range(0..=ms)
+        })
+    }
+
+    /// Runs `op` until it is done, attempts run out, or the next sleep would pass the deadline.
+    /// Returns the last transient error and the number of attempts made when it gives up.
+    pub async fn run<T, E, F, Fut>(&self, deadline: Deadline, mut op: F) -> Result<T, (E, u32)>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Attempt<T, E>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match op(attempt).await {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Transient(e) => {
+                    attempt += 1;
+                    let sleep = self.delay(attempt - 1);
+                    if attempt >= self.max_attempts || deadline.remaining() < sleep + self.reserve {
+                        return Err((e, attempt));
+                    }
+                    tokio::time::sleep(sleep).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_and_stay_under_the_cap() {
+        let b = Backoff {
+            max_attempts: 10,
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(100),
+            reserve: Duration::ZERO,
+        };
+        for n in 0..12 {
+            let d = b.delay(n);
+            assert!(d <= Duration::from_millis(100));
+            assert!(d <= Duration::from_millis(10) * (1 << n.min(16)));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_are_retried_until_success() {
+        let b = Backoff::default();
+        let r: Result<u32, (String, u32)> = b
+            .run(Deadline::after(Duration::from_secs(60)), |n| async move {
+                if n < 2 {
+                    Attempt::Transient(format!("throttled {n}"))
+                } else {
+                    Attempt::Done(n)
+                }
+            })
+            .await;
+        assert_eq!(r.ok(), Some(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_after_max_attempts() {
+        let b = Backoff {
+            max_attempts: 3,
+            ..Backoff::default()
+        };
+        let r: Result<(), (&str, u32)> = b
+            .run(Deadline::after(Duration::from_secs(60)), |_| async {
+                Attempt::Transient("503")
+            })
+            .await;
+        assert_eq!(r.err(), Some(("503", 3)));
+    }
+
+    #[tokio::test]
+    async fn gives_up_early_when_the_deadline_is_near() {
+        let b = Backoff {
+            max_attempts: 50,
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(1),
+            reserve: Duration::from_secs(5),
+        };
+        let r: Result<(), (&str, u32)> = b
+            .run(Deadline::after(Duration::from_secs(1)), |_| async {
+                Attempt::Transient("503")
+            })
+            .await;
+        assert_eq!(
+            r.err().map(|e| e.1),
+            Some(1),
+            "no time for a second attempt"
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! The robots index against osmem-server over real HTTP, one fresh alias per test; and the
+//! retry of 429 items against a scripted HTTP server (osmem never answers 429).
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use fleet_aws::retry::Backoff;
+use fleet_aws::{IndexDoc, ItemResult, RobotIndex};
+use fleet_lambda::Deadline;
+use fleet_testkit::{opensearch_url, unique_name};
+use rand::seq::SliceRandom as _;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../opensearch/robots-template.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn deadline() -> Deadline {
+    Deadline::after(Duration::from_secs(30))
+}
+
+async fn index() -> RobotIndex {
+    let alias = unique_name("robots");
+    let idx = RobotIndex::new(reqwest::Client::new(), &opensearch_url(), alias, None);
+    assert!(
+        idx.ensure_template(&template()).await.unwrap(),
+        "first cold start installs"
+    );
+    assert!(
+        !idx.ensure_template(&template()).await.unwrap(),
+        "second cold start finds it"
+    );
+    idx
+}
+
+async fn get(alias: &str, id: &str) -> Value {
+    let url = format!(
+        "{}/{alias}/_doc/{}",
+        opensearch_url(),
+        id.replace('#', "%23")
+    );
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn shuffled_versions_leave_every_robot_at_its_highest_version() {
+    let idx = index().await;
+    let mut docs = Vec::new();
+    for robot in 0..50 {
+        for version in 1..=10u64 {
+            docs.push(IndexDoc {
+                id: format!("rb-{robot:03}"),
+                version,
+                source: json!({"docType": "shadow", "robotId": format!("rb-{robot:03}"), "version": version,
+                               "reported": {"battery": 100 - version}}),
+            });
+        }
+    }
+    assert_eq!(docs.len(), 500);
+    docs.shuffle(&mut rand::rng());
+    let mut written = 0;
+    let mut stale = 0;
+    for chunk in docs.chunks(100) {
+        for r in idx.bulk(chunk, deadline()).await {
+            match r {
+                ItemResult::Indexed => written += 1,
+                ItemResult::Stale => stale += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(written + stale, 500);
+    assert!(stale > 0, "shuffling must produce stale updates");
+    for robot in 0..50 {
+        let doc = get(idx.alias(), &format!("rb-{robot:03}")).await;
+        assert_eq!(doc["_version"], 10, "{doc}");
+        assert_eq!(doc["_source"]["version"], 10);
+        assert_eq!(doc["_source"]["reported"]["battery"], 90);
+    }
+}
+
+#[tokio::test]
+async fn the_same_version_twice_is_stale_not_an_error() {
+    let idx = index().await;
+    let doc = IndexDoc {
+        id: "rb-1#schedule".into(),
+        version: 7,
+        source: json!({"robotId": "rb-1", "shadowName": "schedule"}),
+    };
+    assert_eq!(
+        idx.bulk(std::slice::from_ref(&doc), deadline()).await,
+        vec![ItemResult::Indexed]
+    );
+    assert_eq!(idx.bulk(&[doc], deadline()).await, vec![ItemResult::Stale]);
+    assert_eq!(
+        get(idx.alias(), "rb-1#schedule").await["_source"]["shadowName"],
+        "schedule"
+    );
+}
+
+/// A one-route HTTP server that answers every `_bulk` with the scripted item statuses
+/// (the first document gets `first`, every other one 201) and counts requests and documents.
+async fn scripted_bulk_server(first: u16) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let docs_seen = Arc::new(AtomicUsize::new(0));
+    let (r, d) = (requests.clone(), docs_seen.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let (r, d) = (r.clone(), d.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                // Read headers, then the body by content-length.
+                let (head_end, len) = loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..pos]).to_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                l.strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        break (pos + 4, len);
+                    }
+                };
+                while buf.len() < head_end + len {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
+                let n_docs = body.lines().filter(|l| !l.is_empty()).count() / 2;
+                r.fetch_add(1, Ordering::SeqCst);
+                d.fetch_add(n_docs, Ordering::SeqCst);
+                let items: Vec<Value> = (0..n_docs)
+                    .map(|i| {
+                        let is_first = body.lines().nth(i * 2).is_some_and(|l| l.contains("\"rb-first\""));
+                        let status = if is_first { first } else { 201 };
+                        if status == 201 { json!({"index": {"status": 201}}) }
+                        else { json!({"index": {"status": status, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}}) }
+                    })
+                    .collect();
+                let out = json!({"errors": true, "items": items}).to_string();
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{out}",
+                    out.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (url, requests, docs_seen)
+}
+
+#[tokio::test]
+async fn a_429_item_is_retried_alone_then_reported_as_a_failure() {
+    let (url, requests, docs_seen) = scripted_bulk_server(429).await;
+    let backoff = Backoff {
+        max_attempts: 3,
+        base: Duration::from_millis(5),
+        cap: Duration::from_millis(20),
+        reserve: Duration::ZERO,
+    };
+    let idx = RobotIndex::new(reqwest::Client::new(), &url, "robots", None).with_backoff(backoff);
+    let docs = vec![
+        IndexDoc {
+            id: "rb-first".into(),
+            version: 1,
+            source: json!({}),
+        },
+        IndexDoc {
+            id: "rb-2".into(),
+            version: 1,
+            source: json!({}),
+        },
+        IndexDoc {
+            id: "rb-3".into(),
+            version: 1,
+            source: json!({}),
+        },
+    ];
+    let results = idx.bulk(&docs, deadline()).await;
+    assert!(
+        matches!(&results[0], ItemResult::Retry(why) if why.contains("429")),
+        "{results:?}"
+    );
+    assert_eq!(results[1], ItemResult::Indexed);
+    assert_eq!(results[2], ItemResult::Indexed);
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        3,
+        "first request + 2 retries"
+    );
+    assert_eq!(
+        docs_seen.load(Ordering::SeqCst),
+        3 + 1 + 1,
+        "retries carry only the 429 item"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_makes_every_item_a_retry() {
+    let port = fleet_testkit::free_port();
+    let backoff = Backoff {
+        max_attempts: 2,
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(1),
+        reserve: Duration::ZERO,
+    };
+    let idx = RobotIndex::new(
+        reqwest::Client::new(),
+        &format!("http://127.0.0.1:{port}"),
+        "robots",
+        None,
+    )
+    .with_backoff(backoff);
+    let docs = vec![IndexDoc {
+        id: "rb-1".into(),
+        version: 1,
+        source: json!({}),
+    }];
+    let results = idx.bulk(&docs, deadline()).await;
+    assert!(matches!(&results[0], ItemResult::Retry(_)), "{results:?}");
+}

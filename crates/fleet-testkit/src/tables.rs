@@ -1,0 +1,87 @@
+//! Fresh resources for adapter tests, shaped as template.yaml declares them.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+
+/// Creates a missions table (`pk`/`sk`, GSI `byDay` on `gsi1pk`/`gsi1sk`) named `name`.
+pub async fn create_missions_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute definition")
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .expect("key schema")
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .attribute_definitions(attr("gsi1pk"))
+        .attribute_definitions(attr("gsi1sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("byDay")
+                .key_schema(key("gsi1pk", KeyType::Hash))
+                .key_schema(key("gsi1sk", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .expect("gsi"),
+        )
+        .send()
+        .await
+        .expect("create the missions table in moto");
+}
+
+/// Creates an SQS queue named `name` and returns its URL.
+pub async fn create_queue(client: &aws_sdk_sqs::Client, name: &str) -> String {
+    client
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("create a queue in moto")
+        .queue_url()
+        .expect("queue url")
+        .to_string()
+}
+
+/// Receives every message currently in the queue (up to `max`), without deleting them.
+pub async fn drain_queue(client: &aws_sdk_sqs::Client, url: &str, max: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..(max / 10 + 2) {
+        let got = client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .send()
+            .await
+            .expect("receive from moto");
+        let msgs = got.messages();
+        if msgs.is_empty() {
+            break;
+        }
+        out.extend(msgs.iter().filter_map(|m| m.body().map(str::to_string)));
+        if out.len() >= max {
+            break;
+        }
+    }
+    out
+}
