@@ -1,0 +1,217 @@
+//! The deployable template against the code: every function in template.yaml is arm64, sets
+//! exactly the environment variables its config struct reads, and every Kinesis mapping is
+//! safe (partial batch responses, an on-failure destination, bounded retries).
+//!
+//! Linting (cfn-lint, `sam validate --lint`, checkov) does not look inside SAM `Events`; these
+//! assertions and the validation in fleet-template do.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use fleet_template::{Destination, LoadOptions, Stack, StartingPosition, load};
+
+fn template_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")
+}
+
+fn stack_with(overrides: &[(&str, &str)]) -> Stack {
+    let mut opts = LoadOptions::default();
+    for (k, v) in overrides {
+        opts.parameter_overrides
+            .insert(k.to_string(), v.to_string());
+    }
+    match load(&template_path(), &opts) {
+        Ok(s) => s,
+        Err(e) => panic!("template.yaml does not load: {e}"),
+    }
+}
+
+fn stack() -> Stack {
+    stack_with(&[])
+}
+
+/// The variables each function's `Config` reads, by binary name.
+fn config_env_vars(binary: &str) -> Option<&'static [&'static str]> {
+    match binary {
+        "mission-ingest" => Some(&[
+            "MISSIONS_TABLE",
+            "REJECTS_QUEUE_URL",
+            "MISSION_TTL_DAYS",
+            "DAY_SHARDS",
+        ]),
+        "shadow-indexer" => Some(&["OPENSEARCH_ENDPOINT", "ROBOTS_ALIAS", "REJECTS_QUEUE_URL"]),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_function_is_arm64_on_al2023() {
+    let stack = stack();
+    assert!(!stack.functions().is_empty());
+    for f in stack.functions() {
+        assert_eq!(
+            f.architectures,
+            ["arm64"],
+            "{} must be arm64 only",
+            f.logical_id
+        );
+        assert_eq!(f.runtime, "provided.al2023", "{}", f.logical_id);
+    }
+}
+
+#[test]
+fn every_function_sets_exactly_the_variables_its_config_reads() {
+    let stack = stack();
+    for f in stack.functions() {
+        let Some(expected) = config_env_vars(&f.binary) else {
+            panic!(
+                "{} (binary {}) has no config struct listed in tests/tests/template.rs",
+                f.logical_id, f.binary
+            );
+        };
+        let expected: BTreeSet<&str> = expected.iter().copied().collect();
+        let actual: BTreeSet<&str> = f.environment.keys().map(String::as_str).collect();
+        assert_eq!(
+            actual, expected,
+            "{}: template env vs Config::ENV_VARS",
+            f.logical_id
+        );
+        for (name, value) in &f.environment {
+            let text = value.as_str().unwrap_or_default();
+            assert!(
+                !text.is_empty() || fleet_template::deferred(value).is_some(),
+                "{}: {name} evaluates to nothing ({value})",
+                f.logical_id
+            );
+        }
+    }
+}
+
+#[test]
+fn every_kinesis_mapping_reports_item_failures_and_keeps_failed_batches() {
+    let stack = stack();
+    let mappings = stack.event_source_mappings();
+    assert!(!mappings.is_empty());
+    for m in mappings {
+        let id = &m.logical_id;
+        assert!(
+            m.report_batch_item_failures,
+            "{id}: FunctionResponseTypes must hold ReportBatchItemFailures"
+        );
+        assert!(
+            m.bisect_on_error,
+            "{id}: BisectBatchOnFunctionError isolates poison records"
+        );
+        assert!(m.enabled, "{id}");
+        assert_ne!(
+            m.starting_position,
+            StartingPosition::AtTimestamp,
+            "{id}: a deploy must not skip or replay by clock"
+        );
+        match &m.on_failure {
+            Some(Destination::S3 {
+                bucket_logical_id, ..
+            }) => {
+                assert!(
+                    stack
+                        .buckets()
+                        .iter()
+                        .any(|b| &b.logical_id == bucket_logical_id),
+                    "{id}"
+                );
+            }
+            Some(Destination::Sqs {
+                queue_logical_id, ..
+            }) => {
+                assert!(
+                    stack
+                        .queues()
+                        .iter()
+                        .any(|q| &q.logical_id == queue_logical_id),
+                    "{id}"
+                );
+            }
+            None => panic!("{id}: no OnFailure destination: a discarded batch would vanish"),
+        }
+    }
+}
+
+#[test]
+fn retries_are_bounded_or_bounded_by_the_stream_retention() {
+    let stack = stack();
+    for m in stack.event_source_mappings() {
+        let id = &m.logical_id;
+        let stream = stack
+            .streams()
+            .into_iter()
+            .find(|s| s.logical_id == m.stream_logical_id)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{id}: stream {} is not in the template",
+                    m.stream_logical_id
+                )
+            });
+        let retention_s = stream.retention_hours * 3600;
+        let age = m
+            .max_record_age_s
+            .unwrap_or_else(|| panic!("{id}: MaximumRecordAgeInSeconds must be finite"));
+        assert!(
+            age <= retention_s,
+            "{id}: record age {age}s exceeds the stream retention {retention_s}s"
+        );
+        match m.max_retry_attempts {
+            Some(n) => assert!(n <= 10_000, "{id}"),
+            // Justified only for the path that must ride out an outage: it retries until the
+            // record is as old as the retention, then keeps it in the on-failure bucket.
+            None => assert_eq!(
+                age, retention_s,
+                "{id}: infinite retries need MaximumRecordAgeInSeconds = retention"
+            ),
+        }
+    }
+}
+
+#[test]
+fn shadow_stream_rides_out_a_week_long_opensearch_outage() {
+    let stack = stack();
+    let shadows = stack
+        .streams()
+        .into_iter()
+        .find(|s| s.logical_id == "ShadowsStream")
+        .unwrap();
+    assert_eq!(shadows.retention_hours, 168);
+    let m = stack
+        .event_source_mappings()
+        .into_iter()
+        .find(|m| m.stream_logical_id == "ShadowsStream")
+        .unwrap();
+    assert_eq!(m.max_retry_attempts, None);
+    assert_eq!(m.max_record_age_s, Some(168 * 3600));
+}
+
+#[test]
+fn the_checks_hold_for_every_environment_in_samconfig() {
+    // dev and prod override sizing and naming, never the mapping settings.
+    for overrides in [
+        vec![
+            ("RuleSuffix", "_dev"),
+            ("OpenSearchAvailabilityZones", "1"),
+            ("OpenSearchDedicatedMasterType", ""),
+        ],
+        vec![
+            ("StreamMode", "PROVISIONED"),
+            ("MissionsShardCount", "4"),
+            ("ShadowsShardCount", "8"),
+        ],
+    ] {
+        let stack = stack_with(&overrides);
+        assert_eq!(stack.event_source_mappings().len(), 2);
+        for m in stack.event_source_mappings() {
+            assert!(
+                m.report_batch_item_failures && m.on_failure.is_some(),
+                "{}",
+                m.logical_id
+            );
+        }
+    }
+}
