@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Maps the shadow indexer's IAM role to a least-privilege role in the OpenSearch security plugin.
+#
+# Why: CloudFormation can configure fine-grained access control, but it cannot create security
+# plugin roles or role mappings. The template therefore makes the indexer role the master user
+# when OpenSearchMasterUserArn is empty (dev: works right after deploy). In production, set
+# OpenSearchMasterUserArn to an administrator role, deploy, then run this script ONCE, with that
+# administrator's credentials, to give the indexer only what it needs:
+#   - cluster: bulk writes, cluster health, read/put of the index template;
+#   - indices robots and robots-*: write, create index, manage aliases and mappings.
+#
+# Usage: tools/opensearch-map-indexer.sh <stack-name> <region> [--dry-run]
+# Needs: aws CLI (to read the stack outputs), curl >= 7.75 (--aws-sigv4), and the master
+# user's credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN).
+set -euo pipefail
+
+stack=${1:?usage: opensearch-map-indexer.sh <stack-name> <region> [--dry-run]}
+region=${2:?usage: opensearch-map-indexer.sh <stack-name> <region> [--dry-run]}
+dry_run=${3:-}
+role_name=robofleet_indexer
+
+output() {
+  aws cloudformation describe-stacks --region "$region" --stack-name "$stack" \
+    --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text
+}
+
+if [ "$dry_run" = "--dry-run" ]; then
+  endpoint="https://search-example.$region.es.amazonaws.com"
+  indexer_role="arn:aws:iam::123456789012:role/$stack-ShadowIndexerRole-EXAMPLE"
+else
+  endpoint=$(output OpenSearchEndpoint)
+  indexer_role=$(output ShadowIndexerRoleArn)
+fi
+
+role_body=$(cat <<JSON
+{
+  "description": "Robofleet shadow indexer: bulk writes to the robots alias and its indices",
+  "cluster_permissions": [
+    "cluster_monitor",
+    "indices:data/write/bulk",
+    "indices:admin/index_template/get",
+    "indices:admin/index_template/put"
+  ],
+  "index_permissions": [
+    {
+      "index_patterns": ["robots", "robots-*"],
+      "allowed_actions": ["crud", "create_index", "manage_aliases", "indices:admin/mapping/put", "indices_monitor"]
+    }
+  ]
+}
+JSON
+)
+mapping_body=$(cat <<JSON
+{ "backend_roles": ["$indexer_role"] }
+JSON
+)
+
+call() { # method path body
+  if [ "$dry_run" = "--dry-run" ]; then
+    printf '%s %s%s\n%s\n\n' "$1" "$endpoint" "$2" "$3"
+    return
+  fi
+  local token=()
+  [ -n "${AWS_SESSION_TOKEN:-}" ] && token=(-H "x-amz-security-token: $AWS_SESSION_TOKEN")
+  curl --fail-with-body -sS -X "$1" "$endpoint$2" \
+    --aws-sigv4 "aws:amz:$region:es" --user "${AWS_ACCESS_KEY_ID:?}:${AWS_SECRET_ACCESS_KEY:?}" \
+    "${token[@]}" -H 'content-type: application/json' --data "$3"
+  echo
+}
+
+call PUT "/_plugins/_security/api/roles/$role_name" "$role_body"
+call PUT "/_plugins/_security/api/rolesmapping/$role_name" "$mapping_body"
+echo "opensearch-map-indexer: $indexer_role is mapped to $role_name on $endpoint"
