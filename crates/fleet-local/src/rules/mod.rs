@@ -1,0 +1,161 @@
+//! The local rules engine: runs the template's IoT topic rules against an MQTT broker.
+//!
+//! Layout:
+//! - [`sql`]: the IoT SQL subset (tokenizer, parser, evaluator); what is refused and why.
+//! - [`template`]: substitution templates such as `${topic(2)}` for partition keys.
+//! - [`engine`]: [`RulesEngine`], validation at start-up and the pure [`RulesEngine::route`].
+//! - [`runner`]: [`run`], the MQTT subscriber and the batching Kinesis / SQS senders, with
+//!   [`RulesStats`] counters.
+//!
+//! IoT Core behaviour kept locally:
+//! - Basic Ingest: a message on `$aws/rules/<rule>/...` goes to that rule alone, its FROM is
+//!   ignored, its WHERE applies, and `topic(n)` counts from after the `$aws/rules/<rule>/` prefix.
+//!   Other rules never see such messages; one for an unknown rule is dropped and counted.
+//! - A payload that is not JSON is binary: `SELECT *` forwards its bytes unchanged.
+//! - A failed action (after retries) sends IoT Core's error message to the rule's error action.
+//!
+//! `clientid()`: a plain MQTT subscriber cannot see who published a message. The engine uses
+//! the client id IoT would know in this project's topic layout, where the client id is the thing
+//! name: `$aws/things/<thing>/...`, `$aws/events/presence/<event>/<clientId>`, and a
+//! `robots/<thing>/...` or `things/<thing>/...` topic (after the Basic Ingest prefix); otherwise
+//! `n/a`, which is what IoT Core itself reports for publishes without an MQTT client.
+
+pub mod engine;
+pub mod runner;
+pub mod sql;
+pub mod template;
+
+pub use engine::{ActionDef, Delivery, Routed, RuleDef, RulesEngine, Sinks};
+pub use runner::{RulesStats, RunnerConfig, run};
+
+/// Why the rules could not be loaded. Every variant names the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// The rule uses IoT SQL (or a template feature) that the local engine does not implement.
+    #[error(
+        "topic rule `{rule}` uses {feature}, which the local rules engine does not support; rewrite the rule with the supported subset (see docs/sections/local-rules-shadow.md) or run it in the cloud"
+    )]
+    Unsupported {
+        /// Rule name.
+        rule: String,
+        /// The feature.
+        feature: String,
+    },
+    /// The SQL does not parse.
+    #[error("topic rule `{rule}` has invalid sql: {detail}; fix the rule's Sql in template.yaml")]
+    Syntax {
+        /// Rule name.
+        rule: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An action names a stream or queue that the stack did not create.
+    #[error(
+        "topic rule `{rule}` sends to {kind} `{name}`, which the local stack does not know; declare it in template.yaml"
+    )]
+    UnknownSink {
+        /// Rule name.
+        rule: String,
+        /// `kinesis stream` or `sqs queue`.
+        kind: &'static str,
+        /// The stream or queue name.
+        name: String,
+    },
+    /// The broker URL given to the runner is not usable.
+    #[error("the rules engine cannot use the broker: {0}")]
+    Mqtt(String),
+    /// Two rules share a name (Basic Ingest could not tell them apart).
+    #[error("two topic rules are named `{rule}`; rule names must be unique")]
+    Duplicate {
+        /// Rule name.
+        rule: String,
+    },
+}
+
+/// MQTT topic-filter matching, including MQTT's rule that a filter starting with a wildcard does
+/// not match a topic starting with `$`.
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut t = topic.split('/');
+    for f in filter.split('/') {
+        if f == "#" {
+            return true;
+        }
+        match t.next() {
+            Some(level) if f == "+" || f == level => {}
+            _ => return false,
+        }
+    }
+    t.next().is_none()
+}
+
+/// The client id IoT Core would report for a message on `topic` in this project's topic layout
+/// (see the module docs), or `n/a`.
+pub fn client_id_from_topic(topic: &str) -> &str {
+    let levels: Vec<&str> = topic.split('/').collect();
+    match levels.as_slice() {
+        ["$aws", "things", thing, ..] => thing,
+        ["$aws", "events", "presence", _, client, ..] => client,
+        ["$aws", "rules", _, "robots" | "things", thing, ..] => thing,
+        ["$aws", "rules", ..] => "n/a",
+        ["robots" | "things", thing, ..] => thing,
+        _ => "n/a",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plus_and_hash_wildcards() {
+        assert!(topic_matches("robots/+/missions", "robots/rb-1/missions"));
+        assert!(!topic_matches(
+            "robots/+/missions",
+            "robots/rb-1/x/missions"
+        ));
+        assert!(topic_matches("robots/#", "robots/rb-1/x/missions"));
+        assert!(topic_matches("robots/#", "robots"));
+        assert!(!topic_matches("robots/+", "robots"));
+        assert!(topic_matches("a/b", "a/b"));
+        assert!(!topic_matches("a/b", "a/b/c"));
+        assert!(!topic_matches("a/b/c", "a/b"));
+    }
+
+    #[test]
+    fn wildcard_first_filters_never_match_dollar_topics() {
+        assert!(!topic_matches("#", "$aws/things/x/shadow/update"));
+        assert!(!topic_matches(
+            "+/things/x/shadow/update",
+            "$aws/things/x/shadow/update"
+        ));
+        assert!(topic_matches(
+            "$aws/things/+/shadow/update",
+            "$aws/things/x/shadow/update"
+        ));
+        assert!(topic_matches(
+            "$aws/events/presence/+/+",
+            "$aws/events/presence/connected/rb-1"
+        ));
+    }
+
+    #[test]
+    fn client_ids_follow_the_thing_in_the_topic() {
+        assert_eq!(
+            client_id_from_topic("$aws/things/rb-1/shadow/update/documents"),
+            "rb-1"
+        );
+        assert_eq!(
+            client_id_from_topic("$aws/events/presence/connected/rb-2"),
+            "rb-2"
+        );
+        assert_eq!(
+            client_id_from_topic("$aws/rules/mission_reports/robots/rb-3/missions"),
+            "rb-3"
+        );
+        assert_eq!(client_id_from_topic("robots/rb-4/telemetry"), "rb-4");
+        assert_eq!(client_id_from_topic("other/topic"), "n/a");
+    }
+}
