@@ -1,0 +1,268 @@
+//! shadow-indexer: Kinesis batches of shadow update documents and presence events into the
+//! OpenSearch robots index.
+//!
+//! Each record is decoded on its own (`fleet-lambda`) into a [`ShadowRecord`] (`fleet-core`),
+//! checked against its partition key, and turned into one document with an external version
+//! derived from the shadow's timestamp and version (so a shadow re-created at version 0 still
+//! moves forward). The whole batch becomes one `_bulk` request (`fleet-aws`); within a batch only
+//! the newest version of each document is sent. A 409 is a stale update (success), 429/5xx are
+//! retried and then reported, other 4xx are dead-lettered.
+//!
+//! The index template from `opensearch/` is embedded in the binary and installed on the first
+//! invocation when missing (not during init, to keep cold starts short and to survive an
+//! OpenSearch outage at start-up: the batch is then retried, and the stream holds the records).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use fleet_aws::sigv4::Signer;
+use fleet_aws::{IndexDoc, ItemResult, RobotIndex, SqsRejectSink};
+use fleet_core::{RejectKind, ShadowRecord};
+use fleet_lambda::batch::Finished;
+use fleet_lambda::config::Env;
+use fleet_lambda::{Batch, ConfigError, Deadline, EventError, Outcome, Reject};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+/// The function's name in logs, metrics and reject envelopes.
+pub const FUNCTION: &str = "shadow-indexer";
+
+/// The index template, the same file the local stack installs.
+pub const INDEX_TEMPLATE: &str = include_str!("../../../opensearch/robots-template.json");
+
+/// Budget of an invocation that comes without a Lambda deadline: the template's timeout.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(120);
+
+/// Everything the function reads from its environment (template.yaml sets exactly these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `OPENSEARCH_ENDPOINT`: `https://<domain endpoint>` or a local URL.
+    pub opensearch_endpoint: String,
+    /// `ROBOTS_ALIAS`: the alias written through (`robots`).
+    pub robots_alias: String,
+    /// `REJECTS_QUEUE_URL`: the SQS rejects queue.
+    pub rejects_queue_url: String,
+}
+
+impl Config {
+    /// The environment variables [`Config`] reads; a test checks template.yaml sets exactly these.
+    pub const ENV_VARS: &'static [&'static str] =
+        &["OPENSEARCH_ENDPOINT", "ROBOTS_ALIAS", "REJECTS_QUEUE_URL"];
+
+    /// Reads the configuration through `lookup` (the process environment, or a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env::from_lookup(lookup);
+        let endpoint = env.required("OPENSEARCH_ENDPOINT")?;
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                name: "OPENSEARCH_ENDPOINT",
+                value: endpoint,
+                problem: "must start with https:// (or http:// for a local cluster)".into(),
+            });
+        }
+        Ok(Config {
+            opensearch_endpoint: endpoint,
+            robots_alias: env.required("ROBOTS_ALIAS")?,
+            rejects_queue_url: env.required("REJECTS_QUEUE_URL")?,
+        })
+    }
+
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+/// The function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The HTTP client could not be built.
+    #[error("could not build the http client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The embedded index template is not JSON (a build defect).
+    #[error("the embedded index template is not valid json: {0}")]
+    Template(#[from] serde_json::Error),
+    /// An AWS endpoint needs a region to sign requests.
+    #[error("OPENSEARCH_ENDPOINT is an AWS domain but no region is configured (AWS_REGION)")]
+    NoRegion,
+}
+
+/// The handler, built once per cold start and reused by every invocation.
+#[derive(Debug)]
+pub struct Handler {
+    index: RobotIndex,
+    rejects: SqsRejectSink,
+    template: Value,
+    template_ready: OnceCell<()>,
+}
+
+/// Builds the handler's clients. Requests are SigV4-signed when the endpoint is an AWS domain.
+pub async fn build(config: Config, sdk: &aws_config::SdkConfig) -> Result<Handler, BuildError> {
+    let http = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(50))
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let signer = if Signer::required_for(&config.opensearch_endpoint) {
+        let region = sdk.region().ok_or(BuildError::NoRegion)?.to_string();
+        let credentials = sdk.credentials_provider().ok_or(BuildError::NoRegion)?;
+        Some(Signer::new(credentials, region))
+    } else {
+        None
+    };
+    Ok(Handler {
+        index: RobotIndex::new(
+            http,
+            &config.opensearch_endpoint,
+            config.robots_alias,
+            signer,
+        ),
+        rejects: SqsRejectSink::new(aws_sdk_sqs::Client::new(sdk), config.rejects_queue_url),
+        template: serde_json::from_str(INDEX_TEMPLATE)?,
+        template_ready: OnceCell::new(),
+    })
+}
+
+/// Decodes one record: shadow documents or presence, for the robot of the partition key.
+pub fn decode(record: &fleet_lambda::KinesisRecord, bytes: &[u8]) -> Result<ShadowRecord, Reject> {
+    Ok(ShadowRecord::from_record(bytes, &record.partition_key)?)
+}
+
+/// The bulk request of a batch: one document per id, the newest version of it. Returns the docs
+/// and, per item, the index of its doc (or `None` when a newer version in the batch supersedes
+/// it).
+pub fn plan(
+    items: &[fleet_lambda::batch::Item<ShadowRecord>],
+) -> (Vec<IndexDoc>, Vec<Option<usize>>) {
+    let mut newest: HashMap<String, usize> = HashMap::with_capacity(items.len());
+    let mut keys = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let id = item.value.doc_id();
+        let version = item.value.external_version();
+        match newest.get(&id) {
+            Some(&j) if items[j].value.external_version() >= version => {}
+            _ => {
+                newest.insert(id.clone(), i);
+            }
+        }
+        keys.push(id);
+    }
+    let mut docs = Vec::with_capacity(newest.len());
+    let mut doc_of_item = vec![None; items.len()];
+    for (i, item) in items.iter().enumerate() {
+        if newest.get(&keys[i]) == Some(&i) {
+            doc_of_item[i] = Some(docs.len());
+            docs.push(IndexDoc {
+                id: keys[i].clone(),
+                version: item.value.external_version(),
+                source: item.value.index_source(),
+            });
+        }
+    }
+    (docs, doc_of_item)
+}
+
+impl Handler {
+    /// Handles one Kinesis event; returns the partial batch response.
+    pub async fn handle(&self, event: Value) -> Result<Value, lambda_runtime::Error> {
+        Ok(self
+            .handle_batch(event, Deadline::after(DEFAULT_BUDGET))
+            .await?
+            .response_json())
+    }
+
+    /// Handles one Kinesis event within `deadline`; returns the response and the counts.
+    pub async fn handle_batch(
+        &self,
+        event: Value,
+        deadline: Deadline,
+    ) -> Result<Finished, EventError> {
+        let mut batch = Batch::new(FUNCTION, event)?;
+        let items = batch.decode(decode);
+        if items.is_empty() {
+            return Ok(batch.finish(&self.rejects).await);
+        }
+        let ready = self
+            .template_ready
+            .get_or_try_init(|| async {
+                let created = self.index.ensure_template(&self.template).await?;
+                if created {
+                    tracing::info!(
+                        alias = self.index.alias(),
+                        "installed the robots index template"
+                    );
+                }
+                Ok::<(), fleet_aws::IndexError>(())
+            })
+            .await;
+        if let Err(e) = ready {
+            tracing::error!(error = %e, "robots index template could not be checked; the batch will be retried");
+            for item in &items {
+                batch.set(item.position, Outcome::Retry(e.to_string()));
+            }
+            return Ok(batch.finish(&self.rejects).await);
+        }
+        let (docs, doc_of_item) = plan(&items);
+        let results = self.index.bulk(&docs, deadline).await;
+        for (item, doc) in items.iter().zip(doc_of_item) {
+            let outcome = match doc.and_then(|d| results.get(d)) {
+                None => Outcome::Duplicate, // superseded by a newer version in the same batch
+                Some(ItemResult::Indexed) => Outcome::Succeeded,
+                Some(ItemResult::Stale) => Outcome::Duplicate,
+                Some(ItemResult::Retry(why)) => Outcome::Retry(why.clone()),
+                Some(ItemResult::Permanent(why)) => Outcome::Rejected(Reject::new(
+                    RejectKind::PermanentDownstream,
+                    format!("opensearch refused the document: {why}"),
+                )),
+            };
+            batch.set(item.position, outcome);
+        }
+        Ok(batch.finish(&self.rejects).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_template_is_json_for_the_robots_alias() {
+        let t: Value = serde_json::from_str(INDEX_TEMPLATE).unwrap();
+        assert_eq!(t["index_patterns"][0], "robots-*");
+        assert!(t["template"]["aliases"]["robots"].is_object());
+    }
+
+    #[test]
+    fn config_names_the_bad_endpoint() {
+        let err = Config::from_lookup(|k| match k {
+            "OPENSEARCH_ENDPOINT" => Some("search-x.es.amazonaws.com".into()),
+            "ROBOTS_ALIAS" => Some("robots".into()),
+            "REJECTS_QUEUE_URL" => Some("q".into()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("OPENSEARCH_ENDPOINT"), "{err}");
+    }
+
+    #[test]
+    fn config_reads_exactly_its_declared_variables() {
+        let read = std::cell::RefCell::new(Vec::new());
+        Config::from_lookup(|k| {
+            read.borrow_mut().push(k.to_string());
+            Some(if k == "OPENSEARCH_ENDPOINT" {
+                "http://127.0.0.1:1".into()
+            } else {
+                "x".into()
+            })
+        })
+        .unwrap();
+        let mut read = read.into_inner();
+        read.sort();
+        let mut declared: Vec<String> = Config::ENV_VARS.iter().map(|s| s.to_string()).collect();
+        declared.sort();
+        assert_eq!(read, declared);
+    }
+}
