@@ -240,6 +240,9 @@ fn check_fixture_semantics(cases: &[Case], accepted_outcomes: &[&str], repeat: &
     }
 }
 
+/// (pk, sk) → (rev, status): the missions table as far as these tests care.
+type MissionTable = BTreeMap<(String, String), (u32, String)>;
+
 #[test]
 fn mission_ingest_fixtures() {
     let (expected, cases) = cases("mission-ingest");
@@ -247,7 +250,7 @@ fn mission_ingest_fixtures() {
     let schema = validator("mission-report");
     // Replays each fixture against an empty store with the table's rule:
     // write iff the item is new or its stored rev is lower.
-    let mut stores: BTreeMap<String, BTreeMap<(String, String), (u32, String)>> = BTreeMap::new();
+    let mut stores: BTreeMap<String, MissionTable> = BTreeMap::new();
     for case in &cases {
         check_schema(case, |v| schema.is_valid(v));
         let store = stores.entry(case.fixture.clone()).or_default();
