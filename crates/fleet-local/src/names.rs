@@ -1,0 +1,264 @@
+//! Pure rules that turn the evaluated template into local names and environments.
+//!
+//! Nothing here does I/O, so the rules are unit-tested on their own:
+//! - physical names of resources that the template leaves unnamed (CloudFormation would add a
+//!   random suffix; locally the stack name prefix keeps them unique per stack and stable);
+//! - placeholder values the template resolver hands out for attributes that only exist once a
+//!   resource exists (queue URLs, the OpenSearch domain endpoint), and their substitution with
+//!   the local endpoints in each function's environment;
+//! - the local shard count of a stream.
+
+use std::collections::BTreeMap;
+
+/// Host the resolver returns for an OpenSearch domain's `DomainEndpoint`; replaced by the osmem
+/// URL in function environments.
+pub const OPENSEARCH_PLACEHOLDER_HOST: &str = "opensearch.robofleet-local.invalid";
+
+/// Shards a stream in `ON_DEMAND` mode gets locally (on-demand starts at 4 shards in AWS too).
+pub const ON_DEMAND_LOCAL_SHARDS: u32 = 4;
+
+/// Account id the local stack reports (moto's default account).
+pub const LOCAL_ACCOUNT_ID: &str = "123456789012";
+
+/// Kind of resource, for naming rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    /// DynamoDB table (3-255 chars, `[a-zA-Z0-9_.-]`).
+    Table,
+    /// Kinesis stream (1-128 chars, `[a-zA-Z0-9_.-]`).
+    Stream,
+    /// SQS queue (1-80 chars, `[a-zA-Z0-9_-]`, `.fifo` suffix for FIFO).
+    Queue,
+    /// S3 bucket (3-63 chars, lowercase, digits, `-`, `.`).
+    Bucket,
+    /// Lambda function (1-64 chars, `[a-zA-Z0-9_-]`).
+    Function,
+    /// EventBridge rule or schedule (1-64 chars).
+    Schedule,
+}
+
+impl ResourceKind {
+    fn max_len(self) -> usize {
+        match self {
+            Self::Table => 255,
+            Self::Stream => 128,
+            Self::Queue => 80,
+            Self::Bucket => 63,
+            Self::Function | Self::Schedule => 64,
+        }
+    }
+}
+
+/// The local physical name of a resource the template does not name: `<stack>-<LogicalId>`,
+/// lowercased for buckets, with characters the service refuses replaced by `-`, cut to the
+/// service's length limit.
+pub fn default_physical_name(stack: &str, logical_id: &str, kind: ResourceKind) -> String {
+    let raw = format!("{stack}-{logical_id}");
+    let mut name: String = raw
+        .chars()
+        .map(|c| {
+            let ok = match kind {
+                ResourceKind::Bucket => c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
+                ResourceKind::Queue | ResourceKind::Function => {
+                    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+                }
+                ResourceKind::Table | ResourceKind::Stream | ResourceKind::Schedule => {
+                    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+                }
+            };
+            if kind == ResourceKind::Bucket && c.is_ascii_uppercase() {
+                c.to_ascii_lowercase()
+            } else if ok {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.truncate(kind.max_len());
+    if kind == ResourceKind::Bucket {
+        while name.ends_with('-') {
+            name.pop();
+        }
+    }
+    name
+}
+
+/// The endpoints a function sees locally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalEndpoints {
+    /// moto.
+    pub aws: String,
+    /// osmem.
+    pub opensearch: String,
+    /// The shadow service's IoT Data Plane face.
+    pub iot_data: String,
+    /// Region.
+    pub region: String,
+}
+
+/// A function's environment for the local stack: the template's evaluated `Environment` with the
+/// OpenSearch placeholder replaced by the osmem URL, plus the endpoint and credential variables
+/// the AWS SDK reads. Template values win over nothing but the SDK variables, which always point
+/// at the stand-ins (a template never sets them).
+pub fn function_environment(
+    template_env: &BTreeMap<String, String>,
+    endpoints: &LocalEndpoints,
+) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = template_env
+        .iter()
+        .map(|(k, v)| (k.clone(), substitute_placeholders(v, endpoints)))
+        .collect();
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", endpoints.aws.as_str()),
+        (
+            "AWS_ENDPOINT_URL_IOT_DATA_PLANE",
+            endpoints.iot_data.as_str(),
+        ),
+        ("AWS_REGION", endpoints.region.as_str()),
+        ("AWS_DEFAULT_REGION", endpoints.region.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ] {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+/// Replaces the OpenSearch placeholder (with or without a scheme) by the osmem URL.
+pub fn substitute_placeholders(value: &str, endpoints: &LocalEndpoints) -> String {
+    let os = endpoints.opensearch.trim_end_matches('/');
+    value
+        .replace(&format!("https://{OPENSEARCH_PLACEHOLDER_HOST}"), os)
+        .replace(&format!("http://{OPENSEARCH_PLACEHOLDER_HOST}"), os)
+        .replace(OPENSEARCH_PLACEHOLDER_HOST, os)
+}
+
+/// Shards to create locally for a stream: its `ShardCount` in `PROVISIONED` mode (default 1, as
+/// CloudFormation), [`ON_DEMAND_LOCAL_SHARDS`] in `ON_DEMAND` mode. The text says which.
+pub fn local_shard_count(mode: Option<&str>, shard_count: Option<u32>) -> (u32, String) {
+    match mode.map(str::to_ascii_uppercase).as_deref() {
+        Some("ON_DEMAND") => (
+            ON_DEMAND_LOCAL_SHARDS,
+            format!(
+                "ON_DEMAND: {ON_DEMAND_LOCAL_SHARDS} shards locally (AWS starts on-demand streams at 4 and scales them)"
+            ),
+        ),
+        _ => {
+            let n = shard_count.unwrap_or(1).max(1);
+            (n, format!("PROVISIONED: {n} shard(s) as declared"))
+        }
+    }
+}
+
+/// The stream name inside a Kinesis stream ARN (`arn:aws:kinesis:r:a:stream/NAME`).
+pub fn stream_name_from_arn(arn: &str) -> Option<&str> {
+    arn.rsplit_once(":stream/")
+        .map(|(_, n)| n)
+        .filter(|n| !n.is_empty())
+}
+
+/// Renders an env file for `cargo lambda watch --env-file` (`KEY=value` lines, values quoted).
+pub fn env_file(env: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    for (k, v) in env {
+        let escaped = v.replace('\\', "\\\\").replace('"', "\\\"");
+        out.push_str(&format!("{k}=\"{escaped}\"\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoints() -> LocalEndpoints {
+        LocalEndpoints {
+            aws: "http://127.0.0.1:4000".into(),
+            opensearch: "http://127.0.0.1:4001/".into(),
+            iot_data: "http://127.0.0.1:4002".into(),
+            region: "us-east-1".into(),
+        }
+    }
+
+    #[test]
+    fn unnamed_resources_get_the_stack_prefix() {
+        assert_eq!(
+            default_physical_name("robofleet-local", "MissionsTable", ResourceKind::Table),
+            "robofleet-local-MissionsTable"
+        );
+    }
+
+    #[test]
+    fn bucket_names_are_lowercase_and_short() {
+        let n = default_physical_name("Robofleet_Local", "JobFilesBucket", ResourceKind::Bucket);
+        assert_eq!(n, "robofleet-local-jobfilesbucket");
+        let long = default_physical_name(&"s".repeat(70), "B", ResourceKind::Bucket);
+        assert_eq!(long.len(), 63);
+    }
+
+    #[test]
+    fn queue_names_drop_characters_sqs_refuses() {
+        assert_eq!(
+            default_physical_name("a.b", "Rejects", ResourceKind::Queue),
+            "a-b-Rejects"
+        );
+    }
+
+    #[test]
+    fn opensearch_placeholder_becomes_the_osmem_url_with_its_own_scheme() {
+        let mut env = BTreeMap::new();
+        env.insert(
+            "OPENSEARCH_ENDPOINT".to_string(),
+            format!("https://{OPENSEARCH_PLACEHOLDER_HOST}"),
+        );
+        env.insert("ROBOTS_ALIAS".to_string(), "robots".to_string());
+        let out = function_environment(&env, &endpoints());
+        assert_eq!(out["OPENSEARCH_ENDPOINT"], "http://127.0.0.1:4001");
+        assert_eq!(out["ROBOTS_ALIAS"], "robots");
+        assert_eq!(out["AWS_ENDPOINT_URL"], "http://127.0.0.1:4000");
+        assert_eq!(
+            out["AWS_ENDPOINT_URL_IOT_DATA_PLANE"],
+            "http://127.0.0.1:4002"
+        );
+        assert_eq!(out["AWS_REGION"], "us-east-1");
+    }
+
+    #[test]
+    fn bare_placeholder_host_is_replaced_too() {
+        assert_eq!(
+            substitute_placeholders(OPENSEARCH_PLACEHOLDER_HOST, &endpoints()),
+            "http://127.0.0.1:4001"
+        );
+        assert_eq!(
+            substitute_placeholders("unrelated", &endpoints()),
+            "unrelated"
+        );
+    }
+
+    #[test]
+    fn on_demand_streams_get_four_local_shards_and_say_so() {
+        let (n, note) = local_shard_count(Some("ON_DEMAND"), None);
+        assert_eq!(n, 4);
+        assert!(note.contains("ON_DEMAND"));
+        assert_eq!(local_shard_count(Some("PROVISIONED"), Some(3)).0, 3);
+        assert_eq!(local_shard_count(None, Some(2)).0, 2);
+        assert_eq!(local_shard_count(None, None).0, 1);
+    }
+
+    #[test]
+    fn stream_name_comes_from_the_arn() {
+        assert_eq!(
+            stream_name_from_arn("arn:aws:kinesis:us-east-1:123456789012:stream/s-missions"),
+            Some("s-missions")
+        );
+        assert_eq!(stream_name_from_arn("not-an-arn"), None);
+    }
+
+    #[test]
+    fn env_file_quotes_values() {
+        let mut env = BTreeMap::new();
+        env.insert("A".to_string(), "x \"y\"".to_string());
+        assert_eq!(env_file(&env), "A=\"x \\\"y\\\"\"\n");
+    }
+}
