@@ -1,0 +1,662 @@
+//! `--verify`: after the run, read the stores through the same endpoints the pipeline writes to,
+//! and account for every message the robots handed to the broker.
+//!
+//! - Missions (DynamoDB): one Query per robot (`pk = ROBOT#<thing>`), 16 in flight at most, since
+//!   moto serves about 200 requests/s. An item whose ULID is older than the run belongs to an
+//!   earlier run and is ignored; an item of this run that the ledger does not expect (a second
+//!   item for one mission, a malformed report that got stored) is `extra`.
+//! - Robots index (OpenSearch): `_mget` of the robots' documents through the alias; a robot is
+//!   stale when the indexed `version` is below the last version its shadow reached.
+//! - Rejects (SQS): messages are received with a visibility timeout covering the verification,
+//!   counted when their envelope's partition key is one of this run's robots, deduplicated on
+//!   stream and sequence number, and then made visible again (or deleted with
+//!   `--drain-rejects`).
+//! - Latency: probes sent by the robots while the run goes on are polled until visible.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+
+use crate::args::Targets;
+use crate::error::SimError;
+use crate::ledger::RobotLedger;
+use crate::robot::Sample;
+
+/// Requests in flight against DynamoDB or OpenSearch.
+pub const VERIFY_CONCURRENCY: usize = 16;
+
+/// An SDK configuration for the targets: the given endpoint (moto) with test credentials unless
+/// the environment has some, or the normal AWS chain.
+pub async fn sdk_config(targets: &Targets) -> aws_config::SdkConfig {
+    let region = std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|_| "us-east-1".to_string());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region));
+    if let Some(endpoint) = &targets.aws_endpoint {
+        loader = loader.endpoint_url(endpoint);
+        if std::env::var("AWS_ACCESS_KEY_ID").is_err() {
+            loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+                "robofleet-sim",
+                "robofleet-sim",
+                None,
+                None,
+                "robofleet-sim",
+            ));
+        }
+    }
+    loader.load().await
+}
+
+/// Reads the stores.
+#[derive(Clone)]
+pub struct Verifier {
+    ddb: Option<(aws_sdk_dynamodb::Client, String)>,
+    os: Option<(reqwest::Client, String, String)>,
+    sqs: Option<(aws_sdk_sqs::Client, String)>,
+}
+
+/// Mission accounting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MissionCounts {
+    /// Missions with at least one report flushed to the broker.
+    pub expected: u64,
+    /// Of those, stored (one item, right key).
+    pub stored: u64,
+    /// Expected but not stored.
+    pub lost: u64,
+    /// Stored, but below the last revision sent.
+    pub lost_revs: u64,
+    /// Items of this run that should not exist.
+    pub extra: u64,
+    /// Missions whose only publishes were cut by a broken connection, found stored anyway.
+    pub uncertain_stored: u64,
+}
+
+/// Robots-index accounting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RobotCounts {
+    /// Robots with a known final shadow version.
+    pub expected: u64,
+    /// Robots with a document in the index.
+    pub indexed: u64,
+    /// Robots whose indexed version is behind their last reported version (or missing).
+    pub stale: u64,
+}
+
+/// Rejects accounting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RejectCounts {
+    /// Malformed reports injected and flushed.
+    pub expected: u64,
+    /// Distinct rejects of this run's robots found in the queue.
+    pub found: u64,
+    /// Found, by reason kind.
+    pub by_kind: BTreeMap<String, u64>,
+    /// Copies dropped as retried duplicates (same stream and sequence number).
+    pub deduplicated: u64,
+}
+
+fn sk_parts(sk: &str) -> Option<(&str, &str)> {
+    sk.strip_prefix("MISSION#")?.rsplit_once('#')
+}
+
+/// Compares one robot's stored items (`(sk, rev)`) with its ledger. Items of earlier runs (ULID
+/// time before `run_started_ms`) are ignored.
+pub fn account_missions(
+    ledger: &RobotLedger,
+    items: &[(String, u32)],
+    run_started_ms: u64,
+) -> MissionCounts {
+    let mut c = MissionCounts::default();
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (sk, rev) in items {
+        let Some((started_at, mission_id)) = sk_parts(sk) else {
+            continue;
+        };
+        match ledger.missions.get(mission_id) {
+            Some(m) if m.started_at == started_at && seen.insert(mission_id) => {
+                if m.max_rev == 0 {
+                    c.uncertain_stored += 1;
+                } else if *rev < m.max_rev && m.uncertain_rev <= m.max_rev {
+                    c.lost_revs += 1;
+                }
+            }
+            Some(_) => c.extra += 1,
+            None => {
+                let ours = ulid::Ulid::from_string(mission_id)
+                    .map(|u| u.timestamp_ms() + 1000 >= run_started_ms)
+                    .unwrap_or(false);
+                if ours {
+                    c.extra += 1;
+                }
+            }
+        }
+    }
+    for (id, m) in &ledger.missions {
+        if m.max_rev == 0 {
+            continue;
+        }
+        c.expected += 1;
+        if seen.contains(id.as_str()) {
+            c.stored += 1;
+        } else {
+            c.lost += 1;
+        }
+    }
+    c
+}
+
+impl MissionCounts {
+    /// Adds another robot's counts.
+    pub fn add(&mut self, o: &MissionCounts) {
+        self.expected += o.expected;
+        self.stored += o.stored;
+        self.lost += o.lost;
+        self.lost_revs += o.lost_revs;
+        self.extra += o.extra;
+        self.uncertain_stored += o.uncertain_stored;
+    }
+
+    /// Every expected mission is stored at its last revision.
+    pub fn complete(&self) -> bool {
+        self.lost == 0 && self.lost_revs == 0
+    }
+}
+
+impl Verifier {
+    /// Clients for whatever targets are given; verification skips what is missing.
+    pub async fn new(targets: &Targets) -> Verifier {
+        let sdk = sdk_config(targets).await;
+        let ddb = targets
+            .missions_table
+            .as_ref()
+            .map(|t| (aws_sdk_dynamodb::Client::new(&sdk), t.clone()));
+        let sqs = targets
+            .rejects_queue_url
+            .as_ref()
+            .map(|q| (aws_sdk_sqs::Client::new(&sdk), q.clone()));
+        let os = targets.opensearch_url.as_ref().map(|u| {
+            (
+                reqwest::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .build()
+                    .unwrap_or_default(),
+                u.trim_end_matches('/').to_string(),
+                targets.robots_alias.clone(),
+            )
+        });
+        Verifier { ddb, os, sqs }
+    }
+
+    /// True when missions can be checked.
+    pub fn has_missions(&self) -> bool {
+        self.ddb.is_some()
+    }
+
+    /// True when the robots index can be checked.
+    pub fn has_index(&self) -> bool {
+        self.os.is_some()
+    }
+
+    /// True when rejects can be counted.
+    pub fn has_rejects(&self) -> bool {
+        self.sqs.is_some()
+    }
+
+    /// Every mission item (`sk`, `rev`) of one robot.
+    pub async fn robot_items(&self, robot: &str) -> Result<Vec<(String, u32)>, SimError> {
+        let Some((client, table)) = &self.ddb else {
+            return Ok(Vec::new());
+        };
+        let mut items = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = client
+                .query()
+                .table_name(table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :m)")
+                .expression_attribute_values(":pk", AttributeValue::S(format!("ROBOT#{robot}")))
+                .expression_attribute_values(":m", AttributeValue::S("MISSION#".into()))
+                .projection_expression("sk, #r")
+                .expression_attribute_names("#r", "rev")
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| SimError::aws("dynamodb Query", e))?;
+            for item in out.items() {
+                let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned();
+                let rev = item
+                    .get("rev")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .unwrap_or(0);
+                if let Some(sk) = sk {
+                    items.push((sk, rev));
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
+    /// Mission accounting for `ledgers`, 16 queries in flight.
+    pub async fn missions(
+        &self,
+        ledgers: &[&RobotLedger],
+        run_started_ms: u64,
+    ) -> Result<Vec<MissionCounts>, SimError> {
+        let results: Vec<Result<MissionCounts, SimError>> = futures::stream::iter(ledgers.iter())
+            .map(|l| async move {
+                let items = self.robot_items(&l.robot).await?;
+                Ok(account_missions(l, &items, run_started_ms))
+            })
+            .buffered(VERIFY_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    /// Indexed shadow versions of `ids` (absent ids are missing from the map).
+    pub async fn indexed_versions(&self, ids: &[String]) -> Result<HashMap<String, u64>, SimError> {
+        let Some((http, url, alias)) = &self.os else {
+            return Ok(HashMap::new());
+        };
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let resp = http
+                .post(format!("{url}/{alias}/_mget"))
+                .json(&json!({ "ids": chunk }))
+                .send()
+                .await?;
+            let status = resp.status();
+            let body: Value = resp.json().await?;
+            if status.as_u16() == 404 {
+                // No index yet: nothing indexed.
+                continue;
+            }
+            if !status.is_success() {
+                return Err(SimError::OpenSearchAnswer(format!(
+                    "_mget answered {status}: {body}"
+                )));
+            }
+            let docs = body
+                .get("docs")
+                .and_then(Value::as_array)
+                .ok_or_else(|| SimError::OpenSearchAnswer(format!("_mget without docs: {body}")))?;
+            for d in docs {
+                if d.get("found").and_then(Value::as_bool) != Some(true) {
+                    continue;
+                }
+                let id = d.get("_id").and_then(Value::as_str).unwrap_or_default();
+                let version = d
+                    .pointer("/_source/version")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                out.insert(id.to_string(), version);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Robots-index accounting: which robots are behind.
+    pub async fn robots(
+        &self,
+        ledgers: &[&RobotLedger],
+    ) -> Result<(RobotCounts, Vec<String>), SimError> {
+        let with_version: Vec<&&RobotLedger> = ledgers
+            .iter()
+            .filter(|l| l.expected_version().is_some())
+            .collect();
+        let ids: Vec<String> = with_version.iter().map(|l| l.robot.clone()).collect();
+        let versions = self.indexed_versions(&ids).await?;
+        let mut c = RobotCounts {
+            expected: ids.len() as u64,
+            ..Default::default()
+        };
+        let mut stale = Vec::new();
+        for l in with_version {
+            let want = l.expected_version().unwrap_or(0);
+            match versions.get(&l.robot) {
+                Some(v) => {
+                    c.indexed += 1;
+                    if *v < want {
+                        c.stale += 1;
+                        stale.push(l.robot.clone());
+                    }
+                }
+                None => {
+                    c.stale += 1;
+                    stale.push(l.robot.clone());
+                }
+            }
+        }
+        Ok((c, stale))
+    }
+
+    /// Receives rejects until `deadline` or until `expected` are found; counts those of `robots`.
+    pub async fn rejects(
+        &self,
+        robots: &HashSet<String>,
+        expected: u64,
+        deadline: Instant,
+        drain: bool,
+    ) -> Result<RejectCounts, SimError> {
+        let mut c = RejectCounts {
+            expected,
+            ..Default::default()
+        };
+        let Some((sqs, url)) = &self.sqs else {
+            return Ok(c);
+        };
+        let visibility =
+            (deadline.saturating_duration_since(Instant::now()).as_secs() + 30).min(43_000) as i32;
+        let mut seen: HashSet<(String, String)> = HashSet::new();
+        let mut receipts: Vec<(String, bool)> = Vec::new();
+        let mut empty_in_a_row = 0;
+        loop {
+            let out = sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(visibility)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .map_err(|e| SimError::aws("sqs ReceiveMessage", e))?;
+            let msgs = out.messages();
+            if msgs.is_empty() {
+                empty_in_a_row += 1;
+            } else {
+                empty_in_a_row = 0;
+            }
+            for m in msgs {
+                let env: Value = m
+                    .body()
+                    .and_then(|b| serde_json::from_str(b).ok())
+                    .unwrap_or(Value::Null);
+                let pk = env
+                    .pointer("/source/partitionKey")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let ours = robots.contains(pk);
+                if let Some(h) = m.receipt_handle() {
+                    receipts.push((h.to_string(), ours));
+                }
+                if !ours {
+                    continue;
+                }
+                let key = (
+                    env.pointer("/source/streamArn")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    env.pointer("/source/sequenceNumber")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+                if !seen.insert(key) {
+                    c.deduplicated += 1;
+                    continue;
+                }
+                c.found += 1;
+                let kind = env
+                    .pointer("/reason/kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown");
+                *c.by_kind.entry(kind.to_string()).or_default() += 1;
+            }
+            let done = c.found >= expected && empty_in_a_row >= 2;
+            if done || (Instant::now() >= deadline && empty_in_a_row >= 1) {
+                break;
+            }
+            if empty_in_a_row >= 2 && c.found < expected {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        // Give the messages back to the queue (or delete ours with --drain-rejects).
+        for (handle, ours) in receipts {
+            let r = if drain && ours {
+                sqs.delete_message()
+                    .queue_url(url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| SimError::aws("sqs DeleteMessage", e))
+            } else {
+                sqs.change_message_visibility()
+                    .queue_url(url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| SimError::aws("sqs ChangeMessageVisibility", e))
+            };
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "could not release a reject message");
+            }
+        }
+        Ok(c)
+    }
+
+    /// Whether a probe is visible yet.
+    async fn visible(&self, s: &Sample) -> Result<bool, SimError> {
+        match s {
+            Sample::Mission { robot, sk, rev, .. } => {
+                let Some((client, table)) = &self.ddb else {
+                    return Ok(false);
+                };
+                let out = client
+                    .get_item()
+                    .table_name(table)
+                    .key("pk", AttributeValue::S(format!("ROBOT#{robot}")))
+                    .key("sk", AttributeValue::S(sk.clone()))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| SimError::aws("dynamodb GetItem", e))?;
+                let stored = out
+                    .item()
+                    .and_then(|i| i.get("rev"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<u32>().ok());
+                Ok(stored.is_some_and(|r| r >= *rev))
+            }
+            Sample::Shadow { robot, version, .. } => {
+                let v = self.indexed_versions(std::slice::from_ref(robot)).await?;
+                Ok(v.get(robot).is_some_and(|got| got >= version))
+            }
+        }
+    }
+}
+
+/// Publish-to-visible latencies.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Latency {
+    /// Probes that became visible.
+    pub samples: u64,
+    /// Probes that never became visible within the bound.
+    pub timed_out: u64,
+    /// Median, milliseconds.
+    pub p50: Option<f64>,
+    /// 99th percentile, milliseconds.
+    pub p99: Option<f64>,
+    /// Maximum, milliseconds.
+    pub max: Option<f64>,
+}
+
+/// Nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+impl Latency {
+    /// Summarises raw latencies in milliseconds.
+    pub fn from_values(mut ms: Vec<f64>, timed_out: u64) -> Latency {
+        ms.sort_by(f64::total_cmp);
+        Latency {
+            samples: ms.len() as u64,
+            timed_out,
+            p50: percentile(&ms, 50.0),
+            p99: percentile(&ms, 99.0),
+            max: ms.last().copied(),
+        }
+    }
+}
+
+/// Polls every probe until visible (at most `bound` each), 16 probes in flight; returns when the
+/// channel closes and every probe is settled.
+pub async fn run_sampler(
+    verifier: Verifier,
+    mut rx: mpsc::UnboundedReceiver<Sample>,
+    bound: Duration,
+) -> Latency {
+    let sem = Arc::new(Semaphore::new(VERIFY_CONCURRENCY));
+    let mut tasks = tokio::task::JoinSet::new();
+    let verifier = Arc::new(verifier);
+    while let Some(sample) = rx.recv().await {
+        let sem = sem.clone();
+        let v = verifier.clone();
+        tasks.spawn(async move {
+            let at = match &sample {
+                Sample::Mission { at, .. } | Sample::Shadow { at, .. } => *at,
+            };
+            let Ok(_permit) = sem.acquire_owned().await else {
+                return None;
+            };
+            let give_up = at + bound;
+            let mut wait = Duration::from_millis(50);
+            loop {
+                if let Ok(true) = v.visible(&sample).await {
+                    return Some(at.elapsed().as_secs_f64() * 1000.0);
+                }
+                if Instant::now() >= give_up {
+                    return None;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_millis(500));
+            }
+        });
+    }
+    let mut ms = Vec::new();
+    let mut timed_out = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(Some(v)) => ms.push(v),
+            _ => timed_out += 1,
+        }
+    }
+    Latency::from_values(ms, timed_out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger() -> RobotLedger {
+        let mut l = RobotLedger::new("rb-1");
+        l.report_flushed("01JD3Z8Q6M9X4V2K7T5R3N1PZA", "2026-11-23T15:00:04Z", 1);
+        l.report_flushed("01JD3Z8Q6M9X4V2K7T5R3N1PZA", "2026-11-23T15:00:04Z", 2);
+        l.report_flushed("01JD3Z8Q6M9X4V2K7T5R3N1PZB", "2026-11-23T16:00:04Z", 1);
+        l
+    }
+
+    #[test]
+    fn counts_stored_lost_extra_and_lost_revisions() {
+        let l = ledger();
+        let run_start = 0;
+        let items = vec![
+            (
+                "MISSION#2026-11-23T15:00:04Z#01JD3Z8Q6M9X4V2K7T5R3N1PZA".to_string(),
+                2,
+            ),
+            // Same mission under another startedAt: a second item for one mission.
+            (
+                "MISSION#2026-11-23T15:00:05Z#01JD3Z8Q6M9X4V2K7T5R3N1PZA".to_string(),
+                1,
+            ),
+        ];
+        let c = account_missions(&l, &items, run_start);
+        assert_eq!(
+            c,
+            MissionCounts {
+                expected: 2,
+                stored: 1,
+                lost: 1,
+                lost_revs: 0,
+                extra: 1,
+                uncertain_stored: 0
+            }
+        );
+        let items = vec![
+            (
+                "MISSION#2026-11-23T15:00:04Z#01JD3Z8Q6M9X4V2K7T5R3N1PZA".to_string(),
+                1,
+            ),
+            (
+                "MISSION#2026-11-23T16:00:04Z#01JD3Z8Q6M9X4V2K7T5R3N1PZB".to_string(),
+                1,
+            ),
+        ];
+        let c = account_missions(&l, &items, run_start);
+        assert_eq!((c.stored, c.lost, c.lost_revs, c.extra), (2, 0, 1, 0));
+    }
+
+    #[test]
+    fn items_of_earlier_runs_are_ignored_and_this_runs_strangers_are_extra() {
+        let l = ledger();
+        let old = ulid::Ulid::from_parts(1_000, 1).to_string();
+        let new = ulid::Ulid::from_parts(5_000_000, 1).to_string();
+        let items = vec![
+            (format!("MISSION#2026-11-22T10:00:00Z#{old}"), 1),
+            (format!("MISSION#2026-11-23T10:00:00Z#{new}"), 1),
+        ];
+        let c = account_missions(&l, &items, 4_000_000);
+        assert_eq!(c.extra, 1);
+        assert_eq!(c.lost, 2);
+    }
+
+    #[test]
+    fn uncertain_missions_are_neither_lost_nor_extra() {
+        let mut l = RobotLedger::new("rb-1");
+        l.report_uncertain("01JD3Z8Q6M9X4V2K7T5R3N1PZC", "2026-11-23T15:00:04Z", 1);
+        let c = account_missions(&l, &[], 0);
+        assert_eq!((c.expected, c.lost), (0, 0));
+        let items = vec![(
+            "MISSION#2026-11-23T15:00:04Z#01JD3Z8Q6M9X4V2K7T5R3N1PZC".to_string(),
+            1,
+        )];
+        let c = account_missions(&l, &items, 0);
+        assert_eq!((c.extra, c.uncertain_stored), (0, 1));
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        assert_eq!(percentile(&[], 50.0), None);
+        let l = Latency::from_values(vec![3.0, 1.0, 2.0], 1);
+        assert_eq!(
+            (l.p50, l.max, l.samples, l.timed_out),
+            (Some(2.0), Some(3.0), 3, 1)
+        );
+    }
+}
