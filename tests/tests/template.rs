@@ -189,29 +189,87 @@ fn shadow_stream_rides_out_a_week_long_opensearch_outage() {
     assert_eq!(m.max_record_age_s, Some(168 * 3600));
 }
 
+/// `parameter_overrides` of each environment in samconfig.toml, as `(env, [(key, value)])`.
+/// A small reader for the one shape samconfig.toml uses: a `[<env>.deploy.parameters]` table
+/// with `parameter_overrides = [` followed by one `"Key=Value",` per line and `]`.
+fn samconfig_overrides() -> Vec<(String, Vec<(String, String)>)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samconfig.toml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    let mut env = None;
+    let mut in_list = false;
+    for line in text.lines().map(str::trim) {
+        if let Some(table) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            env = table.strip_suffix(".deploy.parameters").map(str::to_string);
+            continue;
+        }
+        if line.starts_with("parameter_overrides = [") {
+            let name = env
+                .clone()
+                .unwrap_or_else(|| panic!("parameter_overrides outside a deploy table"));
+            out.push((name, Vec::new()));
+            in_list = true;
+            continue;
+        }
+        if in_list {
+            if line.starts_with(']') {
+                in_list = false;
+            } else if let Some(pair) = line
+                .trim_end_matches(',')
+                .strip_prefix('"')
+                .and_then(|l| l.strip_suffix('"'))
+            {
+                let (k, v) = pair
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("bad override {pair}"));
+                if let Some(last) = out.last_mut() {
+                    last.1.push((k.to_string(), v.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
 #[test]
-fn the_checks_hold_for_every_environment_in_samconfig() {
-    // dev and prod override sizing and naming, never the mapping settings.
-    for overrides in [
-        vec![
-            ("RuleSuffix", "_dev"),
-            ("OpenSearchAvailabilityZones", "1"),
-            ("OpenSearchDedicatedMasterType", ""),
-        ],
-        vec![
-            ("StreamMode", "PROVISIONED"),
-            ("MissionsShardCount", "4"),
-            ("ShadowsShardCount", "8"),
-        ],
-    ] {
-        let stack = stack_with(&overrides);
-        assert_eq!(stack.event_source_mappings().len(), 2);
+fn every_samconfig_environment_loads_and_keeps_the_checks() {
+    let envs = samconfig_overrides();
+    let names: Vec<&str> = envs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["dev", "prod"]);
+    for (env, overrides) in &envs {
+        let pairs: Vec<(&str, &str)> = overrides
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let stack = stack_with(&pairs);
+        assert_eq!(stack.event_source_mappings().len(), 2, "{env}");
         for m in stack.event_source_mappings() {
             assert!(
                 m.report_batch_item_failures && m.on_failure.is_some(),
-                "{}",
+                "{env}: {}",
                 m.logical_id
             );
         }
+        let suffix = &stack.parameters()["RuleSuffix"];
+        for r in stack.topic_rules() {
+            assert!(
+                r.rule_name.ends_with(suffix.as_str()),
+                "{env}: {}",
+                r.rule_name
+            );
+        }
+    }
+}
+
+#[test]
+fn provisioned_mode_keeps_the_checks() {
+    let stack = stack_with(&[
+        ("StreamMode", "PROVISIONED"),
+        ("MissionsShardCount", "4"),
+        ("ShadowsShardCount", "8"),
+    ]);
+    assert_eq!(stack.event_source_mappings().len(), 2);
+    for s in stack.streams() {
+        assert!(s.shard_count.is_some(), "{}", s.logical_id);
     }
 }
