@@ -17,8 +17,6 @@
 //! Every decoder takes the raw bytes of one stream record, checks the size limit, parses JSON and
 //! validates field by field, so errors name a JSON path (`battery.end`) and never panic.
 
-#![cfg_attr(test, allow(clippy::unwrap_used))]
-
 pub mod error;
 pub mod ids;
 mod json;
