@@ -1,0 +1,175 @@
+//! The real handler, fed every sample event in `events/mission-ingest/` against moto (a fresh
+//! table and rejects queue per fixture). Asserts the Lambda response, the stored missions and
+//! the rejects queue against `events/mission-ingest/expected.json`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use fleet_core::RejectEnvelope;
+use fleet_lambda::Deadline;
+use fleet_testkit::tables::{create_missions_table, create_queue, drain_queue};
+use fleet_testkit::{sdk_config, unique_name};
+use mission_ingest::{Config, build};
+use serde_json::Value;
+
+fn events_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/mission-ingest")
+}
+
+fn load(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(events_dir().join(name)).unwrap()).unwrap()
+}
+
+async fn run_fixture(name: &str) {
+    let expected = load("expected.json")["fixtures"][name].clone();
+    let sdk = sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let table = unique_name("missions");
+    create_missions_table(&dynamodb, &table).await;
+    let queue = create_queue(&sqs, &unique_name("rejects")).await;
+    let config = Config {
+        missions_table: table.clone(),
+        rejects_queue_url: queue.clone(),
+        mission_ttl_days: 365,
+        day_shards: 8,
+    };
+    let handler = build(config, &sdk).await.unwrap();
+
+    let done = handler
+        .handle_batch(load(name), Deadline::after(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    // Every record is either handled or dead-lettered: nothing to retry.
+    assert_eq!(
+        done.response_json(),
+        serde_json::json!({"batchItemFailures": []}),
+        "{name}"
+    );
+
+    let records = expected["records"].as_array().unwrap();
+    let count = |o: &str| records.iter().filter(|r| r["outcome"] == o).count();
+    assert_eq!(done.report.records, records.len(), "{name}");
+    assert_eq!(done.report.rejected, count("reject"), "{name}: rejected");
+    assert_eq!(done.report.succeeded, count("write"), "{name}: written");
+    assert_eq!(
+        done.report.duplicates,
+        count("duplicate") + count("stale"),
+        "{name}: duplicates"
+    );
+
+    // The rejects queue holds one envelope per rejected record, with its kind and payload.
+    let mut want: BTreeMap<String, String> = records
+        .iter()
+        .filter(|r| r["outcome"] == "reject")
+        .map(|r| {
+            (
+                r["sequenceNumber"].as_str().unwrap().to_string(),
+                r["rejectKind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let event = load(name);
+    for body in drain_queue(&sqs, &queue, 100).await {
+        let env: RejectEnvelope = serde_json::from_str(&body).unwrap();
+        let kind = want
+            .remove(&env.source.sequence_number)
+            .unwrap_or_else(|| panic!("unexpected reject {body}"));
+        assert_eq!(env.reason.kind.as_str(), kind, "{name}");
+        assert_eq!(env.function, "mission-ingest");
+        let original = event["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kinesis"]["sequenceNumber"] == env.source.sequence_number.as_str())
+            .unwrap();
+        assert_eq!(
+            env.payload_base64,
+            original["kinesis"]["data"].as_str().unwrap()
+        );
+    }
+    assert!(
+        want.is_empty(),
+        "{name}: rejects missing from the queue: {want:?}"
+    );
+
+    // The table holds exactly the final state.
+    let items = dynamodb
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .to_vec();
+    let finals = expected["final"].as_array().unwrap();
+    assert_eq!(items.len(), finals.len(), "{name}: items {items:?}");
+    for f in finals {
+        let item = items
+            .iter()
+            .find(|i| {
+                i["pk"] == AttributeValue::S(f["pk"].as_str().unwrap().into())
+                    && i["sk"] == AttributeValue::S(f["sk"].as_str().unwrap().into())
+            })
+            .unwrap_or_else(|| panic!("{name}: no item for {f}"));
+        assert_eq!(
+            item["rev"],
+            AttributeValue::N(f["rev"].to_string()),
+            "{name}: {f}"
+        );
+        if let Some(status) = f["status"].as_str() {
+            assert_eq!(
+                item["status"],
+                AttributeValue::S(status.into()),
+                "{name}: {f}"
+            );
+        }
+        assert!(item.contains_key("gsi1pk") && item.contains_key("expiresAt"));
+    }
+}
+
+#[tokio::test]
+async fn mixed_batch_through_the_real_handler() {
+    run_fixture("mixed.json").await;
+}
+
+#[tokio::test]
+async fn every_other_sample_event_through_the_real_handler() {
+    for name in [
+        "valid.json",
+        "duplicate.json",
+        "out-of-order.json",
+        "malformed.json",
+    ] {
+        run_fixture(name).await;
+    }
+}
+
+#[tokio::test]
+async fn throttling_that_outlasts_the_budget_is_an_item_failure() {
+    // An unreachable DynamoDB endpoint stands for a service that keeps failing: the handler
+    // retries with backoff inside the invocation, then reports the lowest sequence number.
+    let port = fleet_testkit::free_port();
+    let sdk = fleet_testkit::sdk_config_for(&format!("http://127.0.0.1:{port}")).await;
+    let config = Config {
+        missions_table: "t".into(),
+        rejects_queue_url: format!("http://127.0.0.1:{port}/q"),
+        mission_ttl_days: 0,
+        day_shards: 4,
+    };
+    let handler = build(config, &sdk).await.unwrap();
+    let done = handler
+        .handle_batch(load("valid.json"), Deadline::after(Duration::from_secs(3)))
+        .await
+        .unwrap();
+    let first = load("valid.json")["Records"][0]["kinesis"]["sequenceNumber"].clone();
+    assert_eq!(
+        done.response_json()["batchItemFailures"][0]["itemIdentifier"],
+        first
+    );
+    assert_eq!(done.response.batch_item_failures.len(), 1);
+    assert_eq!(done.report.succeeded, 0);
+}

@@ -1,0 +1,128 @@
+//! The real handler, fed every sample event in `events/shadow-indexer/` against osmem-server and
+//! moto (a fresh alias and rejects queue per fixture). Asserts the Lambda response, the indexed
+//! documents and their external versions, and the rejects queue against `expected.json`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fleet_core::RejectEnvelope;
+use fleet_lambda::Deadline;
+use fleet_testkit::tables::{create_queue, drain_queue};
+use fleet_testkit::{opensearch_url, sdk_config, unique_name};
+use serde_json::Value;
+use shadow_indexer::{Config, build};
+
+fn load(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events/shadow-indexer")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+async fn run_fixture(name: &str) {
+    let expected = load("expected.json")["fixtures"][name].clone();
+    let sdk = sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue = create_queue(&sqs, &unique_name("rejects")).await;
+    let alias = unique_name("robots");
+    let config = Config {
+        opensearch_endpoint: opensearch_url(),
+        robots_alias: alias.clone(),
+        rejects_queue_url: queue.clone(),
+    };
+    let handler = build(config, &sdk).await.unwrap();
+
+    let done = handler
+        .handle_batch(load(name), Deadline::after(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(
+        done.response_json(),
+        serde_json::json!({"batchItemFailures": []}),
+        "{name}"
+    );
+    let records = expected["records"].as_array().unwrap();
+    let count = |o: &str| records.iter().filter(|r| r["outcome"] == o).count();
+    assert_eq!(done.report.rejected, count("reject"), "{name}: rejected");
+    assert_eq!(
+        done.report.succeeded + done.report.duplicates,
+        count("index") + count("conflict"),
+        "{name}"
+    );
+
+    let mut want: BTreeMap<String, String> = records
+        .iter()
+        .filter(|r| r["outcome"] == "reject")
+        .map(|r| {
+            (
+                r["sequenceNumber"].as_str().unwrap().to_string(),
+                r["rejectKind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for body in drain_queue(&sqs, &queue, 100).await {
+        let env: RejectEnvelope = serde_json::from_str(&body).unwrap();
+        let kind = want
+            .remove(&env.source.sequence_number)
+            .unwrap_or_else(|| panic!("unexpected reject {body}"));
+        assert_eq!(env.reason.kind.as_str(), kind, "{name}");
+        assert_eq!(env.function, "shadow-indexer");
+    }
+    assert!(
+        want.is_empty(),
+        "{name}: rejects missing from the queue: {want:?}"
+    );
+
+    for f in expected["final"].as_array().unwrap() {
+        let id = f["docId"].as_str().unwrap();
+        let url = format!(
+            "{}/{alias}/_doc/{}",
+            opensearch_url(),
+            id.replace('#', "%23")
+        );
+        let doc: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        assert_eq!(doc["found"], true, "{name}: {id} not indexed: {doc}");
+        assert_eq!(doc["_version"], f["externalVersion"], "{name}: {id}");
+    }
+}
+
+#[tokio::test]
+async fn mixed_batch_through_the_real_handler() {
+    run_fixture("mixed.json").await;
+}
+
+#[tokio::test]
+async fn every_other_sample_event_through_the_real_handler() {
+    for name in [
+        "valid.json",
+        "duplicate.json",
+        "out-of-order.json",
+        "malformed.json",
+    ] {
+        run_fixture(name).await;
+    }
+}
+
+#[tokio::test]
+async fn an_opensearch_outage_is_an_item_failure_at_the_first_record() {
+    let sdk = sdk_config().await;
+    let port = fleet_testkit::free_port();
+    let config = Config {
+        opensearch_endpoint: format!("http://127.0.0.1:{port}"),
+        robots_alias: "robots".into(),
+        rejects_queue_url: format!("{}/123456789012/none", fleet_testkit::aws_endpoint()),
+    };
+    let handler = build(config, &sdk).await.unwrap();
+    let event = load("valid.json");
+    let done = handler
+        .handle_batch(event.clone(), Deadline::after(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(
+        done.response_json()["batchItemFailures"][0]["itemIdentifier"],
+        event["Records"][0]["kinesis"]["sequenceNumber"]
+    );
+    assert_eq!(done.report.succeeded, 0);
+}
