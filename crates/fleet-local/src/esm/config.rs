@@ -165,6 +165,63 @@ impl MappingConfig {
     }
 }
 
+impl MappingConfig {
+    /// The mapping as template.yaml declares it, for the mapping `uuid` (from moto's
+    /// `CreateEventSourceMapping`) invoking `function_name` (the physical name). Queue and
+    /// bucket ARNs are built for the local account and region.
+    pub fn from_template(
+        mapping: &fleet_template::KinesisMapping,
+        uuid: &str,
+        function_name: &str,
+    ) -> Self {
+        let mut c = Self::from(mapping);
+        c.uuid = uuid.to_owned();
+        c.function_name = function_name.to_owned();
+        c.function_arn =
+            format!("arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{function_name}");
+        c.invoke_identity_arn = format!("arn:aws:iam::{LOCAL_ACCOUNT}:role/{function_name}-role");
+        c
+    }
+}
+
+/// Names come from the template's logical ids (UUID = the mapping's logical id, function =
+/// its function's logical id); [`MappingConfig::from_template`] sets the physical ones.
+impl From<&fleet_template::KinesisMapping> for MappingConfig {
+    fn from(m: &fleet_template::KinesisMapping) -> Self {
+        use fleet_template::{Destination, StartingPosition as Tp};
+        let mut c = Self::new(&m.logical_id, &m.function_logical_id, &m.stream_name);
+        c.batch_size = m.batch_size;
+        c.max_batching_window = Duration::from_secs(u64::from(m.max_batching_window_s));
+        c.starting_position = match m.starting_position {
+            Tp::Latest => StartingPosition::Latest,
+            Tp::TrimHorizon => StartingPosition::TrimHorizon,
+            Tp::AtTimestamp => {
+                let secs = m.starting_position_timestamp.unwrap_or(0.0).max(0.0);
+                StartingPosition::AtTimestamp(
+                    SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs),
+                )
+            }
+        };
+        c.parallelization_factor = m.parallelization_factor;
+        c.bisect_on_error = m.bisect_on_error;
+        c.report_batch_item_failures = m.report_batch_item_failures;
+        c.max_retry_attempts = m.max_retry_attempts;
+        c.max_record_age = m
+            .max_record_age_s
+            .map(|s| Duration::from_secs(u64::from(s)));
+        c.on_failure = m.on_failure.as_ref().map(|d| match d {
+            Destination::Sqs { queue_name, .. } => OnFailure::Sqs {
+                arn: format!("arn:aws:sqs:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{queue_name}"),
+            },
+            Destination::S3 { bucket_name, .. } => OnFailure::S3 {
+                arn: format!("arn:aws:s3:::{bucket_name}"),
+            },
+        });
+        c.enabled = m.enabled;
+        c
+    }
+}
+
 /// Local pacing: how often the poller asks Kinesis, moto and the function. AWS does not expose
 /// these; the defaults are Lambda's observed behaviour (one GetRecords per shard per second when
 /// idle, at most five per second per shard when busy).
