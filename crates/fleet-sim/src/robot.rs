@@ -157,6 +157,7 @@ struct Robot {
     report_counter: u64,
     shadow_counter: u64,
     disconnect_at: Option<Instant>,
+    seen_commands: Vec<String>,
 }
 
 /// Runs one robot to the end of the window and returns its ledger.
@@ -194,6 +195,7 @@ pub async fn run_robot(plan: RobotPlan, id: String, shared: Arc<Shared>) -> Robo
         report_counter: 0,
         shadow_counter: 0,
         disconnect_at,
+        seen_commands: Vec::new(),
         shared,
     };
     let first = robot.shared.clock.instant(plan.connect_at_s);
@@ -519,7 +521,22 @@ impl Robot {
             return;
         };
         let mut ack = serde_json::Map::new();
-        if let Some(cmd) = state.get("command") {
+        let fresh = |v: &Value, seen: &mut Vec<String>| -> bool {
+            let id = v
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if seen.contains(&id) {
+                return false;
+            }
+            seen.push(id);
+            true
+        };
+        if let Some(cmd) = state
+            .get("command")
+            .filter(|c| fresh(c, &mut self.seen_commands))
+        {
             match cmd.get("op").and_then(Value::as_str) {
                 Some("start") if self.running.is_none() => {
                     let slot = self.next_slot;
@@ -539,7 +556,10 @@ impl Robot {
             ack.insert("command".into(), cmd.clone());
             self.ledger.commands_handled += 1;
         }
-        if let Some(schedule) = state.get("schedule") {
+        if let Some(schedule) = state
+            .get("schedule")
+            .filter(|s| fresh(s, &mut self.seen_commands))
+        {
             self.schedule = schedule.clone();
             ack.insert("schedule".into(), schedule.clone());
             self.ledger.commands_handled += 1;

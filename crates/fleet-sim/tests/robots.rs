@@ -1,0 +1,174 @@
+//! Robot behaviour over a real broker (mosquitto) with a minimal shadow service written here:
+//! everything the simulator reports as handed over is what a subscriber on the broker saw.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use common::*;
+use fleet_sim::{MqttTarget, Progress, Targets};
+use serde_json::Value;
+
+fn local_targets(port: u16) -> Targets {
+    Targets {
+        mqtt: MqttTarget::plain("127.0.0.1", port),
+        aws_endpoint: None,
+        opensearch_url: None,
+        missions_table: None,
+        robots_alias: "robots".into(),
+        rejects_queue_url: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_fleet_with_faults_hands_the_broker_exactly_what_it_reports() {
+    let broker = Mosquitto::start("");
+    let _shadows = shadow_service(broker.port).await;
+    let seen = observer(
+        broker.port,
+        &[
+            "$aws/rules/mission_reports/robots/+/missions",
+            "$aws/things/+/shadow/update",
+        ],
+    )
+    .await;
+    let args = sim_args(&[
+        "--mode",
+        "steady",
+        "--robots",
+        "12",
+        "--rate",
+        "80",
+        "--duration",
+        "6s",
+        "--mission-share",
+        "0.5",
+        "--duplicates",
+        "10",
+        "--reorders",
+        "40",
+        "--malformed",
+        "15",
+        "--disconnects",
+        "50",
+        "--connect-rate",
+        "200",
+        "--prefix",
+        "rb-steady",
+    ]);
+    let report = fleet_sim::run(args, local_targets(broker.port), Progress::Silent)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = seen.lock().unwrap().clone();
+
+    let p = &report.published;
+    assert_eq!(report.connections.robots_connected, 12);
+    assert!(
+        p.duplicates > 0 && p.reorders > 0 && p.malformed > 0 && p.disconnects > 0,
+        "{p:?}"
+    );
+    assert_eq!(p.unflushed, 0, "{p:?}");
+
+    let mut reports = 0u64;
+    let mut malformed: BTreeMap<String, u64> = BTreeMap::new();
+    let mut missions: HashMap<String, (String, u32)> = HashMap::new();
+    let mut shadow_updates = 0u64;
+    for (topic, payload) in &seen {
+        if topic.ends_with("/missions") {
+            let thing = topic.split('/').nth(4).unwrap();
+            match fleet_core::MissionReport::from_json(payload)
+                .and_then(|r| r.check_partition_key(thing).map(|_| r))
+            {
+                Ok(r) => {
+                    reports += 1;
+                    let started = fleet_core::timefmt::format_key_seconds(r.started_at);
+                    let e = missions
+                        .entry(r.mission_id.to_string())
+                        .or_insert((started.clone(), r.rev));
+                    // startedAt never changes between revs of one mission.
+                    assert_eq!(e.0, started);
+                    e.1 = e.1.max(r.rev);
+                }
+                Err(e) => *malformed.entry(e.kind().as_str().to_string()).or_default() += 1,
+            }
+        } else {
+            let v: Value = serde_json::from_slice(payload).unwrap();
+            assert!(v.pointer("/state/reported/battery").is_some(), "{v}");
+            shadow_updates += 1;
+        }
+    }
+    assert_eq!(reports, p.mission_reports);
+    assert_eq!(missions.len() as u64, p.missions);
+    assert_eq!(shadow_updates, p.shadow_updates);
+    assert_eq!(malformed, p.malformed_by_kind);
+    assert_eq!(p.total, reports + shadow_updates + p.malformed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robots_act_on_desired_state_commands_and_clear_the_delta() {
+    let broker = Mosquitto::start("");
+    let shadows = shadow_service(broker.port).await;
+    let seen = observer(
+        broker.port,
+        &["$aws/events/presence/+/+", "$aws/things/+/shadow/update"],
+    )
+    .await;
+    // A compressed day of 12 s; every robot gets one app command.
+    let args = sim_args(&[
+        "--mode",
+        "day",
+        "--robots",
+        "8",
+        "--day-length",
+        "12s",
+        "--commands",
+        "100",
+        "--connect-rate",
+        "200",
+        "--prefix",
+        "rb-cmd",
+    ]);
+    let report = fleet_sim::run(args, local_targets(broker.port), Progress::Silent)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let p = &report.published;
+    assert_eq!(p.commands, 8, "{p:?}");
+    assert_eq!(p.commands_handled, 8, "{p:?}");
+    let shadows = shadows.lock().unwrap().clone();
+    for k in 0..8 {
+        let thing = format!("rb-cmd-{k:06}");
+        let s = shadows
+            .get(&thing)
+            .unwrap_or_else(|| panic!("no shadow for {thing}"));
+        // The robot reported the command back, so nothing is left pending in desired.
+        assert!(s.desired.is_empty(), "{thing}: {:?}", s.desired);
+        assert!(
+            s.reported.contains_key("command") || s.reported.contains_key("schedule"),
+            "{thing}"
+        );
+        for key in ["battery", "status", "position", "firmware", "errorCodes"] {
+            assert!(s.reported.contains_key(key), "{thing} lacks {key}");
+        }
+    }
+    // Desired updates came from the app session, reported ones from the robots themselves.
+    let seen = seen.lock().unwrap();
+    let desired = seen
+        .iter()
+        .filter(|(_, b)| {
+            serde_json::from_slice::<Value>(b)
+                .unwrap()
+                .pointer("/state/desired")
+                .is_some()
+        })
+        .count();
+    assert_eq!(desired, 8);
+    let robots: HashSet<&str> = seen
+        .iter()
+        .filter_map(|(t, _)| t.split('/').nth(2))
+        .collect();
+    assert_eq!(robots.len(), 8);
+}
