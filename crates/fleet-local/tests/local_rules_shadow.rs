@@ -1,0 +1,711 @@
+//! Integration tests of the embedded broker, presence, the rules engine (against moto Kinesis
+//! and SQS) and the shadow service (MQTT face and the real aws-sdk-iotdataplane client).
+//! The moto tests need the stand-ins: `source tools/dev-env.sh` or `make test`.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use fleet_local::broker::{BrokerOptions, EmbeddedBroker, mqtt_options};
+use fleet_local::rules::{ActionDef, RuleDef, RulesEngine, RunnerConfig, Sinks, run};
+use fleet_local::shadow::ShadowService;
+use rumqttc::{AsyncClient, Event, Packet, QoS};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct TestClient {
+    client: AsyncClient,
+    rx: mpsc::UnboundedReceiver<(String, Bytes)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestClient {
+    async fn connect(url: &str, id: &str, subs: &[&str]) -> Self {
+        let (client, mut eventloop) =
+            AsyncClient::new(mqtt_options(url, id).expect("mqtt options"), 10_000);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let _ = tx.send((p.topic, p.payload));
+                    }
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = ready_tx.send("connack");
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = ready_tx.send("suback");
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        tokio::time::timeout(WAIT, ready_rx.recv())
+            .await
+            .expect("connack in time");
+        for s in subs {
+            client
+                .subscribe(*s, QoS::AtLeastOnce)
+                .await
+                .expect("subscribe");
+            tokio::time::timeout(WAIT, ready_rx.recv())
+                .await
+                .expect("suback in time");
+        }
+        Self { client, rx, task }
+    }
+
+    async fn next(&mut self) -> (String, Value) {
+        let (topic, payload) = tokio::time::timeout(WAIT, self.rx.recv())
+            .await
+            .expect("a message in time")
+            .expect("client alive");
+        let v = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+        (topic, v)
+    }
+
+    /// The next message on `topic`, skipping others.
+    async fn next_on(&mut self, topic: &str) -> Value {
+        loop {
+            let (t, v) = self.next().await;
+            if t == topic {
+                return v;
+            }
+        }
+    }
+
+    async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.into())
+            .await
+            .expect("publish");
+    }
+}
+
+async fn broker() -> EmbeddedBroker {
+    EmbeddedBroker::start(BrokerOptions::default())
+        .await
+        .expect("embedded broker starts")
+}
+
+#[tokio::test]
+async fn dollar_topics_route_through_the_embedded_broker_but_not_to_wildcard_filters() {
+    let b = broker().await;
+    let mut exact = TestClient::connect(
+        &b.url,
+        "robofleet-local-t-exact",
+        &["$aws/things/+/shadow/update"],
+    )
+    .await;
+    let mut wild = TestClient::connect(&b.url, "robofleet-local-t-wild", &["#"]).await;
+    let publisher = TestClient::connect(&b.url, "robofleet-local-t-pub", &[]).await;
+    publisher
+        .publish("$aws/things/rb-1/shadow/update", r#"{"state":{}}"#)
+        .await;
+    publisher.publish("plain/topic", "{}").await;
+    let (topic, _) = exact.next().await;
+    assert_eq!(topic, "$aws/things/rb-1/shadow/update");
+    // the '#' subscriber sees the plain topic only
+    let (topic, _) = wild.next().await;
+    assert_eq!(topic, "plain/topic");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(wild.rx.try_recv().is_err(), "'#' must not match $ topics");
+    assert!(
+        b.stats
+            .dollar_withheld
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+}
+
+#[tokio::test]
+async fn presence_events_for_connect_and_disconnect() {
+    let b = broker().await;
+    let mut sub = TestClient::connect(
+        &b.url,
+        "robofleet-local-t-presence",
+        &["$aws/events/presence/#"],
+    )
+    .await;
+
+    let robot = TestClient::connect(&b.url, "rb-presence-1", &[]).await;
+    let v = sub
+        .next_on("$aws/events/presence/connected/rb-presence-1")
+        .await;
+    assert_eq!(v["clientId"], "rb-presence-1");
+    assert_eq!(v["eventType"], "connected");
+    assert_eq!(v["ipAddress"], "127.0.0.1");
+    assert!(v["timestamp"].as_u64().expect("ms timestamp") > 1_600_000_000_000);
+    assert!(v["sessionIdentifier"].as_str().is_some());
+    assert!(v["principalIdentifier"].as_str().is_some());
+    let connected_version = v["versionNumber"].as_u64().expect("version");
+
+    robot.client.disconnect().await.expect("disconnect");
+    let v = sub
+        .next_on("$aws/events/presence/disconnected/rb-presence-1")
+        .await;
+    assert_eq!(v["eventType"], "disconnected");
+    assert_eq!(v["disconnectReason"], "CLIENT_INITIATED_DISCONNECT");
+    assert_eq!(v["clientInitiatedDisconnect"], true);
+    assert!(v["versionNumber"].as_u64().expect("version") > connected_version);
+
+    // a dropped socket is a lost connection
+    let lost = TestClient::connect(&b.url, "rb-presence-2", &[]).await;
+    sub.next_on("$aws/events/presence/connected/rb-presence-2")
+        .await;
+    lost.task.abort();
+    drop(lost);
+    let v = sub
+        .next_on("$aws/events/presence/disconnected/rb-presence-2")
+        .await;
+    assert_eq!(v["disconnectReason"], "CONNECTION_LOST");
+}
+
+#[tokio::test]
+async fn internal_clients_get_no_presence_events() {
+    let b = broker().await;
+    let mut sub = TestClient::connect(
+        &b.url,
+        "robofleet-local-t-presence2",
+        &["$aws/events/presence/#"],
+    )
+    .await;
+    let internal = TestClient::connect(&b.url, "robofleet-local-something", &[]).await;
+    internal.client.disconnect().await.expect("disconnect");
+    let _robot = TestClient::connect(&b.url, "rb-after-internal", &[]).await;
+    let (topic, _) = sub.next().await;
+    assert_eq!(topic, "$aws/events/presence/connected/rb-after-internal");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rules engine against moto
+
+async fn kinesis_stream(client: &aws_sdk_kinesis::Client, name: &str) {
+    client
+        .create_stream()
+        .stream_name(name)
+        .shard_count(2)
+        .send()
+        .await
+        .expect("create stream");
+    for _ in 0..100 {
+        let s = client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .expect("describe");
+        if s.stream_description_summary()
+            .map(|d| d.stream_status().as_str())
+            == Some("ACTIVE")
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("stream {name} never became active");
+}
+
+async fn read_all(
+    client: &aws_sdk_kinesis::Client,
+    name: &str,
+    want: usize,
+) -> Vec<(String, Vec<u8>)> {
+    let shards = client
+        .list_shards()
+        .stream_name(name)
+        .send()
+        .await
+        .expect("shards");
+    let mut iters = Vec::new();
+    for s in shards.shards() {
+        let it = client
+            .get_shard_iterator()
+            .stream_name(name)
+            .shard_id(s.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("iterator");
+        iters.push(it.shard_iterator().map(str::to_owned));
+    }
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while out.len() < want && tokio::time::Instant::now() < deadline {
+        for it in iters.iter_mut() {
+            let Some(i) = it.clone() else { continue };
+            let r = client
+                .get_records()
+                .shard_iterator(i)
+                .send()
+                .await
+                .expect("get records");
+            for rec in r.records() {
+                out.push((
+                    rec.partition_key().unwrap_or_default().to_owned(),
+                    rec.data().as_ref().to_vec(),
+                ));
+            }
+            *it = r.next_shard_iterator().map(str::to_owned);
+        }
+        if out.len() < want {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn basic_ingest_messages_reach_kinesis_with_thing_partition_keys() {
+    let sdk = fleet_testkit::sdk_config().await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let stream = fleet_testkit::unique_name("rules-missions");
+    kinesis_stream(&kinesis, &stream).await;
+
+    let b = broker().await;
+    let sinks = Sinks {
+        streams: HashMap::from([("missions".to_owned(), stream.clone())]),
+        queues: HashMap::new(),
+    };
+    let rules = vec![RuleDef {
+        name: "mission_reports".into(),
+        sql: "SELECT * FROM 'robots/+/missions'".into(),
+        sql_version: Some("2016-03-23".into()),
+        actions: vec![ActionDef::Kinesis {
+            stream_name: "missions".into(),
+            partition_key: Some("${topic(2)}".into()),
+        }],
+        error_action: None,
+        enabled: true,
+    }];
+    let engine = Arc::new(RulesEngine::new(rules, &sinks).expect("rules load"));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let runner = run(
+        engine,
+        RunnerConfig::new(&b.url),
+        kinesis.clone(),
+        sqs,
+        stop_rx,
+    )
+    .expect("runner");
+    assert!(runner.wait_ready(WAIT).await, "rules engine subscribed");
+
+    let robot = TestClient::connect(&b.url, "rb-rules-pub", &[]).await;
+    let n = 60;
+    for i in 0..n {
+        let thing = format!("rb-{}", i % 4);
+        let body = json!({"robotId": thing, "missionId": format!("m-{i}"), "rev": 1});
+        robot
+            .publish(
+                &format!("$aws/rules/mission_reports/robots/{thing}/missions"),
+                body.to_string(),
+            )
+            .await;
+    }
+    // a malformed mission travels as raw bytes, and an unknown rule is dropped and counted
+    robot
+        .publish(
+            "$aws/rules/mission_reports/robots/rb-9/missions",
+            &b"\xffnot json"[..],
+        )
+        .await;
+    robot
+        .publish("$aws/rules/no_such_rule/robots/rb-1/missions", "{}")
+        .await;
+
+    let records = read_all(&kinesis, &stream, n + 1).await;
+    assert_eq!(records.len(), n + 1, "every message becomes one record");
+    let mut seen = std::collections::HashSet::new();
+    for (pk, data) in &records {
+        if data.as_slice() == b"\xffnot json" {
+            assert_eq!(pk, "rb-9");
+            continue;
+        }
+        let v: Value = serde_json::from_slice(data).expect("json record");
+        assert_eq!(
+            v["robotId"],
+            Value::String(pk.clone()),
+            "partition key = thing"
+        );
+        seen.insert(v["missionId"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(seen.len(), n);
+    let stats = runner.stats.clone();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while stats
+        .dropped_unknown_rule
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        stats
+            .dropped_unknown_rule
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        stats.records_put.load(std::sync::atomic::Ordering::Relaxed),
+        (n + 1) as u64
+    );
+    stop_tx.send(true).expect("stop");
+    tokio::time::timeout(WAIT, runner.handle)
+        .await
+        .expect("stops")
+        .expect("no panic");
+}
+
+#[tokio::test]
+async fn failed_kinesis_action_goes_to_the_error_action_queue() {
+    let sdk = fleet_testkit::sdk_config().await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue = fleet_testkit::unique_name("rules-errors");
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&queue)
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .expect("url")
+        .to_owned();
+    let b = broker().await;
+    let sinks = Sinks {
+        streams: HashMap::from([(
+            "missions".to_owned(),
+            fleet_testkit::unique_name("does-not-exist"),
+        )]),
+        queues: HashMap::from([("errors".to_owned(), queue_url.clone())]),
+    };
+    let rules = vec![RuleDef {
+        name: "shadows".into(),
+        sql: "SELECT *, topic(3) AS thingName FROM '$aws/things/+/shadow/update/documents'".into(),
+        sql_version: None,
+        actions: vec![ActionDef::Kinesis {
+            stream_name: "missions".into(),
+            partition_key: Some("${topic(3)}".into()),
+        }],
+        error_action: Some(ActionDef::Sqs {
+            queue_name: "errors".into(),
+            use_base64: false,
+        }),
+        enabled: true,
+    }];
+    let engine = Arc::new(RulesEngine::new(rules, &sinks).expect("rules load"));
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    let mut config = RunnerConfig::new(&b.url);
+    config.max_attempts = 2;
+    let runner = run(engine, config, kinesis, sqs.clone(), stop_rx).expect("runner");
+    assert!(runner.wait_ready(WAIT).await);
+    let publisher = TestClient::connect(&b.url, "robofleet-local-t-doc", &[]).await;
+    let doc = json!({"current": {"state": {}, "version": 1}, "timestamp": 1});
+    publisher
+        .publish(
+            "$aws/things/rb-err/shadow/update/documents",
+            doc.to_string(),
+        )
+        .await;
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let body = loop {
+        let r = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        if let Some(m) = r.messages().first() {
+            break m.body().expect("body").to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no error message arrived"
+        );
+    };
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["ruleName"], "shadows");
+    assert_eq!(v["topic"], "$aws/things/rb-err/shadow/update/documents");
+    assert_eq!(v["clientId"], "rb-err");
+    assert_eq!(v["failures"][0]["failedAction"], "KinesisAction");
+    let original = base64::engine::general_purpose::STANDARD
+        .decode(v["base64OriginalPayload"].as_str().expect("b64"))
+        .expect("decodes");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&original).expect("json"),
+        doc
+    );
+    assert_eq!(
+        runner
+            .stats
+            .errors
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shadow service
+
+async fn shadow_stack() -> (
+    EmbeddedBroker,
+    fleet_local::shadow::ShadowHandle,
+    watch::Sender<bool>,
+) {
+    let b = broker().await;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let h = ShadowService::start(&b.url, addr, stop_rx)
+        .await
+        .expect("shadow service");
+    assert!(h.wait_ready(WAIT).await, "shadow service subscribed");
+    (b, h, stop_tx)
+}
+
+#[tokio::test]
+async fn mqtt_update_is_accepted_and_documented() {
+    let (b, _h, _stop) = shadow_stack().await;
+    let mut robot = TestClient::connect(
+        &b.url,
+        "rb-1",
+        &[
+            "$aws/things/rb-1/shadow/update/+",
+            "$aws/things/rb-1/shadow/get/+",
+        ],
+    )
+    .await;
+    robot
+        .publish(
+            "$aws/things/rb-1/shadow/update",
+            json!({"state": {"reported": {"battery": 91}}, "clientToken": "tok-1"}).to_string(),
+        )
+        .await;
+    let acc = robot
+        .next_on("$aws/things/rb-1/shadow/update/accepted")
+        .await;
+    assert_eq!(acc["version"], 1);
+    assert_eq!(acc["clientToken"], "tok-1");
+    assert_eq!(acc["state"]["reported"]["battery"], 91);
+    let docs = robot
+        .next_on("$aws/things/rb-1/shadow/update/documents")
+        .await;
+    assert!(docs.get("previous").is_none());
+    assert_eq!(docs["current"]["state"]["reported"]["battery"], 91);
+    assert_eq!(docs["current"]["version"], 1);
+
+    robot
+        .publish("$aws/things/rb-1/shadow/update", "not json")
+        .await;
+    let rej = robot
+        .next_on("$aws/things/rb-1/shadow/update/rejected")
+        .await;
+    assert_eq!(rej["code"], 400);
+
+    robot.publish("$aws/things/rb-1/shadow/get", "").await;
+    let got = robot.next_on("$aws/things/rb-1/shadow/get/accepted").await;
+    assert_eq!(got["state"]["reported"]["battery"], 91);
+}
+
+fn blob(v: &Value) -> aws_sdk_iotdataplane::primitives::Blob {
+    aws_sdk_iotdataplane::primitives::Blob::new(v.to_string().into_bytes())
+}
+
+fn parse(b: Option<&aws_sdk_iotdataplane::primitives::Blob>) -> Value {
+    serde_json::from_slice(b.expect("payload").as_ref()).expect("json payload")
+}
+
+#[tokio::test]
+async fn iot_data_plane_sdk_against_the_http_face() {
+    let (b, h, _stop) = shadow_stack().await;
+    let mut robot = TestClient::connect(
+        &b.url,
+        "rb-7",
+        &["$aws/things/rb-7/shadow/#", "robots/rb-7/commands"],
+    )
+    .await;
+    let iot = aws_sdk_iotdataplane::Client::new(&fleet_testkit::sdk_config_for(&h.http_url).await);
+
+    // missing shadow: ResourceNotFoundException
+    let err = iot
+        .get_thing_shadow()
+        .thing_name("rb-7")
+        .send()
+        .await
+        .expect_err("404");
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "{err:?}"
+    );
+
+    // reported via MQTT, then a command via the API: the robot sees a delta
+    robot
+        .publish(
+            "$aws/things/rb-7/shadow/update",
+            json!({"state": {"reported": {"mode": "idle"}}}).to_string(),
+        )
+        .await;
+    robot
+        .next_on("$aws/things/rb-7/shadow/update/documents")
+        .await;
+    let out = iot
+        .update_thing_shadow()
+        .thing_name("rb-7")
+        .payload(blob(
+            &json!({"state": {"desired": {"mode": "clean"}}, "clientToken": "cmd-1"}),
+        ))
+        .send()
+        .await
+        .expect("update");
+    let acc = parse(out.payload());
+    assert_eq!(acc["version"], 2);
+    assert_eq!(acc["clientToken"], "cmd-1");
+    let acc_mqtt = robot
+        .next_on("$aws/things/rb-7/shadow/update/accepted")
+        .await;
+    assert_eq!(acc_mqtt["version"], 2);
+    let docs = robot
+        .next_on("$aws/things/rb-7/shadow/update/documents")
+        .await;
+    assert_eq!(docs["previous"]["version"], 1);
+    assert_eq!(docs["current"]["state"]["desired"]["mode"], "clean");
+    let delta = robot.next_on("$aws/things/rb-7/shadow/update/delta").await;
+    assert_eq!(delta["state"], json!({"mode": "clean"}));
+    assert_eq!(delta["clientToken"], "cmd-1");
+
+    // version conflict
+    let err = iot
+        .update_thing_shadow()
+        .thing_name("rb-7")
+        .payload(blob(
+            &json!({"state": {"desired": {"mode": "x"}}, "version": 1}),
+        ))
+        .send()
+        .await
+        .expect_err("409");
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_conflict_exception()),
+        "{err:?}"
+    );
+    // bad request
+    let err = iot
+        .update_thing_shadow()
+        .thing_name("rb-7")
+        .payload(aws_sdk_iotdataplane::primitives::Blob::new(b"{}".to_vec()))
+        .send()
+        .await
+        .expect_err("400");
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_invalid_request_exception()),
+        "{err:?}"
+    );
+
+    // get shows the delta
+    let got = parse(
+        iot.get_thing_shadow()
+            .thing_name("rb-7")
+            .send()
+            .await
+            .expect("get")
+            .payload(),
+    );
+    assert_eq!(got["state"]["delta"], json!({"mode": "clean"}));
+    assert_eq!(got["version"], 2);
+
+    // named shadows
+    for name in ["schedule", "maps"] {
+        iot.update_thing_shadow()
+            .thing_name("rb-7")
+            .shadow_name(name)
+            .payload(blob(&json!({"state": {"reported": {"n": 1}}})))
+            .send()
+            .await
+            .expect("named update");
+    }
+    let named = robot
+        .next_on("$aws/things/rb-7/shadow/name/schedule/update/accepted")
+        .await;
+    assert_eq!(named["version"], 1);
+    let list = iot
+        .list_named_shadows_for_thing()
+        .thing_name("rb-7")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(list.results(), ["maps", "schedule"]);
+    let page = iot
+        .list_named_shadows_for_thing()
+        .thing_name("rb-7")
+        .page_size(1)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.results(), ["maps"]);
+    let next = iot
+        .list_named_shadows_for_thing()
+        .thing_name("rb-7")
+        .page_size(1)
+        .set_next_token(page.next_token().map(str::to_owned))
+        .send()
+        .await
+        .expect("page 2");
+    assert_eq!(next.results(), ["schedule"]);
+    assert!(next.next_token().is_none());
+
+    // publish through the API
+    iot.publish()
+        .topic("robots/rb-7/commands")
+        .qos(1)
+        .payload(aws_sdk_iotdataplane::primitives::Blob::new(
+            b"{\"go\":1}".to_vec(),
+        ))
+        .send()
+        .await
+        .expect("publish");
+    let cmd = robot.next_on("robots/rb-7/commands").await;
+    assert_eq!(cmd, json!({"go": 1}));
+
+    // delete, then it is gone and a re-created shadow starts at version 1
+    let del = iot
+        .delete_thing_shadow()
+        .thing_name("rb-7")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(parse(Some(del.payload()))["version"], 2);
+    robot
+        .next_on("$aws/things/rb-7/shadow/delete/accepted")
+        .await;
+    let err = iot
+        .get_thing_shadow()
+        .thing_name("rb-7")
+        .send()
+        .await
+        .expect_err("gone");
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception())
+    );
+    let out = iot
+        .update_thing_shadow()
+        .thing_name("rb-7")
+        .payload(blob(&json!({"state": {"reported": {"mode": "idle"}}})))
+        .send()
+        .await
+        .expect("recreate");
+    assert_eq!(parse(out.payload())["version"], 1);
+}
