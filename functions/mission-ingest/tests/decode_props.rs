@@ -1,0 +1,147 @@
+//! Property tests: arbitrary bytes and arbitrary JSON, as record data and as whole events, through
+//! the batch kit and this function's decoder. No input may panic; every record ends either
+//! accepted or rejected with a reason, and the response never names an empty identifier.
+
+#![allow(clippy::unwrap_used)]
+
+use base64::Engine as _;
+use fleet_lambda::Batch;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        ".{0,20}".prop_map(Value::String),
+        prop::sample::select(vec![
+            "rb-1",
+            "01JD3Z8X6Y7ZQ4W5V6T7S8R9PQ",
+            "2026-11-23T15:00:04Z",
+            "completed",
+            "connected"
+        ])
+        .prop_map(|s| json!(s)),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop::sample::select(vec![
+                    "schema",
+                    "robotId",
+                    "missionId",
+                    "rev",
+                    "status",
+                    "startedAt",
+                    "endedAt",
+                    "areaM2",
+                    "durationS",
+                    "battery",
+                    "start",
+                    "end",
+                    "errors",
+                    "code",
+                    "at",
+                    "current",
+                    "previous",
+                    "state",
+                    "reported",
+                    "desired",
+                    "version",
+                    "timestamp",
+                    "thingName",
+                    "shadowName",
+                    "clientId",
+                    "eventType",
+                    "x",
+                ])
+                .prop_map(str::to_string),
+                inner,
+                0..8,
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn event_with(data: Vec<String>) -> Value {
+    let records: Vec<Value> = data
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            json!({"kinesis": {"partitionKey": "rb-1", "sequenceNumber": (i + 1).to_string(), "data": d},
+                   "eventID": format!("shardId-000000000000:{}", i + 1), "eventSourceARN": "arn:aws:kinesis:us-east-1:1:stream/s"})
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+fn check(event: Value) {
+    let Ok(mut batch) = Batch::new(mission_ingest::FUNCTION, event) else {
+        return;
+    };
+    let n = batch.records().len();
+    let items = batch.decode(mission_ingest::decode);
+    assert!(items.len() <= n);
+    for item in &items {
+        batch.set(item.position, fleet_lambda::Outcome::Succeeded);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let sink = fleet_lambda::MemoryRejectSink::default();
+    let done = rt.block_on(batch.finish(&sink));
+    assert_eq!(done.report.records, n);
+    assert_eq!(
+        done.report.succeeded + done.report.rejected,
+        n,
+        "every record accepted or rejected"
+    );
+    for e in sink.sent() {
+        assert!(!e.reason.detail.is_empty(), "a reject always says why");
+        // The kit would survive a panic, but a decoder must never panic in the first place.
+        assert_ne!(
+            e.reason.kind,
+            fleet_core::RejectKind::Panic,
+            "decoder panicked: {}",
+            e.reason.detail
+        );
+    }
+    for f in &done.response.batch_item_failures {
+        assert!(f.item_identifier.as_deref().is_some_and(|s| !s.is_empty()));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_as_record_data(data in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 1..8)) {
+        check(event_with(data.iter().map(|d| base64::engine::general_purpose::STANDARD.encode(d)).collect()));
+    }
+
+    #[test]
+    fn arbitrary_strings_as_record_data(data in prop::collection::vec(".{0,200}", 1..8)) {
+        check(event_with(data));
+    }
+
+    #[test]
+    fn arbitrary_json_as_record_payload(values in prop::collection::vec(arb_json(), 1..8)) {
+        check(event_with(values.iter().map(|v| base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(v).unwrap())).collect()));
+    }
+
+    #[test]
+    fn arbitrary_json_as_the_whole_event(event in arb_json()) {
+        check(event);
+    }
+
+    #[test]
+    fn arbitrary_json_as_records(records in prop::collection::vec(arb_json(), 0..8)) {
+        check(json!({ "Records": records }));
+    }
+}
