@@ -284,6 +284,9 @@ impl PresenceEvent {
             None => None,
             Some(n) => Some(as_int(n, "versionNumber", 0, i128::from(MAX_JSON_INTEGER))? as u64),
         };
+        // Only present for exclusive-thing clients; the client id is what names the robot, but a
+        // malformed value is still a malformed event.
+        optional_string(&f, "thingName")?;
         Ok(PresenceEvent {
             client_id,
             timestamp_ms,
