@@ -30,16 +30,11 @@ fn stack() -> Stack {
     stack_with(&[])
 }
 
-/// The variables each function's `Config` reads, by binary name.
+/// The variables each function's `Config` reads, by binary name (crate name = binary name).
 fn config_env_vars(binary: &str) -> Option<&'static [&'static str]> {
     match binary {
-        "mission-ingest" => Some(&[
-            "MISSIONS_TABLE",
-            "REJECTS_QUEUE_URL",
-            "MISSION_TTL_DAYS",
-            "DAY_SHARDS",
-        ]),
-        "shadow-indexer" => Some(&["OPENSEARCH_ENDPOINT", "ROBOTS_ALIAS", "REJECTS_QUEUE_URL"]),
+        "mission-ingest" => Some(mission_ingest::Config::ENV_VARS),
+        "shadow-indexer" => Some(shadow_indexer::Config::ENV_VARS),
         _ => None,
     }
 }
