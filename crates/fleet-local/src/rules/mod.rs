@@ -4,6 +4,7 @@
 //! - [`sql`]: the IoT SQL subset (tokenizer, parser, evaluator); what is refused and why.
 //! - [`template`]: substitution templates such as `${topic(2)}` for partition keys.
 //! - [`engine`]: [`RulesEngine`], validation at start-up and the pure [`RulesEngine::route`].
+//! - [`spec`]: conversion from the template reader's `TopicRuleSpec`.
 //! - [`runner`]: [`run`], the MQTT subscriber and the batching Kinesis / SQS senders, with
 //!   [`RulesStats`] counters.
 //!
@@ -22,11 +23,13 @@
 
 pub mod engine;
 pub mod runner;
+pub mod spec;
 pub mod sql;
 pub mod template;
 
 pub use engine::{ActionDef, Delivery, Routed, RuleDef, RulesEngine, Sinks};
-pub use runner::{RulesStats, RunnerConfig, run};
+pub use runner::{RulesRunner, RulesStats, RunnerConfig, run};
+pub use spec::engine_from_specs;
 
 /// Why the rules could not be loaded. Every variant names the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
