@@ -162,6 +162,20 @@ impl<'de> Deserialize<'de> for ShadowRecord {
     }
 }
 
+impl<'de> Deserialize<'de> for ShadowDocuments {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(deserializer)?;
+        ShadowDocuments::from_value(&v).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for PresenceEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(deserializer)?;
+        PresenceEvent::from_value(&v).map_err(serde::de::Error::custom)
+    }
+}
+
 fn optional_string(f: &Fields<'_>, key: &str) -> Result<Option<String>, DecodeError> {
     match f.optional_non_null(key) {
         None => Ok(None),
@@ -744,7 +758,19 @@ mod tests {
         let r = record(&v).unwrap();
         let back: ShadowRecord = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
         assert_eq!(back, r);
+        let ShadowRecord::Documents(d) = &r else {
+            panic!("not documents")
+        };
+        let docs: ShadowDocuments =
+            serde_json::from_value(serde_json::to_value(d).unwrap()).unwrap();
+        assert_eq!(&docs, d);
+        assert!(serde_json::from_value::<ShadowDocuments>(json!({"current": {}})).is_err());
         let p = record(&presence("connected", 5)).unwrap();
+        let ShadowRecord::Presence(e) = &p else {
+            panic!("not presence")
+        };
+        let ev: PresenceEvent = serde_json::from_value(serde_json::to_value(e).unwrap()).unwrap();
+        assert_eq!(&ev, e);
         let back: ShadowRecord = serde_json::from_value(serde_json::to_value(&p).unwrap()).unwrap();
         assert_eq!(back, p);
     }
