@@ -141,6 +141,18 @@ impl Stack {
     pub fn buckets(&self) -> Vec<&BucketSpec> {
         self.buckets.iter().collect()
     }
+    /// One stream by logical id.
+    pub fn stream(&self, logical_id: &str) -> Option<&StreamSpec> {
+        self.streams.iter().find(|s| s.logical_id == logical_id)
+    }
+    /// One queue by logical id.
+    pub fn queue(&self, logical_id: &str) -> Option<&QueueSpec> {
+        self.queues.iter().find(|q| q.logical_id == logical_id)
+    }
+    /// One table by logical id.
+    pub fn table(&self, logical_id: &str) -> Option<&TableSpec> {
+        self.tables.iter().find(|t| t.logical_id == logical_id)
+    }
     /// Outputs whose Condition holds, evaluated (deferred markers where the cloud decides).
     pub fn outputs(&self) -> &BTreeMap<String, Value> {
         &self.outputs

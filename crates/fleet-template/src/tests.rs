@@ -461,6 +461,11 @@ fn real_template_loads_with_defaults() {
     assert_eq!(stack.parameters()["StreamMode"], "ON_DEMAND");
     assert_eq!(stack.parameters()["RuleSuffix"], "");
     assert!(stack.resource("RobotsDomain").is_some());
+    // DESIGN.md §2: with the default suffix the Basic Ingest topic is exactly this one.
+    assert_eq!(
+        stack.outputs()["MissionReportTopic"],
+        json!("$aws/rules/mission_reports/robots/<thing>/missions")
+    );
 }
 
 #[test]
@@ -659,6 +664,14 @@ fn real_template_missions_table_matches_the_storage_rules() {
 #[test]
 fn real_template_queues_keep_messages_fourteen_days() {
     let stack = real();
+    assert_eq!(
+        stack.queue("RejectsQueue").unwrap().queue_name,
+        "rf-rejects"
+    );
+    assert_eq!(
+        stack.table("MissionsTable").unwrap().table_name,
+        "rf-missions"
+    );
     let q = stack.queues();
     assert_eq!(q.len(), 2);
     for q in q {
