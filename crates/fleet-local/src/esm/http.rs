@@ -95,3 +95,79 @@ impl Invoker for HttpInvoker {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::post;
+    use serde_json::json;
+
+    use super::*;
+
+    async fn fake_watch() -> String {
+        async fn invoke(
+            axum::extract::Path(name): axum::extract::Path<String>,
+            axum::Json(event): axum::Json<Value>,
+        ) -> (StatusCode, HeaderMap, String) {
+            let mut headers = HeaderMap::new();
+            match name.as_str() {
+                "echo" => (StatusCode::OK, headers, json!({"got": event}).to_string()),
+                "boom" => {
+                    headers.insert(
+                        "X-Amz-Function-Error",
+                        "Unhandled".parse().unwrap_or_else(|_| unreachable!()),
+                    );
+                    (
+                        StatusCode::OK,
+                        headers,
+                        json!({"errorMessage": "boom"}).to_string(),
+                    )
+                }
+                _ => (
+                    StatusCode::NOT_FOUND,
+                    headers,
+                    "no such function".to_owned(),
+                ),
+            }
+        }
+        let app = Router::new().route("/2015-03-31/functions/{name}/invocations", post(invoke));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn posts_the_event_and_reads_the_function_error_header() {
+        let base = fake_watch().await;
+        let inv = HttpInvoker::new(&format!("{base}/"));
+        let ok = inv.invoke("echo", json!({"Records": []})).await;
+        assert!(
+            matches!(&ok, Ok(o) if o.function_error.is_none() && o.payload == json!({"got": {"Records": []}})),
+            "{ok:?}"
+        );
+        let failed = inv.invoke("boom", json!({})).await;
+        assert!(
+            matches!(&failed, Ok(o) if o.function_error.as_deref() == Some("Unhandled")),
+            "{failed:?}"
+        );
+        let missing = inv.invoke("nope", json!({})).await;
+        assert!(matches!(missing, Err(InvokeError::Http { .. })));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_watcher_is_an_http_error() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+            l.local_addr().unwrap_or_else(|e| panic!("{e}")).port()
+        };
+        let inv = HttpInvoker::new(&format!("http://127.0.0.1:{port}"));
+        let r = inv.invoke("fn", json!({})).await;
+        assert!(matches!(r, Err(InvokeError::Http { .. })), "{r:?}");
+    }
+}

@@ -77,6 +77,7 @@ pub struct Poller {
     invoker: Arc<dyn Invoker>,
     sink: Option<Arc<dyn FailureSink>>,
     state: Arc<dyn MappingState>,
+    resume: BTreeMap<String, String>,
 }
 
 impl Poller {
@@ -96,7 +97,16 @@ impl Poller {
             invoker,
             sink: None,
             state,
+            resume: BTreeMap::new(),
         }
+    }
+
+    /// Checkpoints saved from an earlier run (shard id to the last sequence number done, as in
+    /// [`EsmStats::checkpoints`]): those shards resume just after them instead of at the
+    /// starting position.
+    pub fn resume_from(mut self, checkpoints: BTreeMap<String, String>) -> Self {
+        self.resume = checkpoints;
+        self
     }
 
     /// The on-failure destination.
@@ -115,6 +125,9 @@ impl Poller {
     pub fn spawn(self, shutdown: impl ShutdownSignal) -> Result<PollerHandle, ConfigError> {
         self.config.validate()?;
         let stats = Arc::new(EsmStats::default());
+        for (shard, seq) in &self.resume {
+            stats.set_checkpoint(shard, seq);
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
         let (enabled_tx, enabled_rx) = watch::channel(false);
@@ -127,6 +140,7 @@ impl Poller {
             stats: stats.clone(),
             stop_rx,
             enabled_rx,
+            resume: self.resume,
         });
         let outside = shutdown.wait();
         let stopper = stop_tx.clone();
@@ -207,6 +221,7 @@ struct Ctx {
     stats: Arc<EsmStats>,
     stop_rx: watch::Receiver<bool>,
     enabled_rx: watch::Receiver<bool>,
+    resume: BTreeMap<String, String>,
 }
 
 impl Ctx {
@@ -317,7 +332,9 @@ async fn supervise(ctx: Arc<Ctx>) {
                         }
                         started.insert(shard.shard_id.clone());
                         progressed = true;
-                        let start = if initial.contains(&shard.shard_id) {
+                        let start = if let Some(seq) = ctx.resume.get(&shard.shard_id) {
+                            IteratorStart::AfterSequence(seq.clone())
+                        } else if initial.contains(&shard.shard_id) {
                             match &ctx.config.starting_position {
                                 StartingPosition::Latest if shard.closed => {
                                     // LATEST never reads a shard that is already closed.

@@ -835,3 +835,89 @@ fn one_partition_key_always_maps_to_one_lane() {
         .collect();
     assert_eq!(spread.len(), 4);
 }
+
+#[tokio::test(start_paused = true)]
+async fn saved_checkpoints_resume_just_after_them() {
+    let stream = FakeStream::one_shard();
+    for _ in 0..4 {
+        stream.put("k", "x");
+    }
+    let f = FakeFunction::ok();
+    let sink = Arc::new(FakeSink::default());
+    let saved = std::collections::BTreeMap::from([(SHARD.to_owned(), "2".to_owned())]);
+    let handle = Poller::new(
+        config(),
+        stream.clone(),
+        f.clone(),
+        Arc::new(SwitchState::new(true)),
+    )
+    .on_failure(sink)
+    .resume_from(saved)
+    .spawn(NoShutdown)
+    .unwrap_or_else(|e| panic!("spawn: {e}"));
+    until("done", || handle.checkpoint(SHARD).as_deref() == Some("4")).await;
+    assert_eq!(f.delivered(), strings(&["3", "4"]));
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_timestamp_starts_at_the_first_record_at_or_after_it() {
+    let stream = FakeStream::one_shard();
+    let t = SystemTime::now();
+    stream.put_at(SHARD, "k", "old", t - Duration::from_secs(600));
+    stream.put_at(SHARD, "k", "new", t - Duration::from_secs(60));
+    let f = FakeFunction::ok();
+    let mut c = config();
+    c.starting_position = StartingPosition::AtTimestamp(t - Duration::from_secs(300));
+    let run = start(c, &stream, &f, SwitchState::new(true));
+    until("done", || {
+        run.handle.checkpoint(SHARD).as_deref() == Some("2")
+    })
+    .await;
+    assert_eq!(f.delivered(), strings(&["2"]));
+    run.handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broadcast_shutdown_stops_every_task() {
+    let stream = FakeStream::one_shard();
+    stream.put("k", "x");
+    let f = FakeFunction::ok();
+    let (tx, rx) = tokio::sync::broadcast::channel::<()>(1);
+    let handle = Poller::new(
+        config(),
+        stream.clone(),
+        f.clone(),
+        Arc::new(SwitchState::new(true)),
+    )
+    .spawn(rx)
+    .unwrap_or_else(|e| panic!("spawn: {e}"));
+    until("delivered", || {
+        handle.checkpoint(SHARD).as_deref() == Some("1")
+    })
+    .await;
+    assert!(!handle.is_finished());
+    let _ = tx.send(());
+    until("stopped", || handle.is_finished()).await;
+    let calls = stream.calls();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(stream.calls(), calls, "no polling after shutdown");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalid_configuration_is_refused_at_spawn() {
+    let stream = FakeStream::one_shard();
+    let mut c = config();
+    c.max_retry_attempts = Some(20_000);
+    let r = Poller::new(
+        c,
+        stream,
+        FakeFunction::ok(),
+        Arc::new(SwitchState::new(true)),
+    )
+    .spawn(NoShutdown);
+    let Err(e) = r else {
+        panic!("spawn accepted MaximumRetryAttempts 20000")
+    };
+    assert!(e.to_string().contains("MaximumRetryAttempts"), "{e}");
+}
