@@ -1,6 +1,11 @@
 //! Test helpers: a mosquitto child process and a minimal shadow service speaking the IoT Core
 //! shadow topics, so robot behaviour is tested against a real broker without the local stack.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::type_complexity
+)]
 
 use std::collections::HashMap;
 use std::path::Path;
