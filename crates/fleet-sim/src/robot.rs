@@ -198,8 +198,11 @@ pub async fn run_robot(plan: RobotPlan, id: String, shared: Arc<Shared>) -> Robo
         seen_commands: Vec::new(),
         shared,
     };
-    let first = robot.shared.clock.instant(plan.connect_at_s);
-    tokio::time::sleep_until(first).await;
+    // Robots in service connect during the connect phase, before simulated time starts; new
+    // robots (Christmas) connect when they are switched on.
+    if plan.connect_at_s > 0.0 {
+        tokio::time::sleep_until(robot.shared.clock.instant(plan.connect_at_s)).await;
+    }
     robot.run().await;
     robot.ledger
 }
