@@ -709,3 +709,106 @@ async fn iot_data_plane_sdk_against_the_http_face() {
         .expect("recreate");
     assert_eq!(parse(out.payload())["version"], 1);
 }
+
+/// Throughput probe, not a speed assertion: `cargo test -p fleet-local --test local_rules_shadow
+/// -- --ignored --nocapture rules_throughput`. Publishes through the embedded broker front to the
+/// rules engine and moto Kinesis, and prints the rates of each stage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn rules_throughput() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let n: usize = std::env::var("RULES_THROUGHPUT_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
+    let sdk = fleet_testkit::sdk_config().await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let stream = fleet_testkit::unique_name("rules-tput");
+    kinesis_stream(&kinesis, &stream).await;
+    let b = broker().await;
+    let sinks = Sinks {
+        streams: HashMap::from([("missions".to_owned(), stream.clone())]),
+        queues: HashMap::new(),
+    };
+    let rules = vec![RuleDef {
+        name: "mission_reports".into(),
+        sql: "SELECT * FROM 'robots/+/missions'".into(),
+        sql_version: Some("2016-03-23".into()),
+        actions: vec![ActionDef::Kinesis {
+            stream_name: "missions".into(),
+            partition_key: Some("${topic(2)}".into()),
+        }],
+        error_action: None,
+        enabled: true,
+    }];
+    let engine = Arc::new(RulesEngine::new(rules, &sinks).expect("rules load"));
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    let runner = run(
+        engine,
+        RunnerConfig::new(&b.url),
+        kinesis.clone(),
+        aws_sdk_sqs::Client::new(&sdk),
+        stop_rx,
+    )
+    .expect("runner");
+    assert!(runner.wait_ready(WAIT).await);
+    let body =
+        json!({"schema": 1, "robotId": "rb-000001", "missionId": "01JD3Z0000000000000000000",
+        "rev": 1, "status": "completed", "startedAt": "2026-11-23T15:00:04Z",
+        "endedAt": "2026-11-23T15:41:10Z", "areaM2": 42.5, "durationS": 2466,
+        "battery": {"start": 100, "end": 37}, "errors": []})
+        .to_string();
+    let publishers = 8;
+    let start = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for p in 0..publishers {
+        let url = b.url.clone();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = TestClient::connect(&url, &format!("rb-tput-{p}"), &[]).await;
+            for i in 0..n / publishers {
+                c.client
+                    .publish(
+                        format!(
+                            "$aws/rules/mission_reports/robots/rb-{}/missions",
+                            (i * publishers + p) % 500
+                        ),
+                        QoS::AtMostOnce,
+                        false,
+                        body.clone().into_bytes(),
+                    )
+                    .await
+                    .expect("publish");
+            }
+            // let the event loop drain before dropping the client
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            drop(c);
+        }));
+    }
+    for t in tasks {
+        t.await.expect("publisher");
+    }
+    let published = start.elapsed();
+    let total = (n / publishers * publishers) as u64;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while runner.stats.records_put.load(Relaxed) < total && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let done = start.elapsed();
+    let s = &runner.stats;
+    println!(
+        "published {total} in {:.2}s ({:.0}/s); rules engine received {}, put {} records in {} PutRecords calls, all done in {:.2}s ({:.0} records/s)",
+        published.as_secs_f64(),
+        total as f64 / published.as_secs_f64(),
+        s.messages_in.load(Relaxed),
+        s.records_put.load(Relaxed),
+        s.put_records_calls.load(Relaxed),
+        done.as_secs_f64(),
+        s.records_put.load(Relaxed) as f64 / done.as_secs_f64(),
+    );
+    assert_eq!(
+        s.records_put.load(Relaxed),
+        total,
+        "every message reached Kinesis"
+    );
+}
