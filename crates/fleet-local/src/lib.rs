@@ -26,17 +26,20 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod broker;
+pub mod dev;
 pub mod error;
 pub mod esm;
 pub mod invoke;
 pub mod names;
 pub mod presence;
+pub mod provision;
 pub mod rejects;
 pub mod report;
 pub mod rules;
 pub mod scheduler;
 pub mod shadow;
 pub mod standins;
+pub mod watch;
 
 pub use error::{DevError, InvokeError, ProvisionError, RejectsError, ScheduleError, StandinError};
 

@@ -10,6 +10,15 @@
 
 use std::collections::BTreeMap;
 
+use fleet_template::{FunctionSpec, PhysicalResolver, ResourceRef, resolver};
+use serde_json::Value;
+
+/// The stack name `robofleet dev` uses unless told otherwise.
+pub const DEFAULT_STACK_NAME: &str = "robofleet-local";
+
+/// The environment variable naming the robots alias (the shadow indexer's contract).
+pub const ROBOTS_ALIAS_VAR: &str = "ROBOTS_ALIAS";
+
 /// Host the resolver returns for an OpenSearch domain's `DomainEndpoint`; replaced by the osmem
 /// URL in function environments.
 pub const OPENSEARCH_PLACEHOLDER_HOST: &str = "opensearch.robofleet-local.invalid";
@@ -134,6 +143,68 @@ pub fn substitute_placeholders(value: &str, endpoints: &LocalEndpoints) -> Strin
         .replace(OPENSEARCH_PLACEHOLDER_HOST, os)
 }
 
+/// What `Ref` / `GetAtt` give locally: moto's real queue URLs (once the queues exist) and the
+/// OpenSearch placeholder host for a domain endpoint; everything else as AWS would name it.
+#[derive(Debug, Clone, Default)]
+pub struct LocalResolver {
+    /// Queue physical name → queue URL in moto.
+    pub queue_urls: BTreeMap<String, String>,
+}
+
+impl PhysicalResolver for LocalResolver {
+    fn reference(&self, r: &ResourceRef<'_>) -> Option<String> {
+        if r.type_ == "AWS::SQS::Queue"
+            && let Some(url) = self.queue_urls.get(r.physical_name)
+        {
+            return Some(url.clone());
+        }
+        resolver::default_reference(r)
+    }
+
+    fn attribute(&self, r: &ResourceRef<'_>, attribute: &str) -> Option<String> {
+        match (r.type_, attribute) {
+            ("AWS::SQS::Queue", "QueueUrl") => self.reference(r),
+            ("AWS::OpenSearchService::Domain", "DomainEndpoint") => {
+                Some(OPENSEARCH_PLACEHOLDER_HOST.to_string())
+            }
+            _ => resolver::default_attribute(r, attribute),
+        }
+    }
+}
+
+/// A function's `Environment.Variables` as strings. Values the template cannot know offline
+/// (deferred markers) are left out and named in the second list.
+pub fn template_environment(f: &FunctionSpec) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut env = BTreeMap::new();
+    let mut unknown = Vec::new();
+    for (k, v) in &f.environment {
+        match v {
+            Value::String(s) => {
+                env.insert(k.clone(), s.clone());
+            }
+            Value::Number(n) => {
+                env.insert(k.clone(), n.to_string());
+            }
+            Value::Bool(b) => {
+                env.insert(k.clone(), b.to_string());
+            }
+            _ => unknown.push(k.clone()),
+        }
+    }
+    (env, unknown)
+}
+
+/// The robots alias locally: the template's alias for the default stack, `<stack>-<alias>` for
+/// any other stack name, so that stacks sharing one OpenSearch stand-in keep their own indices
+/// (in the cloud each stack has its own domain).
+pub fn local_robots_alias(stack: &str, template_alias: &str) -> String {
+    if stack == DEFAULT_STACK_NAME {
+        template_alias.to_string()
+    } else {
+        format!("{stack}-{template_alias}")
+    }
+}
+
 /// Shards to create locally for a stream: its `ShardCount` in `PROVISIONED` mode (default 1, as
 /// CloudFormation), [`ON_DEMAND_LOCAL_SHARDS`] in `ON_DEMAND` mode. The text says which.
 pub fn local_shard_count(mode: Option<&str>, shard_count: Option<u32>) -> (u32, String) {
@@ -253,6 +324,78 @@ mod tests {
             Some("s-missions")
         );
         assert_eq!(stream_name_from_arn("not-an-arn"), None);
+    }
+
+    #[test]
+    fn robots_alias_is_prefixed_only_for_other_stacks() {
+        assert_eq!(local_robots_alias(DEFAULT_STACK_NAME, "robots"), "robots");
+        assert_eq!(local_robots_alias("t-1", "robots"), "t-1-robots");
+    }
+
+    #[test]
+    fn local_resolver_gives_moto_queue_urls_and_the_opensearch_placeholder() {
+        let mut res = LocalResolver::default();
+        res.queue_urls.insert("s-rejects".into(), "http://127.0.0.1:5/123456789012/s-rejects".into());
+        let r = |type_, name| ResourceRef {
+            logical_id: "L",
+            type_,
+            physical_name: name,
+            stack_name: "s",
+            region: "us-east-1",
+            account_id: LOCAL_ACCOUNT_ID,
+            partition: "aws",
+        };
+        assert_eq!(
+            res.reference(&r("AWS::SQS::Queue", "s-rejects")).as_deref(),
+            Some("http://127.0.0.1:5/123456789012/s-rejects")
+        );
+        assert_eq!(
+            res.attribute(&r("AWS::SQS::Queue", "s-rejects"), "QueueUrl").as_deref(),
+            Some("http://127.0.0.1:5/123456789012/s-rejects")
+        );
+        assert_eq!(
+            res.attribute(&r("AWS::OpenSearchService::Domain", "robofleet"), "DomainEndpoint").as_deref(),
+            Some(OPENSEARCH_PLACEHOLDER_HOST)
+        );
+        assert_eq!(
+            res.attribute(&r("AWS::Kinesis::Stream", "s-m"), "Arn").as_deref(),
+            Some("arn:aws:kinesis:us-east-1:123456789012:stream/s-m")
+        );
+    }
+
+    #[test]
+    fn the_real_template_evaluates_to_local_environments() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+        let opts = fleet_template::LoadOptions {
+            stack_name: "t-env".into(),
+            ..fleet_template::LoadOptions::default()
+        };
+        let mut res = LocalResolver::default();
+        res.queue_urls.insert("t-env-rejects".into(), "http://127.0.0.1:5/123456789012/t-env-rejects".into());
+        let stack = fleet_template::load_with(&path, &opts, &res).unwrap_or_else(|e| panic!("{e}"));
+        let indexer = stack
+            .functions()
+            .into_iter()
+            .find(|f| f.binary == "shadow-indexer")
+            .unwrap_or_else(|| panic!("no shadow-indexer in template.yaml"));
+        let (env, unknown) = template_environment(indexer);
+        assert!(unknown.is_empty(), "{unknown:?}");
+        let local = function_environment(&env, &endpoints());
+        assert_eq!(local["OPENSEARCH_ENDPOINT"], "http://127.0.0.1:4001");
+        assert_eq!(local["REJECTS_QUEUE_URL"], "http://127.0.0.1:5/123456789012/t-env-rejects");
+        for var in shadow_indexer::Config::ENV_VARS {
+            assert!(local.contains_key(*var), "{var} missing");
+        }
+        let ingest = stack
+            .functions()
+            .into_iter()
+            .find(|f| f.binary == "mission-ingest")
+            .unwrap_or_else(|| panic!("no mission-ingest in template.yaml"));
+        let (env, _) = template_environment(ingest);
+        assert_eq!(env["MISSIONS_TABLE"], "t-env-missions");
+        for var in mission_ingest::Config::ENV_VARS {
+            assert!(env.contains_key(*var), "{var} missing");
+        }
     }
 
     #[test]

@@ -93,6 +93,10 @@ pub struct DevSummary {
     pub duration_s: f64,
     /// MQTT messages the rules engine saw.
     pub messages_in: u64,
+    /// Kinesis records the rules engine put.
+    pub records_put: u64,
+    /// Records put and not completed when the run ended (still in the streams).
+    pub backlog: u64,
     /// Rule actions that failed and went to the rule's error action.
     pub rule_errors: u64,
     /// Function invocations (pollers and schedules).

@@ -1,0 +1,1055 @@
+//! `robofleet dev`: the whole pipeline on one machine, from template.yaml.
+//!
+//! [`start`] brings the stack up in this order, and [`RunningStack::shutdown`] takes it down in
+//! reverse:
+//! 1. stand-ins: moto and osmem started from the venv on free ports, or attached to by URL;
+//!    the MQTT broker embedded (rumqttd) or external (`--mqtt-url`);
+//! 2. the template is evaluated, its storage created in moto, the template evaluated again with
+//!    moto's real queue URLs, then the Lambda control-plane objects and the OpenSearch index
+//!    template, index and alias are created;
+//! 3. the shadow service (MQTT face and IoT Data Plane face) and the rules engine start;
+//! 4. the functions are prepared (in-process handlers, or `cargo lambda watch`), one poller per
+//!    event source mapping starts, and the scheduler starts.
+//!
+//! Tests drive a [`RunningStack`] directly; the CLI ([`run`]) adds the workload, the progress
+//! display, the report file and the signal handling.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::broker::{BrokerOptions, EmbeddedBroker};
+use crate::error::{DevError, InvokeError};
+use crate::esm::{self, Invoker, MappingConfig, Poller, PollerHandle};
+use crate::invoke::{CountingInvoker, HandlerFn, InProcessInvoker, InvokeCounters, RenamingInvoker};
+use crate::names::{self, DEFAULT_STACK_NAME, LocalEndpoints, LocalResolver, ROBOTS_ALIAS_VAR};
+use crate::provision;
+use crate::report::{DevReport, DevSummary, Endpoints, Resources, StreamSummary};
+use crate::rules::{ActionDef, RuleDef, RulesEngine, RulesRunner, RunnerConfig, Sinks};
+use crate::scheduler::{ScheduleKind, ScheduleSpec, ScheduleStatus, Scheduler};
+use crate::shadow::{ShadowHandle, ShadowService};
+use crate::standins::{self, ManagedProcess, Standin};
+
+/// How functions run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InvokeMode {
+    /// Call the function crates' handlers inside this process.
+    #[default]
+    InProcess,
+    /// Run `cargo lambda watch` and invoke through its Lambda Invoke API.
+    Watch,
+}
+
+impl InvokeMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::InProcess => "in-process",
+            Self::Watch => "watch",
+        }
+    }
+}
+
+/// Everything [`start`] needs. The CLI fills it from flags; tests build it with
+/// [`DevOptions::new`] and change what they need.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevOptions {
+    /// The SAM template to run.
+    #[arg(long, default_value = "template.yaml")]
+    pub template: PathBuf,
+    /// The OpenSearch index template (default: opensearch/robots-template.json beside the template).
+    #[arg(long)]
+    pub index_template: Option<PathBuf>,
+    /// Stack name: prefixes every resource name, so stacks can share stand-ins.
+    #[arg(long, default_value = DEFAULT_STACK_NAME)]
+    pub stack_name: String,
+    /// Region the stand-ins pretend to be.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Template parameter overrides, `Key=Value` (repeatable), as `sam deploy` takes them.
+    #[arg(long = "parameter-override", value_parser = parse_key_value)]
+    pub parameter_overrides: Vec<(String, String)>,
+    /// Use this MQTT broker (`mqtt://host:port`, e.g. mosquitto) instead of the embedded one.
+    #[arg(long)]
+    pub mqtt_url: Option<String>,
+    /// Port of the embedded broker (0: a free port).
+    #[arg(long, default_value_t = 0)]
+    pub mqtt_port: u16,
+    /// Use this AWS endpoint (a running moto) instead of starting moto.
+    #[arg(long)]
+    pub aws_endpoint: Option<String>,
+    /// Use this OpenSearch URL (a running osmem) instead of starting osmem-server.
+    #[arg(long)]
+    pub opensearch_url: Option<String>,
+    /// The project's Python venv (moto_server, osmem-server, cargo-lambda); default `.venv`.
+    #[arg(long, env = "ROBOFLEET_VENV")]
+    pub venv: Option<PathBuf>,
+    /// Port of the shadow service's IoT Data Plane face (0: a free port).
+    #[arg(long, default_value_t = 0)]
+    pub iot_data_port: u16,
+    /// How functions run.
+    #[arg(long, value_enum, default_value_t = InvokeMode::InProcess)]
+    pub invoke: InvokeMode,
+    /// Where stand-in logs go (default: .run/dev-<stack> beside the template).
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+    /// On shutdown, wait up to this long for the streams to drain before stopping.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub drain: Duration,
+}
+
+impl DevOptions {
+    /// Defaults for `template`, as the CLI would have them.
+    pub fn new(template: impl Into<PathBuf>, stack_name: impl Into<String>) -> Self {
+        Self {
+            template: template.into(),
+            index_template: None,
+            stack_name: stack_name.into(),
+            region: "us-east-1".into(),
+            parameter_overrides: Vec::new(),
+            mqtt_url: None,
+            mqtt_port: 0,
+            aws_endpoint: None,
+            opensearch_url: None,
+            venv: None,
+            iot_data_port: 0,
+            invoke: InvokeMode::InProcess,
+            log_dir: None,
+            drain: Duration::from_secs(10),
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        match self.template.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    fn index_template_path(&self) -> PathBuf {
+        self.index_template
+            .clone()
+            .unwrap_or_else(|| self.root().join("opensearch/robots-template.json"))
+    }
+
+    fn log_dir(&self) -> PathBuf {
+        self.log_dir
+            .clone()
+            .unwrap_or_else(|| self.root().join(".run").join(format!("dev-{}", self.stack_name)))
+    }
+}
+
+/// `Key=Value`.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}` is not Key=Value"))
+}
+
+/// `90s`, `5m`, `2h`, `1h30m`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(n));
+    }
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 90s, 5m or 1h"))?;
+        num.clear();
+        total += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(format!("`{s}`: unknown unit `{c}` (use s, m or h)")),
+        };
+    }
+    if !num.is_empty() {
+        return Err(format!("`{s}`: the last number has no unit (use s, m or h)"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// One event source mapping's poller and what it reads.
+pub struct MappingRun {
+    /// Mapping logical id.
+    pub logical_id: String,
+    /// Stream logical id.
+    pub stream_logical_id: String,
+    /// Stream name.
+    pub stream: String,
+    /// Function logical id.
+    pub function: String,
+    /// Mapping UUID in moto.
+    pub uuid: String,
+    handle: PollerHandle,
+}
+
+/// Live numbers of a running stack.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct StackStats {
+    /// Seconds since start.
+    pub elapsed_s: f64,
+    /// MQTT messages the rules engine received.
+    pub messages_in: u64,
+    /// Kinesis records the rules engine put.
+    pub records_put: u64,
+    /// Rule actions that failed after retries.
+    pub rule_errors: u64,
+    /// Rule error-action messages that failed too: lost.
+    pub rule_errors_lost: u64,
+    /// Per mapping (by mapping logical id).
+    pub mappings: BTreeMap<String, MappingStats>,
+    /// Function invocations.
+    pub invocations: u64,
+    /// Invocations that failed as a whole.
+    pub invocation_errors: u64,
+    /// Batch item failures.
+    pub item_failures: u64,
+    /// Records put and not yet completed by a mapping (the stack-wide backlog).
+    pub backlog: u64,
+    /// Store counts (refreshed every couple of seconds; `None` until read or on error).
+    pub stores: StoreCounts,
+}
+
+/// One mapping's numbers.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct MappingStats {
+    /// Stream name.
+    pub stream: String,
+    /// Function logical id.
+    pub function: String,
+    /// Records read from the stream.
+    pub records_polled: u64,
+    /// Records completed (processed, or given up on).
+    pub records_done: u64,
+    /// Records read and not yet completed.
+    pub records_behind: u64,
+    /// Last `MillisBehindLatest`.
+    pub millis_behind_latest: i64,
+    /// Records sent to the on-failure destination.
+    pub sent_to_on_failure: u64,
+    /// Records dropped with no destination: lost.
+    pub discarded: u64,
+    /// Whether the mapping is enabled.
+    pub enabled: bool,
+}
+
+/// Counts read from the stores.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct StoreCounts {
+    /// Items per table (by logical id).
+    pub tables: BTreeMap<String, u64>,
+    /// Visible messages per queue (by logical id).
+    pub queues: BTreeMap<String, u64>,
+    /// Objects per bucket (by logical id).
+    pub buckets: BTreeMap<String, u64>,
+    /// Documents behind the robots alias.
+    pub robots_indexed: Option<u64>,
+}
+
+/// A running local stack. Drop it only after [`RunningStack::shutdown`]; dropping it without
+/// shutdown still kills the stand-ins it started.
+pub struct RunningStack {
+    /// The endpoints in use.
+    pub endpoints: Endpoints,
+    /// What was provisioned.
+    pub resources: Resources,
+    /// Stack name.
+    pub stack_name: String,
+    /// Region.
+    pub region: String,
+    /// Things worth telling the operator (shard counts, reused resources, skipped functions).
+    pub notes: Vec<String>,
+    /// The SDK config pointed at the AWS stand-in.
+    pub sdk: aws_config::SdkConfig,
+    invoke_mode: InvokeMode,
+    started: Instant,
+    started_at: String,
+    drain: Duration,
+    shutdown_tx: watch::Sender<bool>,
+    aws: Option<Standin>,
+    opensearch: Option<Standin>,
+    broker: Option<EmbeddedBroker>,
+    lambda_watch: Option<ManagedProcess>,
+    rules: Option<RulesRunner>,
+    shadow: Option<ShadowHandle>,
+    mappings: Vec<MappingRun>,
+    scheduler: Option<JoinHandle<Vec<ScheduleStatus>>>,
+    schedules: Vec<ScheduleStatus>,
+    counters: Arc<InvokeCounters>,
+    store_cache: Mutex<Option<(Instant, StoreCounts)>>,
+    report_path: Option<PathBuf>,
+}
+
+/// Starts the stack. On error, whatever was started is stopped again.
+pub async fn start(opts: DevOptions) -> Result<RunningStack, DevError> {
+    let started = Instant::now();
+    let started_at = fleet_core::timefmt::format_rfc3339(time::OffsetDateTime::now_utc());
+    let venv = standins::resolve_venv(opts.venv.as_deref());
+    let log_dir = opts.log_dir();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    // 1. Stand-ins, both at once.
+    let aws_fut = async {
+        match &opts.aws_endpoint {
+            Some(url) => standins::attach("aws endpoint (moto)", url).await,
+            None => standins::start_moto(&venv, &log_dir).await,
+        }
+    };
+    let os_fut = async {
+        match &opts.opensearch_url {
+            Some(url) => standins::attach("opensearch (osmem)", url).await,
+            None => standins::start_osmem(&venv, &log_dir).await,
+        }
+    };
+    let (aws, opensearch) = tokio::join!(aws_fut, os_fut);
+    let mut stack = RunningStack {
+        endpoints: Endpoints::default(),
+        resources: Resources::default(),
+        stack_name: opts.stack_name.clone(),
+        region: opts.region.clone(),
+        notes: Vec::new(),
+        sdk: crate::sdk_config(None, &opts.region).await,
+        invoke_mode: opts.invoke,
+        started,
+        started_at,
+        drain: opts.drain,
+        shutdown_tx,
+        aws: None,
+        opensearch: None,
+        broker: None,
+        lambda_watch: None,
+        rules: None,
+        shadow: None,
+        mappings: Vec::new(),
+        scheduler: None,
+        schedules: Vec::new(),
+        counters: Arc::new(InvokeCounters::default()),
+        store_cache: Mutex::new(None),
+        report_path: None,
+    };
+    match (aws, opensearch) {
+        (Ok(a), Ok(o)) => {
+            stack.endpoints.aws = a.url.clone();
+            stack.endpoints.opensearch = o.url.clone();
+            stack.aws = Some(a);
+            stack.opensearch = Some(o);
+        }
+        (a, o) => {
+            let err = match (&a, &o) {
+                (Err(_), _) => a.as_ref().err().map(|e| e.to_string()),
+                _ => o.as_ref().err().map(|e| e.to_string()),
+            };
+            for s in [a.ok(), o.ok()].into_iter().flatten() {
+                s.stop().await;
+            }
+            return Err(DevError::Component {
+                component: "stand-ins",
+                detail: err.unwrap_or_default(),
+            });
+        }
+    }
+    match bring_up(&mut stack, &opts, shutdown_rx).await {
+        Ok(()) => Ok(stack),
+        Err(e) => {
+            stack.stop_everything().await;
+            Err(e)
+        }
+    }
+}
+
+async fn bring_up(stack: &mut RunningStack, opts: &DevOptions, shutdown_rx: watch::Receiver<bool>) -> Result<(), DevError> {
+    let aws_url = stack.endpoints.aws.clone();
+    let os_url = stack.endpoints.opensearch.clone();
+    stack.sdk = crate::sdk_config(Some(&aws_url), &opts.region).await;
+    let sdk = stack.sdk.clone();
+
+    // MQTT broker.
+    let mqtt_url = match &opts.mqtt_url {
+        Some(url) => {
+            crate::broker::parse_mqtt_url(url).map_err(|e| DevError::Usage(e.to_string()))?;
+            url.clone()
+        }
+        None => {
+            let broker = EmbeddedBroker::start(BrokerOptions {
+                port: opts.mqtt_port,
+                ..BrokerOptions::default()
+            })
+            .await
+            .map_err(|e| DevError::Component {
+                component: "embedded mqtt broker",
+                detail: e.to_string(),
+            })?;
+            let url = broker.url.clone();
+            stack.broker = Some(broker);
+            url
+        }
+    };
+    stack.endpoints.mqtt = mqtt_url.clone();
+
+    // 2. Template, pass 1: names. Storage.
+    let load_opts = fleet_template::LoadOptions {
+        stack_name: opts.stack_name.clone(),
+        region: opts.region.clone(),
+        account_id: names::LOCAL_ACCOUNT_ID.to_string(),
+        parameter_overrides: opts.parameter_overrides.iter().cloned().collect(),
+    };
+    let template_err = |e: fleet_template::TemplateError| DevError::Template {
+        path: opts.template.clone(),
+        detail: e.to_string(),
+    };
+    let first = fleet_template::load_with(&opts.template, &load_opts, &LocalResolver::default()).map_err(template_err)?;
+    let storage = provision::provision_storage(&sdk, &first).await?;
+    stack.notes.extend(storage.notes.iter().cloned());
+
+    // Pass 2: with moto's queue URLs.
+    let resolver = LocalResolver {
+        queue_urls: storage.queue_urls_by_name.clone(),
+    };
+    let tpl = fleet_template::load_with(&opts.template, &load_opts, &resolver).map_err(template_err)?;
+
+    // Shadow service first: its URL goes into the functions' environment.
+    let shadow = ShadowService::start(
+        &mqtt_url,
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), opts.iot_data_port),
+        shutdown_rx.clone(),
+    )
+    .await
+    .map_err(|e| DevError::Component {
+        component: "shadow service",
+        detail: e.to_string(),
+    })?;
+    stack.endpoints.iot_data = shadow.http_url.clone();
+    stack.shadow = Some(shadow);
+
+    // Function environments.
+    let local = LocalEndpoints {
+        aws: aws_url.clone(),
+        opensearch: os_url.clone(),
+        iot_data: stack.endpoints.iot_data.clone(),
+        region: opts.region.clone(),
+    };
+    let mut environments: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut robots_alias: Option<String> = None;
+    let mut rejects_queue: Option<String> = None;
+    for f in tpl.functions() {
+        let (env, unknown) = names::template_environment(f);
+        if !unknown.is_empty() {
+            stack.notes.push(format!(
+                "function {}: {} cannot be evaluated locally and is left unset",
+                f.logical_id,
+                unknown.join(", ")
+            ));
+        }
+        let mut env = names::function_environment(&env, &local);
+        if let Some(alias) = env.get(ROBOTS_ALIAS_VAR).cloned() {
+            let local_alias = names::local_robots_alias(&opts.stack_name, &alias);
+            env.insert(ROBOTS_ALIAS_VAR.to_string(), local_alias.clone());
+            robots_alias.get_or_insert(local_alias);
+        }
+        if let Some(q) = env.get("REJECTS_QUEUE_URL") {
+            rejects_queue.get_or_insert(q.clone());
+        }
+        env.insert("ROBOFLEET_METRICS".into(), "off".into());
+        environments.insert(f.logical_id.clone(), env);
+    }
+
+    // Lambda control plane and OpenSearch.
+    let lambda = provision::provision_lambda(&sdk, &aws_url, &tpl, &environments, &storage.streams).await?;
+    let alias = robots_alias.unwrap_or_else(|| names::local_robots_alias(&opts.stack_name, "robots"));
+    let os_info = provision::provision_opensearch(&os_url, &opts.index_template_path(), &alias).await?;
+    stack.resources = Resources {
+        tables: storage.tables.clone(),
+        streams: storage.streams.clone(),
+        queues: storage.queues.clone(),
+        buckets: storage.buckets.clone(),
+        functions: lambda.functions.clone(),
+        event_source_mappings: lambda.mappings.clone(),
+        opensearch: os_info,
+        rejects_queue_url: rejects_queue,
+    };
+
+    // 3. Rules engine.
+    let rules = rule_defs(&tpl)?;
+    let mut sinks = Sinks::default();
+    for s in tpl.streams() {
+        sinks.streams.insert(s.stream_name.clone(), s.stream_name.clone());
+    }
+    for q in tpl.queues() {
+        if let Some(url) = storage.queue_urls_by_name.get(&q.queue_name) {
+            sinks.queues.insert(q.queue_name.clone(), url.clone());
+        }
+    }
+    let engine = RulesEngine::new(rules, &sinks).map_err(|e| DevError::Component {
+        component: "rules engine",
+        detail: e.to_string(),
+    })?;
+    let runner = crate::rules::run(
+        Arc::new(engine),
+        RunnerConfig::new(mqtt_url.clone()),
+        aws_sdk_kinesis::Client::new(&sdk),
+        aws_sdk_sqs::Client::new(&sdk),
+        shutdown_rx.clone(),
+    )
+    .map_err(|e| DevError::Component {
+        component: "rules engine",
+        detail: e.to_string(),
+    })?;
+    stack.rules = Some(runner);
+
+    // 4. Functions.
+    let mut invokable: Vec<String> = Vec::new();
+    let inner: Arc<dyn Invoker> = match opts.invoke {
+        InvokeMode::InProcess => {
+            let mut inv = InProcessInvoker::new();
+            for f in tpl.functions() {
+                let env = environments.get(&f.logical_id).cloned().unwrap_or_default();
+                let Some(handler) = in_process_handler(&f.binary, &env, &sdk).await? else {
+                    stack.notes.push(format!(
+                        "function {} (binary {}) has no in-process handler in this build; its mappings and schedules are not run (use --invoke watch)",
+                        f.logical_id, f.binary
+                    ));
+                    continue;
+                };
+                for name in [&f.logical_id, &f.function_name, &f.binary] {
+                    inv.register(name.clone(), handler.clone());
+                }
+                invokable.push(f.logical_id.clone());
+            }
+            Arc::new(inv)
+        }
+        InvokeMode::Watch => {
+            let venv = standins::resolve_venv(opts.venv.as_deref());
+            let (process, url) = crate::watch::start(&venv, &opts.root(), &opts.log_dir(), &environments).await?;
+            stack.endpoints.lambda = Some(url.clone());
+            stack.lambda_watch = Some(process);
+            let mut rename = BTreeMap::new();
+            for f in tpl.functions() {
+                rename.insert(f.logical_id.clone(), f.binary.clone());
+                rename.insert(f.function_name.clone(), f.binary.clone());
+                invokable.push(f.logical_id.clone());
+            }
+            Arc::new(RenamingInvoker::new(Arc::new(esm::HttpInvoker::new(&url)), rename))
+        }
+    };
+    let invoker: Arc<dyn Invoker> = Arc::new(CountingInvoker::new(inner, stack.counters.clone()));
+
+    // Pollers.
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let lambda_client = aws_sdk_lambda::Client::new(&sdk);
+    for m in tpl.event_source_mappings() {
+        if !invokable.contains(&m.function_logical_id) {
+            continue;
+        }
+        let Some(uuid) = lambda.mappings.get(&m.logical_id).cloned() else {
+            continue;
+        };
+        let function_name = lambda.functions.get(&m.function_logical_id).cloned().unwrap_or_else(|| m.function_logical_id.clone());
+        let config = MappingConfig::from_template(m, &uuid, &function_name);
+        let sink = match &config.on_failure {
+            Some(dest) => Some(esm::failure_sink(&sdk, dest).await.map_err(|e| DevError::Component {
+                component: "event source mapping",
+                detail: format!("{}: on-failure destination: {e}", m.logical_id),
+            })?),
+            None => None,
+        };
+        let mut poller = Poller::new(
+            config,
+            Arc::new(esm::KinesisSource::new(kinesis.clone(), &m.stream_name)),
+            invoker.clone(),
+            Arc::new(esm::LambdaMappingState::new(lambda_client.clone(), &uuid)),
+        );
+        if let Some(sink) = sink {
+            poller = poller.on_failure(sink);
+        }
+        let handle = poller.spawn(shutdown_rx.clone()).map_err(|e| DevError::Component {
+            component: "event source mapping",
+            detail: format!("{}: {e}", m.logical_id),
+        })?;
+        stack.mappings.push(MappingRun {
+            logical_id: m.logical_id.clone(),
+            stream_logical_id: m.stream_logical_id.clone(),
+            stream: m.stream_name.clone(),
+            function: m.function_logical_id.clone(),
+            uuid,
+            handle,
+        });
+    }
+
+    // Scheduler.
+    let specs: Vec<ScheduleSpec> = tpl
+        .schedules()
+        .into_iter()
+        .filter(|s| invokable.contains(&s.target_function_logical_id))
+        .map(|s| ScheduleSpec {
+            name: names::default_physical_name(&opts.stack_name, &s.logical_id, names::ResourceKind::Schedule),
+            function: s.target_function_logical_id.clone(),
+            expression: s.expression.clone(),
+            input: s.input.as_deref().and_then(|i| serde_json::from_str(i).ok()),
+            enabled: s.enabled,
+            kind: if tpl.resource(&s.logical_id).is_some_and(|r| r.type_ == "AWS::Scheduler::Schedule") {
+                ScheduleKind::Scheduler
+            } else {
+                ScheduleKind::Rule
+            },
+        })
+        .collect();
+    let scheduler = Scheduler::new(specs, invoker.clone(), &opts.region, names::LOCAL_ACCOUNT_ID, time::OffsetDateTime::now_utc())?;
+    stack.schedules = scheduler.status();
+    stack.scheduler = Some(scheduler.spawn(shutdown_rx.clone()));
+
+    // Ready when the MQTT subscribers are.
+    let ready = Duration::from_secs(20);
+    if let Some(r) = &stack.rules
+        && !r.wait_ready(ready).await
+    {
+        return Err(DevError::Component {
+            component: "rules engine",
+            detail: format!("no subscription acknowledged by {mqtt_url} within 20 s"),
+        });
+    }
+    if let Some(s) = &stack.shadow
+        && !s.wait_ready(ready).await
+    {
+        return Err(DevError::Component {
+            component: "shadow service",
+            detail: format!("no subscription acknowledged by {mqtt_url} within 20 s"),
+        });
+    }
+    Ok(())
+}
+
+/// The template's topic rules as the rules engine takes them.
+pub fn rule_defs(tpl: &fleet_template::Stack) -> Result<Vec<RuleDef>, DevError> {
+    let action = |rule: &str, a: &fleet_template::RuleAction| -> Result<ActionDef, DevError> {
+        match a {
+            fleet_template::RuleAction::Kinesis {
+                stream_name,
+                partition_key_template,
+                ..
+            } => Ok(ActionDef::Kinesis {
+                stream_name: stream_name.clone(),
+                partition_key: partition_key_template.clone(),
+            }),
+            fleet_template::RuleAction::Sqs {
+                queue_name, use_base64, ..
+            } => Ok(ActionDef::Sqs {
+                queue_name: queue_name.clone(),
+                use_base64: *use_base64,
+            }),
+            other => Err(DevError::Component {
+                component: "rules engine",
+                detail: format!("topic rule `{rule}` has an action the local stack cannot run: {other:?}"),
+            }),
+        }
+    };
+    tpl.topic_rules()
+        .into_iter()
+        .map(|r| {
+            Ok(RuleDef {
+                name: r.rule_name.clone(),
+                sql: r.sql.clone(),
+                sql_version: Some(r.sql_version.clone()),
+                actions: r.actions.iter().map(|a| action(&r.rule_name, a)).collect::<Result<_, _>>()?,
+                error_action: r.error_action.as_ref().map(|a| action(&r.rule_name, a)).transpose()?,
+                enabled: r.enabled,
+            })
+        })
+        .collect()
+}
+
+/// Builds the in-process handler of a function binary, or `None` for a binary this build does
+/// not link.
+async fn in_process_handler(
+    binary: &str,
+    env: &BTreeMap<String, String>,
+    sdk: &aws_config::SdkConfig,
+) -> Result<Option<HandlerFn>, DevError> {
+    let lookup = |k: &str| env.get(k).cloned();
+    let build_err = |message: String| {
+        DevError::Invoke(InvokeError::Build {
+            function: binary.to_string(),
+            message,
+        })
+    };
+    let fail = |function: &'static str| move |e: lambda_runtime::Error| InvokeError::Function {
+        function: function.to_string(),
+        message: e.to_string(),
+    };
+    match binary {
+        "mission-ingest" => {
+            let config = mission_ingest::Config::from_lookup(lookup).map_err(|e| build_err(e.to_string()))?;
+            let handler = Arc::new(mission_ingest::build(config, sdk).await.map_err(|e| build_err(e.to_string()))?);
+            Ok(Some(Arc::new(move |event| {
+                let h = handler.clone();
+                Box::pin(async move { h.handle(event).await.map_err(fail("mission-ingest")) })
+            })))
+        }
+        "shadow-indexer" => {
+            let config = shadow_indexer::Config::from_lookup(lookup).map_err(|e| build_err(e.to_string()))?;
+            let handler = Arc::new(shadow_indexer::build(config, sdk).await.map_err(|e| build_err(e.to_string()))?);
+            Ok(Some(Arc::new(move |event| {
+                let h = handler.clone();
+                Box::pin(async move { h.handle(event).await.map_err(fail("shadow-indexer")) })
+            })))
+        }
+        _ => Ok(None),
+    }
+}
+
+impl RunningStack {
+    /// The report as it stands (no summary while running).
+    pub fn report(&self) -> DevReport {
+        DevReport {
+            state: "running".into(),
+            stack_name: self.stack_name.clone(),
+            region: self.region.clone(),
+            started_at: self.started_at.clone(),
+            endpoints: self.endpoints.clone(),
+            resources: self.resources.clone(),
+            invoke: self.invoke_mode.as_str().into(),
+            summary: None,
+        }
+    }
+
+    /// Writes the report to `path` now, and again with the summary at shutdown.
+    pub fn write_report(&mut self, path: &Path) -> Result<(), DevError> {
+        self.report().write(path)?;
+        self.report_path = Some(path.to_path_buf());
+        Ok(())
+    }
+
+    /// The counters, without store queries.
+    pub fn counters(&self) -> StackStats {
+        let mut s = StackStats {
+            elapsed_s: self.started.elapsed().as_secs_f64(),
+            ..StackStats::default()
+        };
+        if let Some(r) = &self.rules {
+            let g = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            s.messages_in = g(&r.stats.messages_in);
+            s.records_put = g(&r.stats.records_put);
+            s.rule_errors = g(&r.stats.errors);
+            s.rule_errors_lost = g(&r.stats.error_actions_failed);
+        }
+        let mut done = 0;
+        for m in &self.mappings {
+            let snap = m.handle.stats().snapshot();
+            done += snap.records_done;
+            s.mappings.insert(
+                m.logical_id.clone(),
+                MappingStats {
+                    stream: m.stream.clone(),
+                    function: m.function.clone(),
+                    records_polled: snap.records_polled,
+                    records_done: snap.records_done,
+                    records_behind: snap.records_behind,
+                    millis_behind_latest: snap.millis_behind_latest,
+                    sent_to_on_failure: snap.sent_to_on_failure,
+                    discarded: snap.discarded,
+                    enabled: snap.enabled,
+                },
+            );
+        }
+        let (inv, errs, items) = self.counters.snapshot();
+        s.invocations = inv;
+        s.invocation_errors = errs;
+        s.item_failures = items;
+        s.backlog = s.records_put.saturating_sub(done);
+        if let Ok(cache) = self.store_cache.lock()
+            && let Some((_, c)) = cache.as_ref()
+        {
+            s.stores = c.clone();
+        }
+        s
+    }
+
+    /// Counters plus store counts (read at most every two seconds).
+    pub async fn stats(&self) -> StackStats {
+        let fresh = self
+            .store_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().map(|(at, _)| at.elapsed() < Duration::from_secs(2)))
+            .unwrap_or(false);
+        if !fresh {
+            let counts = self.read_stores().await;
+            if let Ok(mut cache) = self.store_cache.lock() {
+                *cache = Some((Instant::now(), counts));
+            }
+        }
+        self.counters()
+    }
+
+    /// Reads the stores now.
+    pub async fn read_stores(&self) -> StoreCounts {
+        let mut c = StoreCounts::default();
+        let ddb = aws_sdk_dynamodb::Client::new(&self.sdk);
+        for (logical, table) in &self.resources.tables {
+            if let Some(n) = count_items(&ddb, table).await {
+                c.tables.insert(logical.clone(), n);
+            }
+        }
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        for (logical, url) in &self.resources.queues {
+            let r = sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                .send()
+                .await;
+            if let Ok(r) = r
+                && let Some(n) = r
+                    .attributes
+                    .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages).cloned())
+                    .and_then(|v| v.parse().ok())
+            {
+                c.queues.insert(logical.clone(), n);
+            }
+        }
+        let s3_conf = aws_sdk_s3::config::Builder::from(&self.sdk).force_path_style(true).build();
+        let s3 = aws_sdk_s3::Client::from_conf(s3_conf);
+        for (logical, bucket) in &self.resources.buckets {
+            if let Ok(r) = s3.list_objects_v2().bucket(bucket).send().await {
+                c.buckets.insert(logical.clone(), r.key_count.unwrap_or(0).max(0) as u64);
+            }
+        }
+        c.robots_indexed = count_docs(&self.endpoints.opensearch, &self.resources.opensearch.alias).await;
+        c
+    }
+
+    /// Waits until every record the rules engine put has been completed by a mapping and no
+    /// message is in flight, or until `timeout`. True when drained.
+    pub async fn wait_drained(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut last_in = u64::MAX;
+        let mut stable = 0;
+        loop {
+            let s = self.counters();
+            let behind: u64 = s.mappings.values().map(|m| m.records_behind).sum();
+            if s.backlog == 0 && behind == 0 && s.messages_in == last_in {
+                stable += 1;
+                if stable >= 3 {
+                    return true;
+                }
+            } else {
+                stable = 0;
+            }
+            last_in = s.messages_in;
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn stop_everything(&mut self) {
+        self.shutdown_tx.send_replace(true);
+        if let Some(r) = self.rules.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), r.handle).await;
+        }
+        for m in self.mappings.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), m.handle.shutdown()).await;
+        }
+        if let Some(s) = self.scheduler.take()
+            && let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(5), s).await
+        {
+            self.schedules = status;
+        }
+        if let Some(s) = self.shadow.take() {
+            for t in s.tasks {
+                let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+            }
+        }
+        if let Some(b) = self.broker.take() {
+            b.stop();
+        }
+        if let Some(w) = self.lambda_watch.take() {
+            w.stop().await;
+        }
+        if let Some(a) = self.aws.take() {
+            a.stop().await;
+        }
+        if let Some(o) = self.opensearch.take() {
+            o.stop().await;
+        }
+    }
+
+    /// Drains (up to `--drain`), stops everything in reverse order, stops the stand-ins it
+    /// started, and returns the summary (also written to the report file, if any).
+    pub async fn shutdown(mut self) -> DevSummary {
+        let mut warnings = Vec::new();
+        if !self.wait_drained(self.drain).await {
+            warnings.push(format!(
+                "the streams did not drain within {} s; the rest stays in the streams (retention applies)",
+                self.drain.as_secs()
+            ));
+        }
+        let final_counts = self.read_stores().await;
+        if let Ok(mut cache) = self.store_cache.lock() {
+            *cache = Some((Instant::now(), final_counts));
+        }
+        let stats = self.counters();
+        self.stop_everything().await;
+        let summary = summarize(&stats, &self.resources, &self.schedules, warnings);
+        if let Some(path) = &self.report_path {
+            let mut report = self.report();
+            report.state = "stopped".into();
+            report.summary = Some(summary.clone());
+            if let Err(e) = report.write(path) {
+                tracing::error!(error = %e, "writing the dev report");
+            }
+        }
+        summary
+    }
+}
+
+impl Drop for RunningStack {
+    fn drop(&mut self) {
+        self.shutdown_tx.send_replace(true);
+    }
+}
+
+/// The summary of a run from its final numbers.
+pub fn summarize(stats: &StackStats, resources: &Resources, schedules: &[ScheduleStatus], warnings: Vec<String>) -> DevSummary {
+    let mut streams: BTreeMap<String, StreamSummary> = BTreeMap::new();
+    for m in stats.mappings.values() {
+        let logical = resources
+            .streams
+            .iter()
+            .find(|(_, s)| s.name == m.stream)
+            .map(|(l, _)| l.clone())
+            .unwrap_or_else(|| m.stream.clone());
+        let e = streams.entry(logical).or_default();
+        e.records_processed += m.records_done.saturating_sub(m.sent_to_on_failure + m.discarded);
+        e.records_to_on_failure += m.sent_to_on_failure;
+        e.backlog += m.records_behind;
+    }
+    let discarded: u64 = stats.mappings.values().map(|m| m.discarded).sum();
+    let rejects_queued = resources
+        .rejects_queue_url
+        .as_ref()
+        .and_then(|url| resources.queues.iter().find(|(_, u)| *u == url))
+        .and_then(|(l, _)| stats.stores.queues.get(l).copied())
+        .unwrap_or(0);
+    DevSummary {
+        duration_s: stats.elapsed_s,
+        messages_in: stats.messages_in,
+        rule_errors: stats.rule_errors,
+        invocations: stats.invocations,
+        invocation_errors: stats.invocation_errors,
+        item_failures: stats.item_failures,
+        rejects_queued,
+        missions_stored: stats.stores.tables.values().sum(),
+        robots_indexed: stats.stores.robots_indexed.unwrap_or(0),
+        streams,
+        schedules: schedules.to_vec(),
+        records_lost: discarded + stats.rule_errors_lost,
+        records_put: stats.records_put,
+        backlog: stats.backlog,
+        warnings,
+    }
+}
+
+async fn count_items(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Option<u64> {
+    let mut total = 0u64;
+    let mut start = None;
+    loop {
+        let r = ddb
+            .scan()
+            .table_name(table)
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .ok()?;
+        total += r.count.max(0) as u64;
+        match r.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Some(total),
+        }
+    }
+}
+
+async fn count_docs(url: &str, alias: &str) -> Option<u64> {
+    let base = url.trim_end_matches('/');
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().ok()?;
+    let _ = client.post(format!("{base}/{alias}/_refresh")).send().await;
+    let r = client.get(format!("{base}/{alias}/_count")).send().await.ok()?;
+    let v: serde_json::Value = r.json().await.ok()?;
+    v.get("count").and_then(serde_json::Value::as_u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("5").is_ok());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("1h5").is_err());
+    }
+
+    #[test]
+    fn key_values_split_on_the_first_equals() {
+        assert_eq!(parse_key_value("StreamMode=PROVISIONED"), Ok(("StreamMode".into(), "PROVISIONED".into())));
+        assert_eq!(parse_key_value("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_key_value("=x").is_err());
+        assert!(parse_key_value("nope").is_err());
+    }
+
+    #[test]
+    fn the_real_template_gives_rules_the_engine_accepts() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+        let tpl = fleet_template::load(&path, &fleet_template::LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        let rules = rule_defs(&tpl).unwrap_or_else(|e| panic!("{e}"));
+        assert!(rules.iter().any(|r| r.name == "mission_reports"));
+        let mut sinks = Sinks::default();
+        for s in tpl.streams() {
+            sinks.streams.insert(s.stream_name.clone(), s.stream_name.clone());
+        }
+        for q in tpl.queues() {
+            sinks.queues.insert(q.queue_name.clone(), format!("http://q/{}", q.queue_name));
+        }
+        RulesEngine::new(rules, &sinks).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn summary_counts_lost_records_and_finds_the_rejects_queue() {
+        let mut resources = Resources::default();
+        resources.queues.insert("RejectsQueue".into(), "http://q/rejects".into());
+        resources.rejects_queue_url = Some("http://q/rejects".into());
+        resources.streams.insert(
+            "MissionsStream".into(),
+            crate::report::StreamInfo { name: "s-missions".into(), ..Default::default() },
+        );
+        let mut stats = StackStats { records_put: 10, rule_errors_lost: 1, ..StackStats::default() };
+        stats.stores.queues.insert("RejectsQueue".into(), 2);
+        stats.mappings.insert(
+            "M".into(),
+            MappingStats { stream: "s-missions".into(), records_done: 10, sent_to_on_failure: 1, discarded: 2, ..MappingStats::default() },
+        );
+        let s = summarize(&stats, &resources, &[], Vec::new());
+        assert_eq!(s.rejects_queued, 2);
+        assert_eq!(s.records_lost, 3);
+        assert_eq!(s.streams["MissionsStream"].records_processed, 7);
+        assert_eq!(s.streams["MissionsStream"].records_to_on_failure, 1);
+    }
+}
