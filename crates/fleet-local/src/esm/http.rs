@@ -9,8 +9,9 @@ use serde_json::Value;
 use super::ports::{InvokeOutcome, Invoker};
 use crate::error::InvokeError;
 
-/// Invokes over HTTP. A function error comes back as a 200 with `X-Amz-Function-Error`; a
-/// transport error or another status means the function was not reached.
+/// Invokes over HTTP. A function error comes back as a 200 with `X-Amz-Function-Error` (the
+/// Lambda Invoke API) or as a 500 with Lambda's error document (`cargo lambda watch`); a
+/// transport error or any other status means the function was not reached.
 #[derive(Debug, Clone)]
 pub struct HttpInvoker {
     client: reqwest::Client,
@@ -75,23 +76,36 @@ impl Invoker for HttpInvoker {
                 .bytes()
                 .await
                 .map_err(|e| http(format!("reading the response: {e}")))?;
-            if !status.is_success() && function_error.is_none() {
-                let text = String::from_utf8_lossy(&body);
-                return Err(http(format!(
-                    "status {status}: {}",
-                    text.chars().take(500).collect::<String>()
-                )));
-            }
             let payload = if body.is_empty() {
                 Value::Null
             } else {
                 serde_json::from_slice(&body)
                     .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
             };
-            Ok(InvokeOutcome {
-                payload,
-                function_error,
-            })
+            if status.is_success() || function_error.is_some() {
+                return Ok(InvokeOutcome {
+                    payload,
+                    function_error,
+                });
+            }
+            // `cargo lambda watch` answers a function error (the runtime's /error call) with a
+            // 500 carrying Lambda's error document and no X-Amz-Function-Error header: the
+            // function ran and failed. Any other status (404 missing function, 5xx without an
+            // error document) means it was not reached.
+            let error_document =
+                payload.get("errorMessage").is_some() || payload.get("errorType").is_some();
+            if status.is_server_error() && error_document {
+                let function_error = Some("Unhandled".to_owned());
+                return Ok(InvokeOutcome {
+                    payload,
+                    function_error,
+                });
+            }
+            let text = String::from_utf8_lossy(&body);
+            Err(http(format!(
+                "status {status}: {}",
+                text.chars().take(500).collect::<String>()
+            )))
         })
     }
 }
@@ -124,6 +138,13 @@ mod tests {
                         json!({"errorMessage": "boom"}).to_string(),
                     )
                 }
+                "watch-error" => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    headers,
+                    json!({"errorType": "alloc::boxed::Box<dyn Error>", "errorMessage": "boom"})
+                        .to_string(),
+                ),
+                "crashed" => (StatusCode::BAD_GATEWAY, headers, "upstream gone".to_owned()),
                 _ => (
                     StatusCode::NOT_FOUND,
                     headers,
@@ -143,7 +164,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn posts_the_event_and_reads_the_function_error_header() {
+    async fn posts_the_event_and_tells_function_errors_from_unreachable_functions() {
         let base = fake_watch().await;
         let inv = HttpInvoker::new(&format!("{base}/"));
         let ok = inv.invoke("echo", json!({"Records": []})).await;
@@ -156,8 +177,15 @@ mod tests {
             matches!(&failed, Ok(o) if o.function_error.as_deref() == Some("Unhandled")),
             "{failed:?}"
         );
+        let watch = inv.invoke("watch-error", json!({})).await;
+        assert!(
+            matches!(&watch, Ok(o) if o.function_error.as_deref() == Some("Unhandled") && o.payload["errorMessage"] == "boom"),
+            "cargo lambda watch's 500 with an error document is a function error: {watch:?}"
+        );
         let missing = inv.invoke("nope", json!({})).await;
         assert!(matches!(missing, Err(InvokeError::Http { .. })));
+        let crashed = inv.invoke("crashed", json!({})).await;
+        assert!(matches!(crashed, Err(InvokeError::Http { .. })));
     }
 
     #[tokio::test]

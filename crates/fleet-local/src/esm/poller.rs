@@ -517,9 +517,7 @@ async fn run_shard(ctx: Arc<Ctx>, shard_id: String, start: IteratorStart) -> Res
             Ok(page) => {
                 failures = 0;
                 if let Some(ms) = page.millis_behind_latest {
-                    ctx.stats
-                        .millis_behind_latest
-                        .store(ms, std::sync::atomic::Ordering::Relaxed);
+                    ctx.stats.set_millis_behind(&shard_id, ms);
                 }
                 let empty = page.records.is_empty();
                 let mut chunks: Vec<Vec<Tracked>> = (0..n).map(|_| Vec::new()).collect();
@@ -564,6 +562,7 @@ async fn run_shard(ctx: Arc<Ctx>, shard_id: String, start: IteratorStart) -> Res
         }
     }
     // The shard is closed and fully read: let the lanes finish what they hold.
+    ctx.stats.set_millis_behind(&shard_id, 0);
     drop(senders);
     while let Some(r) = lanes.join_next().await {
         match r {

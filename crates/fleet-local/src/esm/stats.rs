@@ -36,11 +36,13 @@ pub struct EsmStats {
     pub discarded: AtomicU64,
     /// Records read but not completed yet: the local backlog.
     pub records_behind: AtomicU64,
-    /// The last `MillisBehindLatest` any shard reported.
+    /// `MillisBehindLatest`: the largest over the shards being read (each shard's latest
+    /// GetRecords answer).
     pub millis_behind_latest: AtomicI64,
     /// Whether the mapping is enabled (as last read).
     pub enabled: AtomicBool,
     checkpoints: Mutex<BTreeMap<String, String>>,
+    behind: Mutex<BTreeMap<String, i64>>,
 }
 
 /// A copy of [`EsmStats`] at one moment, for reports and assertions.
@@ -84,6 +86,14 @@ pub struct EsmStatsSnapshot {
 impl EsmStats {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_millis_behind(&self, shard_id: &str, millis: i64) {
+        if let Ok(mut map) = self.behind.lock() {
+            map.insert(shard_id.to_owned(), millis);
+            let max = map.values().copied().max().unwrap_or(0);
+            self.millis_behind_latest.store(max, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn set_checkpoint(&self, shard_id: &str, sequence: &str) {
