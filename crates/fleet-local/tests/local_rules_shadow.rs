@@ -812,3 +812,68 @@ async fn rules_throughput() {
         "every message reached Kinesis"
     );
 }
+
+#[tokio::test]
+async fn mqtt5_clients_use_dollar_topics_and_get_presence() {
+    use rumqttc::v5::mqttbytes::v5::Packet as P5;
+    use rumqttc::v5::{AsyncClient as Client5, Event as Event5, MqttOptions as Options5};
+    let b = broker().await;
+    let mut sub = TestClient::connect(
+        &b.url,
+        "robofleet-local-t-v5",
+        &["$aws/events/presence/#", "$aws/things/rb-v5/shadow/update"],
+    )
+    .await;
+    let (client, mut eventloop) = Client5::new(Options5::new("rb-v5", "127.0.0.1", b.port), 100);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        while let Ok(ev) = eventloop.poll().await {
+            if let Event5::Incoming(P5::Publish(p)) = ev {
+                let _ = tx.send(String::from_utf8_lossy(&p.topic).into_owned());
+            }
+        }
+    });
+    let v = sub.next_on("$aws/events/presence/connected/rb-v5").await;
+    assert_eq!(v["clientId"], "rb-v5");
+    client
+        .subscribe(
+            "$aws/things/rb-v5/shadow/update/accepted",
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        )
+        .await
+        .expect("v5 subscribe");
+    client
+        .publish(
+            "$aws/things/rb-v5/shadow/update",
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            false,
+            "{}",
+        )
+        .await
+        .expect("v5 publish");
+    sub.next_on("$aws/things/rb-v5/shadow/update").await;
+    // a v4 client publishes on the topic the v5 client subscribed to
+    sub.publish("$aws/things/rb-v5/shadow/update/accepted", "{}")
+        .await;
+    let topic = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("in time")
+        .expect("alive");
+    assert_eq!(topic, "$aws/things/rb-v5/shadow/update/accepted");
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_second_connection_with_the_same_client_id_reports_duplicate_clientid() {
+    let b = broker().await;
+    let mut sub =
+        TestClient::connect(&b.url, "robofleet-local-t-dup", &["$aws/events/presence/#"]).await;
+    let first = TestClient::connect(&b.url, "rb-dup", &[]).await;
+    sub.next_on("$aws/events/presence/connected/rb-dup").await;
+    let _second = TestClient::connect(&b.url, "rb-dup", &[]).await;
+    let v = sub
+        .next_on("$aws/events/presence/disconnected/rb-dup")
+        .await;
+    assert_eq!(v["disconnectReason"], "DUPLICATE_CLIENTID");
+    drop(first);
+}
