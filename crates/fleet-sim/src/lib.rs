@@ -261,22 +261,31 @@ pub async fn run(
         .filter_map(|r| r.command.map(|(t, k)| (t, args.robot_id(r.k), k)))
         .collect();
     commands.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let controller_id = format!("{}-app-{}", args.prefix, args.shard.index);
-    let controller = if targets
+    let sink = if targets.mqtt.is_aws() {
+        // Against IoT Core the app side is a backend calling the IoT Data Plane API on the same
+        // ATS endpoint, with the operator's AWS credentials.
+        let sdk = verify::sdk_config(&targets).await;
+        let conf = aws_sdk_iotdataplane::config::Builder::from(&sdk)
+            .endpoint_url(format!("https://{}", targets.mqtt.host))
+            .build();
+        Some(robot::CommandSink::DataPlane(
+            aws_sdk_iotdataplane::Client::from_conf(conf),
+        ))
+    } else if targets
         .mqtt
         .tls
         .as_ref()
         .is_some_and(|t| t.certs_dir.is_some())
     {
-        // Against IoT Core the app side needs its own credentials; commands are skipped there.
+        // A private TLS broker with per-robot certificates: the app has no identity there.
         None
     } else {
-        Some(tokio::spawn(robot::run_controller(
-            commands,
-            shared.clone(),
-            controller_id,
-        )))
+        Some(robot::CommandSink::Mqtt {
+            client_id: format!("{}-app-{}", args.prefix, args.shard.index),
+        })
     };
+    let controller =
+        sink.map(|sink| tokio::spawn(robot::run_controller(commands, shared.clone(), sink)));
 
     let mut tasks = tokio::task::JoinSet::new();
     for r in plan.robots.iter().cloned() {

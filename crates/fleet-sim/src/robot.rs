@@ -853,73 +853,118 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-/// The app side: one MQTT session that sets desired state on robots' shadows (start, dock, a new
-/// schedule), as the mobile app does through IoT Core.
+/// How the app side reaches the shadows.
+pub enum CommandSink {
+    /// An MQTT session of its own (local stack, plain brokers).
+    Mqtt {
+        /// Its client id.
+        client_id: String,
+    },
+    /// The IoT Data Plane API (`UpdateThingShadow`), as a cloud backend does against IoT Core.
+    DataPlane(aws_sdk_iotdataplane::Client),
+}
+
+fn desired_for(kind: CommandKind, rng: &mut StdRng) -> (String, Value) {
+    let id = format!("cmd-{:08x}", rng.random::<u32>());
+    let desired = match kind {
+        CommandKind::Start => json!({ "command": { "op": "start", "id": id } }),
+        CommandKind::Dock => json!({ "command": { "op": "dock", "id": id } }),
+        CommandKind::Schedule => json!({ "schedule": {
+            "days": ["mon", "wed", "sat"],
+            "at": format!("{:02}:{:02}", rng.random_range(7..20), if rng.random::<bool>() { 0 } else { 30 }),
+            "id": id,
+        } }),
+    };
+    let body = payload::shadow_desired(desired, &id);
+    (id, body)
+}
+
+/// The app side: sets desired state on robots' shadows (start, dock, a new schedule) at the
+/// planned times, as the mobile app does. Returns (commands sent, commands confirmed).
 pub async fn run_controller(
     commands: Vec<(f64, String, CommandKind)>,
     shared: Arc<Shared>,
-    client_id: String,
+    sink: CommandSink,
 ) -> (u64, u64) {
-    let mut sent = 0u64;
-    let mut flushed = 0u64;
     if commands.is_empty() {
         return (0, 0);
     }
-    shared.limiter.acquire().await;
-    let Ok(opts) = shared.sessions.options(&client_id) else {
-        return (0, 0);
-    };
-    let mut session = Session::start(opts);
-    let mut stop = shared.stop.clone();
-    let mut queue: VecDeque<(f64, String, CommandKind)> = commands.into();
     let mut rng = StdRng::seed_from_u64(shared.seed ^ 0xA99);
-    loop {
-        let next = queue.front().map(|c| shared.clock.instant(c.0));
-        tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            ev = session.events.recv() => match ev {
-                Some(Ok(Event::Outgoing(Outgoing::Publish(_)))) => flushed += 1,
-                Some(Ok(_)) => {}
-                _ => {
-                    shared.limiter.acquire().await;
-                    let Ok(opts) = shared.sessions.options(&client_id) else { break };
-                    session = Session::start(opts);
+    let mut stop = shared.stop.clone();
+    match sink {
+        CommandSink::DataPlane(client) => {
+            let mut sent = 0;
+            for (at, robot, kind) in commands {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = tokio::time::sleep_until(shared.clock.instant(at)) => {}
                 }
-            },
-            _ = sleep_until_opt(next), if next.is_some() => {
-                if let Some((_, robot, kind)) = queue.pop_front() {
-                    let id = format!("cmd-{}", rng.random::<u32>());
-                    let desired = match kind {
-                        CommandKind::Start => json!({ "command": { "op": "start", "id": id } }),
-                        CommandKind::Dock => json!({ "command": { "op": "dock", "id": id } }),
-                        CommandKind::Schedule => json!({ "schedule": {
-                            "days": ["mon", "wed", "sat"],
-                            "at": format!("{:02}:{:02}", rng.random_range(7..20), if rng.random::<bool>() { 0 } else { 30 }),
-                            "id": id,
-                        } }),
-                    };
-                    let body = payload::shadow_desired(desired, &id).to_string();
-                    if session.client.try_publish(payload::shadow_update_topic(&robot), QoS::AtMostOnce, false, body).is_ok() {
-                        sent += 1;
+                let (_, body) = desired_for(kind, &mut rng);
+                let r = client
+                    .update_thing_shadow()
+                    .thing_name(&robot)
+                    .payload(aws_sdk_iotdataplane::primitives::Blob::new(
+                        body.to_string(),
+                    ))
+                    .send()
+                    .await;
+                match r {
+                    Ok(_) => sent += 1,
+                    Err(e) => {
+                        tracing::warn!(robot = %robot, error = %crate::error::SimError::aws("iot-data UpdateThingShadow", e), "command not sent")
                     }
                 }
-            },
-            _ = std::future::ready(()), if next.is_none() => break,
+            }
+            (sent, sent)
+        }
+        CommandSink::Mqtt { client_id } => {
+            let mut sent = 0u64;
+            let mut flushed = 0u64;
+            shared.limiter.acquire().await;
+            let Ok(opts) = shared.sessions.options(&client_id) else {
+                return (0, 0);
+            };
+            let mut session = Session::start(opts);
+            let mut queue: VecDeque<(f64, String, CommandKind)> = commands.into();
+            loop {
+                let next = queue.front().map(|c| shared.clock.instant(c.0));
+                tokio::select! {
+                    biased;
+                    _ = stop.changed() => break,
+                    ev = session.events.recv() => match ev {
+                        Some(Ok(Event::Outgoing(Outgoing::Publish(_)))) => flushed += 1,
+                        Some(Ok(_)) => {}
+                        _ => {
+                            shared.limiter.acquire().await;
+                            let Ok(opts) = shared.sessions.options(&client_id) else { break };
+                            session = Session::start(opts);
+                        }
+                    },
+                    _ = sleep_until_opt(next), if next.is_some() => {
+                        if let Some((_, robot, kind)) = queue.pop_front() {
+                            let (_, body) = desired_for(kind, &mut rng);
+                            if session.client.try_publish(payload::shadow_update_topic(&robot), QoS::AtMostOnce, false, body.to_string()).is_ok() {
+                                sent += 1;
+                            }
+                        }
+                    },
+                    _ = std::future::ready(()), if next.is_none() => break,
+                }
+            }
+            // Let the last publishes flush.
+            let until = Instant::now() + Duration::from_secs(2);
+            while flushed < sent {
+                match tokio::time::timeout_at(until, session.events.recv()).await {
+                    Ok(Some(Ok(Event::Outgoing(Outgoing::Publish(_))))) => flushed += 1,
+                    Ok(Some(Ok(_))) => {}
+                    _ => break,
+                }
+            }
+            let _ = session.client.try_disconnect();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            (sent, flushed)
         }
     }
-    // Let the last publishes flush.
-    let until = Instant::now() + Duration::from_secs(2);
-    while flushed < sent {
-        match tokio::time::timeout_at(until, session.events.recv()).await {
-            Ok(Some(Ok(Event::Outgoing(Outgoing::Publish(_))))) => flushed += 1,
-            Ok(Some(Ok(_))) => {}
-            _ => break,
-        }
-    }
-    let _ = session.client.try_disconnect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    (sent, flushed)
 }
 
 /// Global counter of publishes, for the rate in the report.

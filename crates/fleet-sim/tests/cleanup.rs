@@ -87,3 +87,62 @@ async fn cleanup_deletes_the_runs_things_and_their_certificates_only() {
         Some(&CertificateStatus::Active)
     );
 }
+
+/// Against IoT Core the app side uses the IoT Data Plane API: desired state reaches the shadow.
+#[tokio::test]
+async fn commands_reach_the_shadows_through_the_data_plane() {
+    use fleet_sim::robot::{CommandSink, LiveStats, Shared, SimClock, run_controller};
+    use fleet_sim::shape::CommandKind;
+    use std::sync::Arc;
+
+    let sdk = fleet_testkit::sdk_config().await;
+    let iot = aws_sdk_iot::Client::new(&sdk);
+    let prefix = fleet_testkit::unique_name("rbcmd");
+    let things: Vec<String> = (0..3).map(|k| format!("{prefix}-{k:06}")).collect();
+    for t in &things {
+        iot.create_thing().thing_name(t).send().await.unwrap();
+    }
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let shared = Arc::new(Shared {
+        sessions: fleet_sim::mqtt::SessionFactory::new(fleet_sim::MqttTarget::plain(
+            "127.0.0.1",
+            1,
+        ))
+        .unwrap(),
+        limiter: fleet_sim::mqtt::ConnectLimiter::new(100.0),
+        clock: SimClock {
+            real_start: tokio::time::Instant::now(),
+            sim_start: time::OffsetDateTime::now_utc(),
+            compression: 1.0,
+        },
+        faults: fleet_sim::faults::FaultConfig::none(),
+        live: LiveStats::default(),
+        samples: None,
+        sample_every: 50,
+        seed: 1,
+        length_s: 1.0,
+        stop,
+    });
+    let commands = vec![
+        (0.0, things[0].clone(), CommandKind::Start),
+        (0.1, things[1].clone(), CommandKind::Dock),
+        (0.2, things[2].clone(), CommandKind::Schedule),
+    ];
+    let data = aws_sdk_iotdataplane::Client::new(&sdk);
+    let (sent, _) = run_controller(commands, shared, CommandSink::DataPlane(data.clone())).await;
+    assert_eq!(sent, 3);
+    for (t, key, op) in [
+        (&things[0], "command", Some("start")),
+        (&things[1], "command", Some("dock")),
+        (&things[2], "schedule", None),
+    ] {
+        let out = data.get_thing_shadow().thing_name(t).send().await.unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
+        let desired = &doc["state"]["desired"][key];
+        assert!(desired.is_object(), "{t}: {doc}");
+        if let Some(op) = op {
+            assert_eq!(desired["op"], op);
+        }
+    }
+}
