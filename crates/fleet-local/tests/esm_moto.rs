@@ -433,3 +433,49 @@ async fn the_enabled_flag_is_read_from_motos_lambda_control_plane() {
     );
     h.shutdown().await;
 }
+
+/// moto 5.2.5 closes the parent on UpdateShardCount (EndingSequenceNumber, children listed with
+/// ParentShardId) yet keeps writing every record to it and keeps answering GetRecords with a
+/// NextShardIterator. The poller follows the parent until GetRecords stops giving an iterator
+/// (AWS's end-of-shard signal), so nothing written after a reshard is lost either way.
+#[tokio::test]
+async fn after_a_reshard_the_children_are_read_once_the_parent_is_drained() {
+    let sdk = sdk_config().await;
+    let (k, name, arn) = stream(&sdk).await;
+    let before = put(&k, &name, "rb-0", "{}").await;
+    let f = Function::new(|_, _| InvokeOutcome::ok(json!({"batchItemFailures": []})));
+    let mut c = MappingConfig::new("esm-moto-5", "fn", &name);
+    c.stream_arn = arn;
+    c.starting_position = StartingPosition::TrimHorizon;
+    let source = Arc::new(KinesisSource::new(k.clone(), &name));
+    let mut opts = options();
+    opts.shard_discovery_interval = Duration::from_millis(300);
+    let h = Poller::new(c, source, f.clone(), Arc::new(SwitchState::new(true)))
+        .options(opts)
+        .spawn(NoShutdown)
+        .expect("spawn");
+    until("first record", || {
+        h.checkpoint(SHARD).as_deref() == Some(before.as_str())
+    })
+    .await;
+    k.update_shard_count()
+        .stream_name(&name)
+        .target_shard_count(2)
+        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
+        .send()
+        .await
+        .expect("update shard count");
+    let mut after = Vec::new();
+    for i in 0..6 {
+        after.push(put(&k, &name, &format!("rb-{i}"), "{}").await);
+    }
+    until("records after the reshard", || {
+        let got = f.batches().concat();
+        after.iter().all(|s| got.contains(s))
+    })
+    .await;
+    let got = f.batches().concat();
+    assert_eq!(got[0], before, "the parent's record came first");
+    assert_eq!(got.len(), 7, "each record once: {got:?}");
+    h.shutdown().await;
+}
