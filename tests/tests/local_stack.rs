@@ -1,0 +1,346 @@
+//! End to end: the local stack started as a library (`fleet_local::dev::start`) on the shared
+//! moto / osmem stand-ins (a fresh `--stack-name` per test), fed over MQTT with a standard client
+//! (rumqttc), and checked through the AWS SDK and OpenSearch queries: missions stored once at
+//! their latest rev, robots indexed at their latest shadow version, the malformed record in the
+//! rejects queue with its payload and reason, and no record lost.
+//!
+//! Run through `make test`, or after `source tools/dev-env.sh`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use fleet_local::dev::{self, DevOptions, RunningStack};
+use fleet_local::rejects::{RejectItem, RejectsClient, Selection};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::{Value, json};
+
+/// Generous: the first run compiles nothing, but moto on a loaded 2-core machine is slow.
+const SETTLE: Duration = Duration::from_secs(120);
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn options(stack: &str, log_dir: &Path) -> DevOptions {
+    let mut o = DevOptions::new(root().join("template.yaml"), stack);
+    o.aws_endpoint = Some(fleet_testkit::aws_endpoint());
+    o.opensearch_url = Some(fleet_testkit::opensearch_url());
+    o.log_dir = Some(log_dir.to_path_buf());
+    o.drain = Duration::from_secs(60);
+    o
+}
+
+fn mission(robot: &str, mission_id: &str, rev: u32, battery_end: u32) -> Value {
+    json!({
+        "schema": 1, "robotId": robot, "missionId": mission_id, "rev": rev,
+        "status": "completed", "startedAt": "2026-11-23T15:00:04Z", "endedAt": "2026-11-23T15:41:10Z",
+        "areaM2": 42.5, "durationS": 2466, "battery": {"start": 100, "end": battery_end}, "errors": []
+    })
+}
+
+fn mission_topic(robot: &str) -> String {
+    format!("$aws/rules/mission_reports/robots/{robot}/missions")
+}
+
+/// Publishes every message with QoS 1 and returns once the broker acknowledged them all.
+async fn publish_all(mqtt_url: &str, client_id: &str, messages: &[(String, Vec<u8>)]) {
+    let (host, port) = fleet_local::broker::parse_mqtt_url(mqtt_url).unwrap();
+    let mut opts = MqttOptions::new(client_id, host, port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(opts, 100);
+    let acked = Arc::new(AtomicUsize::new(0));
+    let seen = acked.clone();
+    let driver = tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(_) => {}
+                Err(e) => panic!("mqtt connection failed: {e}"),
+            }
+        }
+    });
+    for (topic, payload) in messages {
+        client.publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone()).await.unwrap();
+        // Keep the shadow updates of one robot in order through the broker.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.load(Ordering::SeqCst) < messages.len() {
+        assert!(Instant::now() < deadline, "the broker acknowledged {} of {} publishes", acked.load(Ordering::SeqCst), messages.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = client.disconnect().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    driver.abort();
+}
+
+struct Workload {
+    messages: Vec<(String, Vec<u8>)>,
+    mission_a: String,
+    mission_messages: usize,
+}
+
+/// Three robots: robot 1 sends mission A at rev 1 and rev 2, a duplicate of rev 2 and a stale
+/// replay of rev 1; robots 2 and 3 one mission each; robot 2 also one malformed report. Robot 1
+/// updates its shadow twice, robot 2 once.
+fn workload() -> Workload {
+    let a = ulid::Ulid::new().to_string();
+    let b = ulid::Ulid::new().to_string();
+    let c = ulid::Ulid::new().to_string();
+    let m = |robot: &str, id: &str, rev: u32, end: u32| (mission_topic(robot), mission(robot, id, rev, end).to_string().into_bytes());
+    let shadow = |robot: &str, reported: Value| {
+        (format!("$aws/things/{robot}/shadow/update"), json!({"state": {"reported": reported}}).to_string().into_bytes())
+    };
+    let missions = vec![
+        m("rb-000001", &a, 1, 60),
+        m("rb-000001", &a, 2, 37),
+        m("rb-000001", &a, 2, 37),
+        m("rb-000001", &a, 1, 60),
+        m("rb-000002", &b, 1, 50),
+        m("rb-000003", &c, 1, 40),
+        (mission_topic("rb-000002"), b"{not json".to_vec()),
+    ];
+    let mission_messages = missions.len();
+    let mut messages = missions;
+    messages.push(shadow("rb-000001", json!({"battery": 80, "status": "idle"})));
+    messages.push(shadow("rb-000001", json!({"battery": 70, "status": "cleaning"})));
+    messages.push(shadow("rb-000002", json!({"battery": 55, "status": "docked"})));
+    Workload {
+        messages,
+        mission_a: a,
+        mission_messages,
+    }
+}
+
+async fn missions(stack: &RunningStack) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let table = stack.resources.tables.get("MissionsTable").expect("the template declares MissionsTable");
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .scan()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+}
+
+async fn robot_doc(stack: &RunningStack, id: &str) -> Option<Value> {
+    let url = format!(
+        "{}/{}/_doc/{}",
+        stack.endpoints.opensearch.trim_end_matches('/'),
+        stack.resources.opensearch.index,
+        id
+    );
+    let r = reqwest::get(&url).await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    let v: Value = r.json().await.ok()?;
+    v.get("_source").cloned()
+}
+
+fn rejects(stack: &RunningStack) -> RejectsClient {
+    RejectsClient::new(&stack.sdk, stack.resources.rejects_queue_url.clone().expect("a rejects queue"))
+}
+
+/// Polls `check` until it returns true or [`SETTLE`] passes.
+async fn eventually<F, Fut>(what: &str, stack: &RunningStack, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        if check().await {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("{what}: not reached within {} s; stats: {:?}", SETTLE.as_secs(), stack.counters());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Publishes the workload and checks every store; returns the original sequence number of the
+/// malformed record.
+async fn exercise(stack: &RunningStack) -> String {
+    let w = workload();
+    publish_all(&stack.endpoints.mqtt, "e2e-publisher", &w.messages).await;
+
+    eventually("three missions stored", stack, || async { missions(stack).await.len() == 3 }).await;
+    eventually("robot 1 indexed at shadow version 2", stack, || async {
+        robot_doc(stack, "rb-000001").await.and_then(|d| d["version"].as_u64()) == Some(2)
+    })
+    .await;
+    eventually("robot 2 indexed", stack, || async { robot_doc(stack, "rb-000002").await.is_some() }).await;
+    let client = rejects(stack);
+    eventually("the malformed record in the rejects queue", stack, || async {
+        client.list().await.map(|l| !l.is_empty()).unwrap_or(false)
+    })
+    .await;
+    assert!(stack.wait_drained(SETTLE).await, "the streams did not drain: {:?}", stack.counters());
+
+    // Missions: one item per mission, mission A at its latest rev despite the duplicate and the
+    // stale replay.
+    let items = missions(stack).await;
+    assert_eq!(items.len(), 3, "{items:?}");
+    let a = items
+        .iter()
+        .find(|i| i.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("ROBOT#rb-000001"))
+        .expect("robot 1's mission");
+    assert_eq!(a.get("rev").and_then(|v| v.as_n().ok()).map(String::as_str), Some("2"));
+    assert!(a.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.ends_with(&w.mission_a)));
+
+    // Robots: latest reported state.
+    let r1 = robot_doc(stack, "rb-000001").await.unwrap();
+    assert_eq!(r1["reported"]["battery"], 70);
+    assert_eq!(r1["reported"]["status"], "cleaning");
+    assert_eq!(r1["docType"], "shadow");
+    let r2 = robot_doc(stack, "rb-000002").await.unwrap();
+    assert_eq!(r2["version"], 1);
+
+    // Rejects: exactly the malformed record, with its payload and reason.
+    let listed = client.list().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let RejectItem::Envelope(env) = &listed[0].item else {
+        panic!("not an envelope: {:?}", listed[0].item)
+    };
+    assert_eq!(env.reason.kind.as_str(), "bad_json");
+    assert_eq!(env.source.partition_key, "rb-000002");
+    assert_eq!(env.function, "mission-ingest");
+    let payload = base64::engine::general_purpose::STANDARD.decode(&env.payload_base64).unwrap();
+    assert_eq!(payload, b"{not json");
+    assert!(env.source.stream_arn.ends_with(&stack.resources.streams["MissionsStream"].name));
+
+    // No record lost so far.
+    let s = stack.counters();
+    assert_eq!(s.backlog, 0, "{s:?}");
+    assert_eq!(s.rule_errors, 0, "{s:?}");
+    let missions_done: u64 = s.mappings.values().filter(|m| m.stream.ends_with("-missions")).map(|m| m.records_done).sum();
+    assert_eq!(missions_done, w.mission_messages as u64, "{s:?}");
+    env.source.sequence_number.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_broker_pipeline_stores_indexes_rejects_and_replays() {
+    let logs = tempfile::tempdir().unwrap();
+    let name = fleet_testkit::unique_name("e2e");
+    let stack = dev::start(options(&name, logs.path())).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(stack.endpoints.mqtt.starts_with("mqtt://127.0.0.1:"));
+    assert!(stack.endpoints.iot_data.starts_with("http://127.0.0.1:"));
+    // Fresh, stack-prefixed resources from the template.
+    assert_eq!(stack.resources.tables["MissionsTable"], format!("{name}-missions"));
+    assert_eq!(stack.resources.opensearch.alias, format!("{name}-robots"));
+    assert_eq!(stack.resources.streams["MissionsStream"].shards, 4, "ON_DEMAND gets 4 local shards");
+    // The event source mappings exist in moto's Lambda control plane, enabled.
+    let lambda = aws_sdk_lambda::Client::new(&stack.sdk);
+    for uuid in stack.resources.event_source_mappings.values() {
+        let m = lambda.get_event_source_mapping().uuid(uuid).send().await.unwrap();
+        assert_eq!(m.state.as_deref(), Some("Enabled"));
+    }
+
+    let original_seq = exercise(&stack).await;
+
+    // Replay the reject after a "fix": it goes back into its stream, and (still malformed) comes
+    // back as a new reject with a new sequence number; the old message is deleted.
+    let client = rejects(&stack);
+    let outcomes = client
+        .replay(&Selection { kind: Some("bad_json".into()), ..Selection::default() }, true, false)
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0].records_put, 1);
+    assert_eq!(outcomes[0].deleted, 1);
+    assert!(outcomes[0].error.is_none());
+    eventually("the replayed record rejected again", &stack, || async {
+        client.list().await.map(|l| {
+            l.len() == 1
+                && matches!(&l[0].item, RejectItem::Envelope(e) if e.source.sequence_number != original_seq)
+        })
+        .unwrap_or(false)
+    })
+    .await;
+
+    let summary = stack.shutdown().await;
+    assert_eq!(summary.records_lost, 0, "{summary:?}");
+    assert_eq!(summary.backlog, 0, "{summary:?}");
+    assert_eq!(summary.missions_stored, 3, "{summary:?}");
+    assert_eq!(summary.rejects_queued, 1, "{summary:?}");
+    assert_eq!(summary.streams["MissionsStream"].records_processed, 8, "{summary:?}");
+    assert!(summary.robots_indexed >= 2, "{summary:?}");
+}
+
+/// mosquitto on a free port with a config allowing anonymous clients on that listener.
+struct Mosquitto {
+    _child: tokio::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_mosquitto() -> Mosquitto {
+    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("mosquitto is not installed: `make test` installs it (apt-get install mosquitto)");
+    let dir = tempfile::tempdir().unwrap();
+    let port = fleet_testkit::free_port();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
+    let child = tokio::process::Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("mosquitto.log")).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "mosquitto did not listen on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Mosquitto {
+        _child: child,
+        url: format!("mqtt://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mosquitto_as_external_broker_carries_the_same_pipeline() {
+    let broker = start_mosquitto().await;
+    let logs = tempfile::tempdir().unwrap();
+    let mut opts = options(&fleet_testkit::unique_name("e2e-mq"), logs.path());
+    opts.mqtt_url = Some(broker.url.clone());
+    let stack = dev::start(opts).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stack.endpoints.mqtt, broker.url);
+    exercise(&stack).await;
+    let summary = stack.shutdown().await;
+    assert_eq!(summary.records_lost, 0, "{summary:?}");
+    assert_eq!(summary.backlog, 0, "{summary:?}");
+    assert_eq!(summary.missions_stored, 3, "{summary:?}");
+    assert_eq!(summary.streams["MissionsStream"].records_processed, 7, "{summary:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_file_holds_the_endpoints_at_start_and_the_summary_at_exit() {
+    let logs = tempfile::tempdir().unwrap();
+    let report = logs.path().join("report.json");
+    let mut stack = dev::start(options(&fleet_testkit::unique_name("e2e-rep"), logs.path())).await.unwrap_or_else(|e| panic!("{e}"));
+    stack.write_report(&report).unwrap();
+    let running = fleet_local::report::DevReport::read(&report).unwrap();
+    assert_eq!(running.state, "running");
+    assert_eq!(running.endpoints, stack.endpoints);
+    assert!(running.resources.rejects_queue_url.is_some());
+    assert!(running.summary.is_none());
+    let summary = stack.shutdown().await;
+    let stopped = fleet_local::report::DevReport::read(&report).unwrap();
+    assert_eq!(stopped.state, "stopped");
+    assert_eq!(stopped.summary, Some(summary));
+}
