@@ -336,11 +336,9 @@ async fn supervise(ctx: Arc<Ctx>) {
                             IteratorStart::AfterSequence(seq.clone())
                         } else if initial.contains(&shard.shard_id) {
                             match &ctx.config.starting_position {
-                                StartingPosition::Latest if shard.closed => {
-                                    // LATEST never reads a shard that is already closed.
-                                    finished.insert(shard.shard_id.clone());
-                                    continue;
-                                }
+                                // A closed shard is read at LATEST too: on AWS it ends at
+                                // once (no NextShardIterator); moto keeps writing to a
+                                // resharded parent, so skipping it would lose records.
                                 StartingPosition::Latest => IteratorStart::Latest,
                                 StartingPosition::TrimHorizon => IteratorStart::TrimHorizon,
                                 StartingPosition::AtTimestamp(t) => IteratorStart::AtTimestamp(*t),

@@ -921,3 +921,18 @@ async fn an_invalid_configuration_is_refused_at_spawn() {
     };
     assert!(e.to_string().contains("MaximumRetryAttempts"), "{e}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn latest_passes_a_closed_parent_and_reads_its_children() {
+    let stream = FakeStream::one_shard();
+    stream.put("k", "old");
+    stream.split(SHARD, &["shardId-000000000001"]);
+    let f = FakeFunction::ok();
+    let mut c = config();
+    c.starting_position = StartingPosition::Latest;
+    let run = start(c, &stream, &f, SwitchState::new(true));
+    until("child polled", || stream.calls() >= 2).await;
+    let seq = stream.put_at("shardId-000000000001", "k", "new", SystemTime::now());
+    until("child record", || f.delivered() == vec![seq.clone()]).await;
+    run.handle.shutdown().await;
+}
