@@ -140,7 +140,7 @@ fn spawn(
 }
 
 #[tokio::test]
-async fn kinesis_records_are_all_delivered_after_a_partial_failure() {
+async fn esm_kinesis_records_are_all_delivered_after_a_partial_failure() {
     let sdk = sdk_config().await;
     let (k, name, arn) = stream(&sdk).await;
     let mut seqs = Vec::new();
@@ -175,7 +175,7 @@ async fn kinesis_records_are_all_delivered_after_a_partial_failure() {
 }
 
 #[tokio::test]
-async fn exhausted_retries_reach_the_sqs_queue_as_lambdas_invocation_record() {
+async fn esm_exhausted_retries_reach_the_sqs_queue_as_lambdas_invocation_record() {
     let sdk = sdk_config().await;
     let (k, name, arn) = stream(&sdk).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -258,7 +258,7 @@ async fn exhausted_retries_reach_the_sqs_queue_as_lambdas_invocation_record() {
 }
 
 #[tokio::test]
-async fn the_s3_destination_gets_metadata_and_payload_under_lambdas_key_layout() {
+async fn esm_the_s3_destination_gets_metadata_and_payload_under_lambdas_key_layout() {
     let sdk = sdk_config().await;
     let (k, name, arn) = stream(&sdk).await;
     let conf = aws_sdk_s3::config::Builder::from(&sdk)
@@ -352,7 +352,7 @@ const EMPTY_ZIP: [u8; 22] = [
 ];
 
 #[tokio::test]
-async fn the_enabled_flag_is_read_from_motos_lambda_control_plane() {
+async fn esm_the_enabled_flag_is_read_from_motos_lambda_control_plane() {
     let sdk = sdk_config().await;
     let (k, name, arn) = stream(&sdk).await;
     let lambda = aws_sdk_lambda::Client::new(&sdk);
@@ -439,7 +439,7 @@ async fn the_enabled_flag_is_read_from_motos_lambda_control_plane() {
 /// NextShardIterator. The poller follows the parent until GetRecords stops giving an iterator
 /// (AWS's end-of-shard signal), so nothing written after a reshard is lost either way.
 #[tokio::test]
-async fn after_a_reshard_the_children_are_read_once_the_parent_is_drained() {
+async fn esm_after_a_reshard_the_children_are_read_once_the_parent_is_drained() {
     let sdk = sdk_config().await;
     let (k, name, arn) = stream(&sdk).await;
     let before = put(&k, &name, "rb-0", "{}").await;
