@@ -194,6 +194,7 @@ impl EmbeddedBroker {
             stats: stats.clone(),
             presence: presence_tx,
             generations: Mutex::new(HashMap::new()),
+            next_generation: AtomicU64::new(1),
             stop: stop_rx.clone(),
         });
         tokio::spawn(accept_loop(listener, front, stop_rx));
@@ -344,8 +345,9 @@ struct Front {
     v5: SocketAddr,
     stats: Arc<BrokerStats>,
     presence: Option<mpsc::UnboundedSender<PresenceSignal>>,
-    /// Per client id, the generation of its newest connection (to recognise a takeover).
+    /// Per live client id, the generation of its newest connection (to recognise a takeover).
     generations: Mutex<HashMap<String, u64>>,
+    next_generation: AtomicU64,
     stop: watch::Receiver<bool>,
 }
 
@@ -595,12 +597,12 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, front: Arc<Front>) -> st
     }
 
     let internal = info.client_id.starts_with(INTERNAL_CLIENT_PREFIX) || info.client_id.is_empty();
-    let generation = {
-        let mut g = front.generations.lock().unwrap_or_else(|p| p.into_inner());
-        let e = g.entry(info.client_id.clone()).or_insert(0);
-        *e += 1;
-        *e
-    };
+    let generation = front.next_generation.fetch_add(1, Ordering::Relaxed);
+    front
+        .generations
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(info.client_id.clone(), generation);
     front
         .stats
         .connections_total
@@ -639,12 +641,20 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, front: Arc<Front>) -> st
         _ = stop.wait_for(|s| *s) => End::Stopped,
     };
     front.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+    // A newer connection with this client id took over, or this was the newest and its entry
+    // goes (the map only holds live client ids).
+    let superseded = {
+        let mut g = front.generations.lock().unwrap_or_else(|p| p.into_inner());
+        match g.get(&info.client_id) {
+            Some(&newest) if newest == generation => {
+                g.remove(&info.client_id);
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
+    };
     if !internal {
-        let superseded = front
-            .generations
-            .lock()
-            .map(|g| g.get(&info.client_id).copied().unwrap_or(0) > generation)
-            .unwrap_or(false);
         let idle = last_seen.lock().map(|t| t.elapsed()).unwrap_or_default();
         let keep_alive = Duration::from_secs(u64::from(info.keep_alive));
         let reason = match end {

@@ -877,3 +877,68 @@ async fn a_second_connection_with_the_same_client_id_reports_duplicate_clientid(
     assert_eq!(v["disconnectReason"], "DUPLICATE_CLIENTID");
     drop(first);
 }
+
+#[tokio::test]
+async fn overlapping_rules_each_fire_once_per_message() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let sdk = fleet_testkit::sdk_config().await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let stream = fleet_testkit::unique_name("rules-overlap");
+    kinesis_stream(&kinesis, &stream).await;
+    let b = broker().await;
+    let sinks = Sinks {
+        streams: HashMap::from([("s".to_owned(), stream.clone())]),
+        queues: HashMap::new(),
+    };
+    let rule = |name: &str, sql: &str, pk: &str| RuleDef {
+        name: name.into(),
+        sql: sql.into(),
+        sql_version: Some("2016-03-23".into()),
+        actions: vec![ActionDef::Kinesis {
+            stream_name: "s".into(),
+            partition_key: Some(pk.into()),
+        }],
+        error_action: None,
+        enabled: true,
+    };
+    let engine = Arc::new(
+        RulesEngine::new(
+            vec![
+                rule("all", "SELECT * FROM 'robots/#'", "all-${topic(2)}"),
+                rule(
+                    "telemetry",
+                    "SELECT * FROM 'robots/+/telemetry'",
+                    "tel-${topic(2)}",
+                ),
+            ],
+            &sinks,
+        )
+        .expect("rules load"),
+    );
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    let runner = run(
+        engine,
+        RunnerConfig::new(&b.url),
+        kinesis.clone(),
+        aws_sdk_sqs::Client::new(&sdk),
+        stop_rx,
+    )
+    .expect("runner");
+    assert!(runner.wait_ready(WAIT).await);
+    let p = TestClient::connect(&b.url, "rb-ovl", &[]).await;
+    p.publish("robots/rb-ovl/telemetry", "{}").await;
+    let mut keys: Vec<String> = read_all(&kinesis, &stream, 2)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["all-rb-ovl", "tel-rb-ovl"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        runner.stats.messages_in.load(Relaxed),
+        1,
+        "delivered once despite overlapping FROMs"
+    );
+    assert_eq!(runner.stats.records_put.load(Relaxed), 2);
+}

@@ -94,6 +94,116 @@ pub fn topic_matches(filter: &str, topic: &str) -> bool {
     t.next().is_none()
 }
 
+fn wildcard(level: &str) -> bool {
+    level == "+" || level == "#"
+}
+
+/// Can some topic match both filters?
+pub fn filters_overlap(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('/').collect(), b.split('/').collect());
+    for i in 0..a.len().max(b.len()) {
+        match (a.get(i), b.get(i)) {
+            (Some(x), Some(y)) => {
+                if i == 0
+                    && ((wildcard(x) && y.starts_with('$')) || (wildcard(y) && x.starts_with('$')))
+                {
+                    return false;
+                }
+                if *x == "#" || *y == "#" {
+                    return true;
+                }
+                if *x != "+" && *y != "+" && x != y {
+                    return false;
+                }
+            }
+            (None, Some(y)) | (Some(y), None) => return *y == "#",
+            (None, None) => return true,
+        }
+    }
+    true
+}
+
+/// Does every topic that matches `inner` also match `outer`?
+pub fn filter_covers(outer: &str, inner: &str) -> bool {
+    let (o, n): (Vec<&str>, Vec<&str>) = (outer.split('/').collect(), inner.split('/').collect());
+    for i in 0..o.len().max(n.len()) {
+        match (o.get(i), n.get(i)) {
+            (Some(x), Some(y)) => {
+                if i == 0 && wildcard(x) && !wildcard(y) && y.starts_with('$') {
+                    return false;
+                }
+                if *x == "#" {
+                    return true;
+                }
+                if *y == "#" || (*x != "+" && x != y) || (*x == "+" && *y == "#") {
+                    return false;
+                }
+            }
+            (Some(x), None) => return *x == "#",
+            (None, Some(_)) => return false,
+            (None, None) => return true,
+        }
+    }
+    true
+}
+
+/// The narrowest filter that covers both (levels that differ become `+`, a length difference
+/// or a `#` becomes `#`).
+fn filter_join(a: &str, b: &str) -> String {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('/').collect(), b.split('/').collect());
+    let mut out = Vec::new();
+    for i in 0..a.len().max(b.len()) {
+        match (a.get(i), b.get(i)) {
+            (Some(x), Some(y)) if *x == "#" || *y == "#" => {
+                out.push("#");
+                break;
+            }
+            (Some(x), Some(y)) if x == y => out.push(x),
+            (Some(_), Some(_)) => out.push("+"),
+            _ => {
+                out.push("#");
+                break;
+            }
+        }
+    }
+    out.join("/")
+}
+
+/// A set of filters in which no two overlap, covering every topic the given filters match.
+/// Brokers (rumqttd, mosquitto by default) deliver a message once per matching subscription,
+/// so overlapping subscriptions would feed the rules engine duplicates. Overlapping filters are
+/// widened to their join; the engine's own matching keeps the exact semantics.
+pub fn disjoint_filters(filters: &[String]) -> Vec<String> {
+    let mut set: Vec<String> = Vec::new();
+    for f in filters {
+        if !set.contains(f) {
+            set.push(f.clone());
+        }
+    }
+    loop {
+        let mut merged = None;
+        'search: for i in 0..set.len() {
+            for j in (i + 1)..set.len() {
+                if filters_overlap(&set[i], &set[j]) {
+                    merged = Some((i, j));
+                    break 'search;
+                }
+            }
+        }
+        let Some((i, j)) = merged else { break };
+        let joined = if filter_covers(&set[i], &set[j]) {
+            set[i].clone()
+        } else if filter_covers(&set[j], &set[i]) {
+            set[j].clone()
+        } else {
+            filter_join(&set[i], &set[j])
+        };
+        set.remove(j);
+        set[i] = joined;
+    }
+    set
+}
+
 /// The client id IoT Core would report for a message on `topic` in this project's topic layout
 /// (see the module docs), or `n/a`.
 pub fn client_id_from_topic(topic: &str) -> &str {
@@ -142,6 +252,49 @@ mod tests {
             "$aws/events/presence/+/+",
             "$aws/events/presence/connected/rb-1"
         ));
+    }
+
+    #[test]
+    fn overlap_and_cover() {
+        assert!(filters_overlap("a/#", "a/b"));
+        assert!(filters_overlap("a/+/c", "a/b/+"));
+        assert!(!filters_overlap("a/+/c", "a/b/d"));
+        assert!(!filters_overlap("#", "$aws/things/x"));
+        assert!(filters_overlap("a/#", "a"));
+        assert!(!filters_overlap("a/b", "a/b/c"));
+        assert!(filter_covers("a/#", "a/+/c"));
+        assert!(filter_covers("a/+/c", "a/b/c"));
+        assert!(!filter_covers("a/+/c", "a/#"));
+        assert!(!filter_covers("#", "$aws/rules/#"));
+        assert!(filter_covers("$aws/#", "$aws/rules/#"));
+        assert!(filter_covers("a/#", "a"));
+    }
+
+    #[test]
+    fn disjoint_filters_remove_overlaps() {
+        let f =
+            |v: &[&str]| disjoint_filters(&v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        assert_eq!(f(&["a/#", "a/b", "c"]), ["a/#", "c"]);
+        assert_eq!(f(&["a/+/c", "a/b/+"]), ["a/+/+"]);
+        assert_eq!(
+            f(&["$aws/rules/#", "#", "$aws/things/+/shadow/update/documents"]),
+            ["$aws/rules/#", "#", "$aws/things/+/shadow/update/documents"]
+        );
+        assert_eq!(f(&["x", "x"]), ["x"]);
+        // the result still covers every original filter
+        let orig = ["a/+/c", "a/b/+", "a/b", "d/#", "d/e/f"];
+        let out = f(&orig);
+        for o in orig {
+            assert!(
+                out.iter().any(|d| filter_covers(d, o)),
+                "{o} not covered by {out:?}"
+            );
+        }
+        for (i, a) in out.iter().enumerate() {
+            for b in &out[i + 1..] {
+                assert!(!filters_overlap(a, b), "{a} overlaps {b}");
+            }
+        }
     }
 
     #[test]
