@@ -372,6 +372,25 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl SimArgs {
+    /// Parses flags as `robofleet sim` would (`["--robots", "10", "--verify"]`), for library
+    /// callers such as `robofleet dev` and tests. Flags left out take their defaults (and the
+    /// environment variables named in `--help`).
+    pub fn from_flags<I, T>(flags: I) -> Result<SimArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Flags {
+            #[command(flatten)]
+            sim: SimArgs,
+        }
+        let all = std::iter::once(std::ffi::OsString::from("sim"))
+            .chain(flags.into_iter().map(Into::into));
+        Flags::try_parse_from(all).map(|f| f.sim)
+    }
+
     /// Checks values that clap cannot check alone.
     pub fn validate(&self) -> Result<(), SimError> {
         if self.robots == 0 {
@@ -512,6 +531,13 @@ mod tests {
         let t = cli.sim.target.to_targets().unwrap();
         assert!(t.mqtt.is_aws());
         assert!(t.mqtt.tls.unwrap().alpn);
+    }
+
+    #[test]
+    fn library_callers_parse_flags() {
+        let a = SimArgs::from_flags(["--robots", "7", "--verify"]).unwrap();
+        assert_eq!((a.robots, a.verify, a.mode), (7, true, Mode::Day));
+        assert!(SimArgs::from_flags(["--robots", "many"]).is_err());
     }
 
     #[test]

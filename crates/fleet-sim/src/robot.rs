@@ -191,7 +191,8 @@ pub async fn run_robot(plan: RobotPlan, id: String, shared: Arc<Shared>) -> Robo
         pending: VecDeque::new(),
         token_seq: 0,
         sample_tokens: HashMap::new(),
-        malformed_counter: 0,
+        // Start the kind rotation at the robot's index, so a small fleet still shows every kind.
+        malformed_counter: usize::try_from(plan.k).unwrap_or(0),
         report_counter: 0,
         shadow_counter: 0,
         disconnect_at,

@@ -396,11 +396,18 @@ impl Verifier {
                 if !ours {
                     continue;
                 }
+                // Sequence numbers are unique per stream on AWS, but per shard on moto: the shard
+                // is part of the key.
                 let key = (
-                    env.pointer("/source/streamArn")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
+                    format!(
+                        "{}/{}",
+                        env.pointer("/source/streamArn")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default(),
+                        env.pointer("/source/shardId")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                    ),
                     env.pointer("/source/sequenceNumber")
                         .and_then(Value::as_str)
                         .unwrap_or_default()

@@ -161,11 +161,11 @@ async fn verifier_counts_lost_extra_stale_and_rejects_in_the_real_stores() {
         assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     }
 
-    // Rejects: two of ours, one retried copy, one of a robot outside this run.
-    let envelope = |pk: &str, seq: &str, kind: &str| {
+    // Rejects: three of ours, one retried copy, one of a robot outside this run.
+    let envelope = |pk: &str, shard: &str, seq: &str, kind: &str| {
         json!({
             "function": "mission-ingest",
-            "source": {"streamArn": "arn:aws:kinesis:us-east-1:000000000000:stream/missions", "shardId": "shardId-0",
+            "source": {"streamArn": "arn:aws:kinesis:us-east-1:000000000000:stream/missions", "shardId": shard,
                        "sequenceNumber": seq, "partitionKey": pk, "approximateArrivalTimestamp": 1.0},
             "reason": {"kind": kind, "detail": "x"},
             "payloadBase64": "e30=",
@@ -174,10 +174,12 @@ async fn verifier_counts_lost_extra_stale_and_rejects_in_the_real_stores() {
         .to_string()
     };
     for body in [
-        envelope(&a, "1", "bad_json"),
-        envelope(&a, "2", "robot_mismatch"),
-        envelope(&a, "2", "robot_mismatch"),
-        envelope("someone-else", "3", "bad_json"),
+        envelope(&a, "shardId-0", "1", "bad_json"),
+        envelope(&a, "shardId-0", "2", "robot_mismatch"),
+        envelope(&a, "shardId-0", "2", "robot_mismatch"),
+        // Same sequence number on another shard (moto numbers per shard): a different record.
+        envelope(&b, "shardId-1", "2", "schema_violation"),
+        envelope("someone-else", "shardId-0", "3", "bad_json"),
     ] {
         sqs.send_message()
             .queue_url(&queue_url)
@@ -217,8 +219,9 @@ async fn verifier_counts_lost_extra_stale_and_rejects_in_the_real_stores() {
 
     let ours: HashSet<String> = [a.clone(), b.clone(), c.clone()].into();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let rejects = v.rejects(&ours, 2, deadline, false).await.unwrap();
-    assert_eq!(rejects.found, 2);
+    let rejects = v.rejects(&ours, 3, deadline, false).await.unwrap();
+    assert_eq!(rejects.found, 3);
+    assert_eq!(rejects.by_kind.get("schema_violation"), Some(&1));
     assert_eq!(rejects.deduplicated, 1);
     assert_eq!(rejects.by_kind.get("bad_json"), Some(&1));
     assert_eq!(rejects.by_kind.get("robot_mismatch"), Some(&1));
@@ -234,9 +237,9 @@ async fn verifier_counts_lost_extra_stale_and_rejects_in_the_real_stores() {
             .await
             .unwrap();
         again += out.messages().len();
-        if again >= 4 {
+        if again >= 5 {
             break;
         }
     }
-    assert_eq!(again, 4);
+    assert_eq!(again, 5);
 }
