@@ -258,6 +258,7 @@ impl Ctx {
 
 async fn watch_state(ctx: Arc<Ctx>, state: Arc<dyn MappingState>, tx: watch::Sender<bool>) {
     let mut first = true;
+    let mut failing = false;
     loop {
         let read = tokio::select! {
             r = state.enabled() => r,
@@ -265,6 +266,10 @@ async fn watch_state(ctx: Arc<Ctx>, state: Arc<dyn MappingState>, tx: watch::Sen
         };
         match read {
             Ok(enabled) => {
+                if failing {
+                    info!(mapping = %ctx.config.uuid, "mapping state readable again");
+                    failing = false;
+                }
                 let changed = tx.send_if_modified(|cur| std::mem::replace(cur, enabled) != enabled);
                 if changed || first {
                     info!(mapping = %ctx.config.uuid, enabled, "event source mapping state");
@@ -274,7 +279,11 @@ async fn watch_state(ctx: Arc<Ctx>, state: Arc<dyn MappingState>, tx: watch::Sen
                     .store(enabled, std::sync::atomic::Ordering::Relaxed);
             }
             Err(e) => {
-                warn!(mapping = %ctx.config.uuid, error = %e, "cannot read the mapping state");
+                // Once per outage, not once per second.
+                if !failing {
+                    warn!(mapping = %ctx.config.uuid, error = %e, "cannot read the mapping state; keeping the last known one");
+                    failing = true;
+                }
                 if first {
                     // Nothing known yet: fall back to what the template declares.
                     let declared = ctx.config.enabled;
