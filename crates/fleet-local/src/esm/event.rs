@@ -314,6 +314,28 @@ mod tests {
     }
 
     #[test]
+    fn the_size_estimate_is_never_below_the_serialised_record() {
+        let c = MappingConfig::new("u", "mission-ingest", "robofleet-missions");
+        for n in [0usize, 1, 2, 3, 100, 1000] {
+            let mut r = rec("49590338271490256608559692538361571095921575989136588898");
+            r.data = vec![b'x'; n];
+            r.partition_key = "rb-000123".into();
+            let shard = "shardId-000000000123";
+            let one = kinesis_event(&c, shard, &[&r]).to_string().len();
+            let two = kinesis_event(&c, shard, &[&r, &r]).to_string().len();
+            let per_record = two - one;
+            assert!(
+                record_event_size(&c, shard, &r) >= per_record,
+                "{n}: {per_record}"
+            );
+            assert!(
+                record_event_size(&c, shard, &r) < per_record + 200,
+                "{n}: too pessimistic"
+            );
+        }
+    }
+
+    #[test]
     fn sequence_numbers_compare_numerically_whatever_their_length() {
         assert_eq!(compare_sequence("9", "10"), Some(Ordering::Less));
         assert_eq!(compare_sequence("010", "9"), Some(Ordering::Greater));

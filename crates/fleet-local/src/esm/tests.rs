@@ -936,3 +936,31 @@ async fn latest_passes_a_closed_parent_and_reads_its_children() {
     until("child record", || f.delivered() == vec![seq.clone()]).await;
     run.handle.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_is_cut_before_the_payload_limit() {
+    let stream = FakeStream::one_shard();
+    let big = "x".repeat(600);
+    for _ in 0..5 {
+        stream.put("k", &big);
+    }
+    let f = FakeFunction::ok();
+    let sink = Arc::new(FakeSink::default());
+    let opts = PollerOptions {
+        max_payload_bytes: 2600,
+        ..PollerOptions::default()
+    };
+    let handle = Poller::new(
+        config(),
+        stream.clone(),
+        f.clone(),
+        Arc::new(SwitchState::new(true)),
+    )
+    .on_failure(sink)
+    .options(opts)
+    .spawn(NoShutdown)
+    .unwrap_or_else(|e| panic!("spawn: {e}"));
+    until("done", || handle.checkpoint(SHARD).as_deref() == Some("5")).await;
+    assert_eq!(f.sizes(), vec![2, 2, 1], "each event stays under the limit");
+    handle.shutdown().await;
+}
