@@ -108,3 +108,41 @@ async fn small_fleet_with_faults_verifies_exactly_once() {
     assert_eq!(json["published"]["missions"], p.missions);
     stack.shutdown().await;
 }
+
+/// Not a test: holds a local stack up for `crates/fleet-sim/bench/pipeline.sh`, which drives it
+/// with `robofleet sim` at increasing rates from another process and measures every process's
+/// CPU. Writes the stack's targets to `$BENCH_STACK_FILE` and stops when `$BENCH_STOP_FILE`
+/// appears (or after `$BENCH_HOLD_SECS`, default 3600). `$BENCH_MQTT_URL` puts the broker in its
+/// own process (mosquitto) so its CPU can be measured apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark helper, run by crates/fleet-sim/bench/pipeline.sh"]
+async fn bench_hold_stack() {
+    let file = std::env::var("BENCH_STACK_FILE").expect("BENCH_STACK_FILE");
+    let stop = std::env::var("BENCH_STOP_FILE").expect("BENCH_STOP_FILE");
+    let hold: u64 = std::env::var("BENCH_HOLD_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3600);
+    let logs = tempfile::tempdir().unwrap();
+    let name = fleet_testkit::unique_name("bench");
+    let mut opts = DevOptions::new(root().join("template.yaml"), &name);
+    opts.aws_endpoint = Some(fleet_testkit::aws_endpoint());
+    opts.opensearch_url = Some(fleet_testkit::opensearch_url());
+    opts.mqtt_url = std::env::var("BENCH_MQTT_URL").ok();
+    opts.log_dir = Some(logs.path().to_path_buf());
+    let stack = dev::start(opts).await.unwrap_or_else(|e| panic!("{e}"));
+    let targets = serde_json::json!({
+        "mqtt": stack.endpoints.mqtt,
+        "aws": stack.endpoints.aws,
+        "opensearch": stack.endpoints.opensearch,
+        "table": stack.resources.tables["MissionsTable"],
+        "alias": stack.resources.opensearch.alias,
+        "rejects": stack.resources.rejects_queue_url,
+        "pid": std::process::id(),
+    });
+    std::fs::write(&file, targets.to_string()).unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(hold);
+    while std::time::Instant::now() < until && !Path::new(&stop).exists() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let s = stack.counters();
+    println!("stack counters at the end: {s:?}");
+    stack.shutdown().await;
+}
