@@ -743,9 +743,14 @@ async fn rules_throughput() {
     }];
     let engine = Arc::new(RulesEngine::new(rules, &sinks).expect("rules load"));
     let (_stop_tx, stop_rx) = watch::channel(false);
+    let mut config = RunnerConfig::new(&b.url);
+    config.max_in_flight_batches = std::env::var("RULES_THROUGHPUT_IN_FLIGHT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let runner = run(
         engine,
-        RunnerConfig::new(&b.url),
+        config,
         kinesis.clone(),
         aws_sdk_sqs::Client::new(&sdk),
         stop_rx,
@@ -941,4 +946,126 @@ async fn overlapping_rules_each_fire_once_per_message() {
         "delivered once despite overlapping FROMs"
     );
     assert_eq!(runner.stats.records_put.load(Relaxed), 2);
+}
+
+/// A fake Kinesis endpoint (real HTTP, real SDK) whose first PutRecords fails every second
+/// entry: the runner must resend only those.
+#[tokio::test]
+async fn put_records_partial_failures_are_retried_for_the_failed_entries_only() {
+    use axum::http::HeaderMap;
+    use std::sync::Mutex;
+    let calls: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let app = {
+        let calls = calls.clone();
+        axum::Router::new().fallback(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let calls = calls.clone();
+            async move {
+                let target = headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                assert!(target.ends_with("PutRecords"), "unexpected call {target}");
+                let req: Value = serde_json::from_slice(&body).expect("json request");
+                let keys: Vec<String> = req["Records"]
+                    .as_array()
+                    .expect("records")
+                    .iter()
+                    .map(|r| r["PartitionKey"].as_str().expect("key").to_owned())
+                    .collect();
+                let first = {
+                    let mut c = calls.lock().expect("lock");
+                    c.push(keys.clone());
+                    c.len() == 1
+                };
+                let results: Vec<Value> = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, _)| {
+                        if first && i % 2 == 1 {
+                            json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow down"})
+                        } else {
+                            json!({"SequenceNumber": format!("{i}"), "ShardId": "shardId-000000000000"})
+                        }
+                    })
+                    .collect();
+                let failed = results.iter().filter(|r| r.get("ErrorCode").is_some()).count();
+                (
+                    [("content-type", "application/x-amz-json-1.1")],
+                    json!({"FailedRecordCount": failed, "Records": results}).to_string(),
+                )
+            }
+        })
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let fake = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("fake kinesis") });
+
+    let b = broker().await;
+    let sinks = Sinks {
+        streams: HashMap::from([("s".to_owned(), "fake-stream".to_owned())]),
+        queues: HashMap::new(),
+    };
+    let rules = vec![RuleDef {
+        name: "r".into(),
+        sql: "SELECT * FROM 'robots/+/m'".into(),
+        sql_version: None,
+        actions: vec![ActionDef::Kinesis {
+            stream_name: "s".into(),
+            partition_key: Some("${topic(2)}".into()),
+        }],
+        error_action: None,
+        enabled: true,
+    }];
+    let engine = Arc::new(RulesEngine::new(rules, &sinks).expect("rules load"));
+    let sdk = fleet_testkit::sdk_config_for(&fake).await;
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    let mut config = RunnerConfig::new(&b.url);
+    config.batch_window = Duration::from_millis(300);
+    let runner = run(
+        engine,
+        config,
+        aws_sdk_kinesis::Client::new(&sdk),
+        aws_sdk_sqs::Client::new(&sdk),
+        stop_rx,
+    )
+    .expect("runner");
+    assert!(runner.wait_ready(WAIT).await);
+    let p = TestClient::connect(&b.url, "robofleet-local-t-partial", &[]).await;
+    for i in 0..6 {
+        p.publish(&format!("robots/k{i}/m"), "{}").await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while runner
+        .stats
+        .records_put
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 6
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "records never all put"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let calls = calls.lock().expect("lock").clone();
+    assert_eq!(calls.len(), 2, "one call, then one retry: {calls:?}");
+    assert_eq!(calls[0], ["k0", "k1", "k2", "k3", "k4", "k5"]);
+    assert_eq!(calls[1], ["k1", "k3", "k5"]);
+    assert_eq!(
+        runner
+            .stats
+            .records_retried
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
+    assert_eq!(
+        runner
+            .stats
+            .errors
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
 }

@@ -72,6 +72,10 @@ pub struct RunnerConfig {
     pub max_attempts: u32,
     /// SQS sends in flight.
     pub sqs_concurrency: usize,
+    /// PutRecords calls in flight per stream. 1 keeps every stream's records in arrival order;
+    /// more is faster against a slow endpoint but, like IoT Core's own parallel actions, may
+    /// reorder records of one partition key.
+    pub max_in_flight_batches: usize,
 }
 
 impl RunnerConfig {
@@ -85,6 +89,7 @@ impl RunnerConfig {
             max_batch_bytes: 5 * 1024 * 1024,
             max_attempts: 5,
             sqs_concurrency: 32,
+            max_in_flight_batches: 1,
         }
     }
 }
@@ -339,10 +344,25 @@ async fn kinesis_batcher(shared: Shared, stream: String, mut rx: mpsc::Receiver<
     let flusher = {
         let shared = shared.clone();
         let stream = stream.clone();
+        let in_flight = shared.config.max_in_flight_batches.max(1);
         tokio::spawn(async move {
+            let permits = Arc::new(Semaphore::new(in_flight));
             while let Some(batch) = batch_rx.recv().await {
-                put_records(&shared, &stream, batch).await;
+                if in_flight == 1 {
+                    put_records(&shared, &stream, batch).await;
+                    continue;
+                }
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let shared = shared.clone();
+                let stream = stream.clone();
+                tokio::spawn(async move {
+                    put_records(&shared, &stream, batch).await;
+                    drop(permit);
+                });
             }
+            let _ = permits.acquire_many(in_flight as u32).await;
         })
     };
     let cfg = shared.config.clone();
