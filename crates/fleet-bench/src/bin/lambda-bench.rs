@@ -1,0 +1,223 @@
+//! lambda-bench: runs a function's release binary against a local Lambda Runtime API and the
+//! stand-ins (moto, osmem-server), and measures it from outside the process:
+//!
+//! - init: process start to the first poll of the runtime API (all clients built by then);
+//! - CPU time per record (user + system, every thread) over batches of 1,000 real writes;
+//! - peak RSS.
+//!
+//! `tools/bench.sh` builds the release binaries, starts the stand-ins and runs this for both
+//! functions; see the README's "Benchmarks" section.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use fleet_bench::proc::{cpu_time, peak_rss_kib};
+use fleet_bench::runtime_api::{Answer, RuntimeApi};
+use fleet_bench::samples;
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(about = "Measure a function binary's init time, CPU per record and peak RSS")]
+struct Args {
+    /// `mission-ingest` or `shadow-indexer`.
+    #[arg(long)]
+    function: String,
+    /// The binary (default: target/release/<function>).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// Measured batches (after one warm-up batch).
+    #[arg(long, default_value_t = 5)]
+    batches: usize,
+    /// Records per batch.
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+    /// moto URL (default: $ROBOFLEET_TEST_AWS_ENDPOINT).
+    #[arg(long, env = "ROBOFLEET_TEST_AWS_ENDPOINT")]
+    aws_endpoint: String,
+    /// osmem / OpenSearch URL (default: $ROBOFLEET_TEST_OPENSEARCH_URL).
+    #[arg(long, env = "ROBOFLEET_TEST_OPENSEARCH_URL")]
+    opensearch_url: Option<String>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// The function's log (stdout + stderr) goes here.
+    #[arg(long, default_value = "target/bench/function.log")]
+    log: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let binary = args
+        .binary
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("target/release/{}", args.function)));
+    if !binary.exists() {
+        bail!(
+            "{} does not exist: build it with `cargo build --release -p {}`",
+            binary.display(),
+            args.function
+        );
+    }
+    let binary_bytes = std::fs::metadata(&binary)?.len();
+    let sdk = fleet_testkit::sdk_config_for(&args.aws_endpoint).await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue =
+        fleet_testkit::tables::create_queue(&sqs, &fleet_testkit::unique_name("bench-rejects"))
+            .await;
+
+    let mut env: Vec<(String, String)> = vec![("REJECTS_QUEUE_URL".into(), queue)];
+    let event_for: fn(usize, usize) -> serde_json::Value = match args.function.as_str() {
+        "mission-ingest" => {
+            let table = fleet_testkit::unique_name("bench-missions");
+            fleet_testkit::tables::create_missions_table(
+                &aws_sdk_dynamodb::Client::new(&sdk),
+                &table,
+            )
+            .await;
+            env.push(("MISSIONS_TABLE".into(), table));
+            env.push(("MISSION_TTL_DAYS".into(), "365".into()));
+            env.push(("DAY_SHARDS".into(), "8".into()));
+            samples::mission_event
+        }
+        "shadow-indexer" => {
+            let url = args
+                .opensearch_url
+                .clone()
+                .context("--opensearch-url (or ROBOFLEET_TEST_OPENSEARCH_URL) is required")?;
+            env.push(("OPENSEARCH_ENDPOINT".into(), url));
+            env.push((
+                "ROBOTS_ALIAS".into(),
+                fleet_testkit::unique_name("bench-robots"),
+            ));
+            samples::shadow_event
+        }
+        other => bail!("unknown function {other:?}: use mission-ingest or shadow-indexer"),
+    };
+
+    let api = RuntimeApi::start(Duration::from_secs(120)).await?;
+    if let Some(dir) = args.log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let log = std::fs::File::create(&args.log)?;
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(&binary)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", &args.function)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_ENDPOINT_URL", &args.aws_endpoint)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let pid = child.id().context("the function exited at once")?;
+
+    let first_poll = loop {
+        if let Some(t) = api.first_poll().await {
+            break t;
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the function exited during init ({status}); see {}",
+                args.log.display()
+            );
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            bail!(
+                "no poll of the runtime api within 20 s; see {}",
+                args.log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    };
+    let init = first_poll - started;
+    if let Some(e) = api.init_error().await {
+        bail!("init error: {e}");
+    }
+    let cpu_after_init = cpu_time(pid)?;
+
+    let check = |answer: Answer, batch: usize| -> anyhow::Result<()> {
+        match answer {
+            Answer::Response(v)
+                if v["batchItemFailures"]
+                    .as_array()
+                    .is_some_and(|a| a.is_empty()) =>
+            {
+                Ok(())
+            }
+            Answer::Response(v) => bail!("batch {batch} had item failures: {v}"),
+            Answer::Error(v) => bail!("batch {batch} failed: {v}"),
+        }
+    };
+    // Warm-up: connections, and for the indexer the index template.
+    let warm_started = Instant::now();
+    let cpu0 = cpu_time(pid)?;
+    check(api.invoke(event_for(args.batch_size, 0)).await?, 0)?;
+    let first_batch_cpu = cpu_time(pid)? - cpu0;
+    let first_batch_wall = warm_started.elapsed();
+
+    let cpu_start = cpu_time(pid)?;
+    let wall_start = Instant::now();
+    for b in 1..=args.batches {
+        check(api.invoke(event_for(args.batch_size, b)).await?, b)?;
+        eprintln!("  batch {b}/{} done", args.batches);
+    }
+    let wall = wall_start.elapsed();
+    let cpu = cpu_time(pid)? - cpu_start;
+    let rss_kib = peak_rss_kib(pid)?;
+    let _ = child.kill().await;
+
+    let records = (args.batches * args.batch_size) as f64;
+    let cpu_us_per_record = cpu.as_secs_f64() * 1e6 / records;
+    let report = json!({
+        "function": args.function,
+        "binary": binary.display().to_string(),
+        "binary_bytes": binary_bytes,
+        "init_ms": init.as_secs_f64() * 1e3,
+        "init_cpu_ms": cpu_after_init.as_secs_f64() * 1e3,
+        "batch_size": args.batch_size,
+        "batches_measured": args.batches,
+        "cpu_us_per_record": cpu_us_per_record,
+        "wall_ms_per_batch": wall.as_secs_f64() * 1e3 / args.batches as f64,
+        "first_batch": {"cpu_us_per_record": first_batch_cpu.as_secs_f64() * 1e6 / args.batch_size as f64,
+                        "wall_ms": first_batch_wall.as_secs_f64() * 1e3},
+        "peak_rss_mib": rss_kib as f64 / 1024.0,
+        "targets": {"init_ms": 20, "cpu_us_per_record": 290, "peak_rss_mib": 24},
+        "meets_targets": {
+            "init": init <= Duration::from_millis(20),
+            "cpu": cpu_us_per_record <= 290.0,
+            "rss": rss_kib <= 24 * 1024,
+        },
+    });
+    println!(
+        "{}: init {:.1} ms, {:.0} µs CPU/record over {} × {} records ({:.0} ms wall per batch), peak RSS {:.1} MiB, binary {:.1} MiB",
+        args.function,
+        init.as_secs_f64() * 1e3,
+        cpu_us_per_record,
+        args.batches,
+        args.batch_size,
+        wall.as_secs_f64() * 1e3 / args.batches as f64,
+        rss_kib as f64 / 1024.0,
+        binary_bytes as f64 / 1048576.0
+    );
+    if let Some(path) = &args.report {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(())
+}
