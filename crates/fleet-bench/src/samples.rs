@@ -16,8 +16,8 @@ pub fn mission_report(robot: usize, n: usize) -> Vec<u8> {
         "wheel_slip",
         "dock_lost",
     ];
-    // 2–9 error entries spread the size over the realistic range.
-    let errors: Vec<Value> = (0..2 + (robot + n) % 8)
+    // 9–16 error entries spread the size over the realistic range.
+    let errors: Vec<Value> = (0..9 + (robot + n) % 8)
         .map(|k| json!({"code": codes[k % codes.len()], "at": format!("2026-11-23T15:{:02}:00Z", 10 + k)}))
         .collect();
     let body = json!({
