@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `make bench`: the function benchmarks.
+#   1. criterion, per function: CPU per record of decode + validate + request building
+#      (target ≤ 5 µs/record), batches of 100 and 1,000;
+#   2. lambda-bench, per function: the release binary against a local Lambda Runtime API and the
+#      stand-ins: init (target ≤ 20 ms), CPU per record with the SDK call (≤ 290 µs), peak RSS
+#      (≤ 24 MiB). JSON reports in target/bench/.
+# Results depend on the machine and its load: run on an otherwise idle machine.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export ROBOFLEET_VENV=${ROBOFLEET_VENV:-$root/.venv}
+run_dir=$root/.run/bench-$$
+trap '"$root/tools/standins.sh" stop "$run_dir"; rm -rf "$run_dir"' EXIT INT TERM
+mkdir -p target/bench
+
+echo "==> criterion benches (decode + validate + request building)"
+cargo bench -p mission-ingest -p shadow-indexer --bench decode -- --warm-up-time 2 --measurement-time 5 \
+  2>&1 | tee target/bench/criterion.txt | grep -E '^(mission|shadow)|time:|thrpt:'
+
+echo "==> release binaries"
+cargo build --release -p mission-ingest -p shadow-indexer -p fleet-bench
+
+"$root/tools/standins.sh" start "$run_dir"
+# shellcheck disable=SC1091
+. "$run_dir/env"
+for fn in mission-ingest shadow-indexer; do
+  echo "==> lambda-bench $fn"
+  target/release/lambda-bench --function "$fn" --batches "${BENCH_BATCHES:-5}" \
+    --report "target/bench/lambda-$fn.json" --log "target/bench/lambda-$fn.log"
+done
+echo "reports: target/bench/criterion.txt, target/bench/lambda-*.json"
