@@ -982,7 +982,7 @@ async fn put_records_partial_failures_are_retried_for_the_failed_entries_only() 
                     .iter()
                     .enumerate()
                     .map(|(i, _)| {
-                        if first && i % 2 == 1 {
+                        if first && !i.is_multiple_of(2) {
                             json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow down"})
                         } else {
                             json!({"SequenceNumber": format!("{i}"), "ShardId": "shardId-000000000000"})

@@ -135,7 +135,7 @@ pub fn filter_covers(outer: &str, inner: &str) -> bool {
                 if *x == "#" {
                     return true;
                 }
-                if *y == "#" || (*x != "+" && x != y) || (*x == "+" && *y == "#") {
+                if *y == "#" || (*x != "+" && x != y) {
                     return false;
                 }
             }
