@@ -1069,3 +1069,20 @@ async fn put_records_partial_failures_are_retried_for_the_failed_entries_only() 
         0
     );
 }
+
+#[tokio::test]
+async fn a_128_kib_message_passes_the_broker_front() {
+    let b = broker().await;
+    let mut sub = TestClient::connect(&b.url, "robofleet-local-t-big", &["$aws/rules/#"]).await;
+    let p = TestClient::connect(&b.url, "rb-big", &[]).await;
+    let body = json!({"pad": "x".repeat(128 * 1024 - 20)}).to_string();
+    assert!(body.len() <= 128 * 1024);
+    p.publish(
+        "$aws/rules/mission_reports/robots/rb-big/missions",
+        body.clone(),
+    )
+    .await;
+    let (topic, v) = sub.next().await;
+    assert_eq!(topic, "$aws/rules/mission_reports/robots/rb-big/missions");
+    assert_eq!(v.to_string().len(), body.len());
+}

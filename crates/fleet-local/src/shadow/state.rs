@@ -343,6 +343,11 @@ impl ShadowStore {
                 Value::Object(patch) => {
                     let t = target.get_or_insert_with(Map::new);
                     merge(t, meta, patch, now);
+                    if t.is_empty() {
+                        // A section emptied by deletes is gone, as in IoT Core's documents.
+                        *target = None;
+                        meta.clear();
+                    }
                     req_meta.insert(section.clone(), metadata_for(value, now));
                 }
                 _ => {}
@@ -545,6 +550,29 @@ mod tests {
         assert_eq!(
             out.documents["current"]["state"],
             json!({"reported": {"a": 0}})
+        );
+    }
+
+    #[test]
+    fn a_section_emptied_by_deletes_disappears() {
+        let mut s = ShadowStore::new();
+        let k = ShadowKey::classic("rb-1");
+        upd(
+            &mut s,
+            &k,
+            json!({"state": {"desired": {"a": 1}, "reported": {"b": 1}}}),
+            1,
+        )
+        .expect("ok");
+        let out = upd(&mut s, &k, json!({"state": {"desired": {"a": null}}}), 2).expect("ok");
+        assert_eq!(
+            out.documents["current"]["state"],
+            json!({"reported": {"b": 1}})
+        );
+        assert!(
+            out.documents["current"]["metadata"]
+                .get("desired")
+                .is_none()
         );
     }
 
