@@ -1086,3 +1086,99 @@ async fn a_128_kib_message_passes_the_broker_front() {
     assert_eq!(topic, "$aws/rules/mission_reports/robots/rb-big/missions");
     assert_eq!(v.to_string().len(), body.len());
 }
+
+/// The same parts against an external broker: mosquitto (installed by `make test`). A shadow
+/// update travels robot → shadow service → `/update/documents` → rules engine → moto Kinesis.
+#[tokio::test]
+async fn shadow_documents_reach_kinesis_through_mosquitto() {
+    let bin = ["mosquitto", "/usr/sbin/mosquitto"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("-h")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok()
+        })
+        .expect("mosquitto is installed (make test installs it)");
+    let port = fleet_testkit::free_port();
+    let _mosquitto = tokio::process::Command::new(bin)
+        .args(["-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mosquitto starts");
+    let url = format!("mqtt://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    shadow_chain_to_kinesis(&url, "rb-mosq").await;
+}
+
+#[tokio::test]
+async fn shadow_documents_reach_kinesis_through_the_embedded_broker() {
+    let b = broker().await;
+    shadow_chain_to_kinesis(&b.url, "rb-embedded").await;
+}
+
+async fn shadow_chain_to_kinesis(url: &str, thing: &str) {
+    let url = url.to_owned();
+    let sdk = fleet_testkit::sdk_config().await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let stream = fleet_testkit::unique_name("rules-chain");
+    kinesis_stream(&kinesis, &stream).await;
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    let shadow = ShadowService::start(&url, "127.0.0.1:0".parse().expect("addr"), stop_rx.clone())
+        .await
+        .expect("shadow service");
+    assert!(shadow.wait_ready(WAIT).await);
+    let sinks = Sinks {
+        streams: HashMap::from([("shadows".to_owned(), stream.clone())]),
+        queues: HashMap::new(),
+    };
+    let rules = vec![RuleDef {
+        name: "shadow_documents".into(),
+        sql: "SELECT *, topic(3) AS thingName FROM '$aws/things/+/shadow/update/documents'".into(),
+        sql_version: Some("2016-03-23".into()),
+        actions: vec![ActionDef::Kinesis {
+            stream_name: "shadows".into(),
+            partition_key: Some("${topic(3)}".into()),
+        }],
+        error_action: None,
+        enabled: true,
+    }];
+    let engine = Arc::new(RulesEngine::new(rules, &sinks).expect("rules load"));
+    let runner = run(
+        engine,
+        RunnerConfig::new(&url),
+        kinesis.clone(),
+        aws_sdk_sqs::Client::new(&sdk),
+        stop_rx,
+    )
+    .expect("runner");
+    assert!(runner.wait_ready(WAIT).await);
+
+    let robot = TestClient::connect(&url, thing, &[]).await;
+    robot
+        .publish(
+            &format!("$aws/things/{thing}/shadow/update"),
+            json!({"state": {"reported": {"battery": 55}}}).to_string(),
+        )
+        .await;
+    let records = read_all(&kinesis, &stream, 1).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].0, thing);
+    let v: Value = serde_json::from_slice(&records[0].1).expect("json");
+    assert_eq!(v["thingName"], thing);
+    assert_eq!(v["current"]["state"]["reported"]["battery"], 55);
+    assert_eq!(v["current"]["version"], 1);
+}
