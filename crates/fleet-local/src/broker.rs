@@ -51,6 +51,10 @@ pub const INTERNAL_CLIENT_PREFIX: &str = "robofleet-local-";
 /// IoT Core's payload limit, 128 KiB.
 pub const IOT_MAX_PAYLOAD: usize = 128 * 1024;
 
+/// Read buffer per direction per connection: small, because a fleet simulation holds thousands
+/// of connections open; larger packets simply take several reads.
+const READ_CHUNK: usize = 8 * 1024;
+
 /// Room for the fixed header, topic (IoT allows 256 bytes), packet id and v5 properties.
 const PACKET_OVERHEAD: usize = 8 * 1024;
 
@@ -692,8 +696,8 @@ async fn client_to_broker(
     stats: Arc<BrokerStats>,
     last_seen: Arc<Mutex<Instant>>,
 ) -> End {
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut out = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut out = Vec::new();
     loop {
         let n = tokio::select! {
             ack = acks.recv() => {
@@ -789,8 +793,8 @@ async fn broker_to_client(
     acks: mpsc::UnboundedSender<[u8; 4]>,
     stats: Arc<BrokerStats>,
 ) -> End {
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut out = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut out = Vec::new();
     loop {
         // Process what is buffered first (bytes that arrived with the CONNACK).
         let mut consumed = 0;

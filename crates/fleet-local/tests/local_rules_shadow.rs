@@ -1182,3 +1182,42 @@ async fn shadow_chain_to_kinesis(url: &str, thing: &str) {
     assert_eq!(v["current"]["state"]["reported"]["battery"], 55);
     assert_eq!(v["current"]["version"], 1);
 }
+
+/// Connection-count probe: `cargo test -p fleet-local --test local_rules_shadow -- --ignored
+/// --nocapture many_connections` (set MANY_CONNECTIONS; mind `ulimit -n`, two sockets per client).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn many_connections() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let n: usize = std::env::var("MANY_CONNECTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let b = broker().await;
+    let start = std::time::Instant::now();
+    let mut clients = Vec::new();
+    let ids: Vec<usize> = (0..n).collect();
+    for chunk in ids.chunks(100) {
+        let mut set = Vec::new();
+        for &i in chunk {
+            let url = b.url.clone();
+            set.push(tokio::spawn(async move {
+                TestClient::connect(&url, &format!("rb-many-{i}"), &[]).await
+            }));
+        }
+        for t in set {
+            clients.push(t.await.expect("client"));
+        }
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while b.presence.connected.load(Relaxed) < n as u64 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "{n} clients connected in {:.2}s; open {}, presence connected events {}",
+        start.elapsed().as_secs_f64(),
+        b.stats.connections_open.load(Relaxed),
+        b.presence.connected.load(Relaxed)
+    );
+    assert_eq!(b.presence.connected.load(Relaxed), n as u64);
+}
