@@ -519,11 +519,30 @@ fn escape_at(packet: &mut [u8], at: usize) {
     }
 }
 
+/// The filter proper: a shared subscription `$share/<group>/<filter>` without its prefix.
+fn filter_body(filter: &str) -> &str {
+    filter
+        .strip_prefix("$share/")
+        .and_then(|rest| rest.split_once('/'))
+        .map_or(filter, |(_, body)| body)
+}
+
+/// Escape a subscription filter starting at `at` (inside a shared subscription, the filter
+/// after `$share/<group>/`).
+fn escape_filter_at(packet: &mut [u8], at: usize, len: usize) {
+    let skip = packet
+        .get(at..at + len)
+        .and_then(|f| std::str::from_utf8(f).ok())
+        .map_or(0, |f| len - filter_body(f).len());
+    escape_at(packet, at + skip);
+}
+
 /// Does topic (already unescaped, starting with `$`) match one of the client's filters under
 /// MQTT rules (a `$` topic is never matched by a filter starting with a wildcard)?
 fn dollar_topic_wanted(topic: &str, filters: &[String]) -> bool {
     filters
         .iter()
+        .map(|f| filter_body(f))
         .any(|f| f.starts_with('$') && crate::rules::topic_matches(f, topic))
 }
 
@@ -740,12 +759,14 @@ async fn client_to_broker(
                     let offs = filter_offsets(packet, hl, level, true);
                     let mut names = Vec::new();
                     for &at in &offs {
-                        if let Some(len) = at.checked_sub(2).and_then(|p| u16_at(packet, p))
-                            && let Some(name) = packet.get(at..at + len)
-                        {
+                        let len = at
+                            .checked_sub(2)
+                            .and_then(|p| u16_at(packet, p))
+                            .unwrap_or(0);
+                        if let Some(name) = packet.get(at..at + len) {
                             names.push(String::from_utf8_lossy(name).into_owned());
                         }
-                        escape_at(packet, at);
+                        escape_filter_at(packet, at, len);
                     }
                     if let Ok(mut f) = filters.lock() {
                         f.extend(names);
@@ -754,14 +775,16 @@ async fn client_to_broker(
                 10 => {
                     let offs = filter_offsets(packet, hl, level, false);
                     for &at in &offs {
-                        if let Some(len) = at.checked_sub(2).and_then(|p| u16_at(packet, p))
-                            && let (Some(name), Ok(mut f)) =
-                                (packet.get(at..at + len), filters.lock())
+                        let len = at
+                            .checked_sub(2)
+                            .and_then(|p| u16_at(packet, p))
+                            .unwrap_or(0);
+                        if let (Some(name), Ok(mut f)) = (packet.get(at..at + len), filters.lock())
                         {
                             let name = String::from_utf8_lossy(name);
                             f.retain(|x| *x != name);
                         }
-                        escape_at(packet, at);
+                        escape_filter_at(packet, at, len);
                     }
                 }
                 14 => disconnect = true,
@@ -963,6 +986,23 @@ mod tests {
         assert_eq!(offs.len(), 2);
         assert_eq!(p[offs[0]], b'$');
         assert_eq!(p[offs[1]], b'a');
+    }
+
+    #[test]
+    fn shared_subscriptions_escape_the_filter_after_the_group() {
+        let mut f = b"$share/g/$aws/things/+".to_vec();
+        let len = f.len();
+        escape_filter_at(&mut f, 0, len);
+        assert_eq!(&f[..9], b"$share/g/");
+        assert_eq!(f[9], ESCAPE);
+        assert!(dollar_topic_wanted(
+            "$aws/things/x",
+            &["$share/g/$aws/things/+".to_owned()]
+        ));
+        assert!(!dollar_topic_wanted(
+            "$aws/things/x",
+            &["$share/g/#".to_owned()]
+        ));
     }
 
     #[test]

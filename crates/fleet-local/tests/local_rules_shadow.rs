@@ -1221,3 +1221,28 @@ async fn many_connections() {
     );
     assert_eq!(b.presence.connected.load(Relaxed), n as u64);
 }
+
+#[tokio::test]
+async fn shared_subscriptions_on_dollar_topics_split_the_messages() {
+    let b = broker().await;
+    let filter = "$share/workers/$aws/things/+/shadow/update";
+    let mut w1 = TestClient::connect(&b.url, "robofleet-local-t-w1", &[filter]).await;
+    let mut w2 = TestClient::connect(&b.url, "robofleet-local-t-w2", &[filter]).await;
+    let p = TestClient::connect(&b.url, "robofleet-local-t-wp", &[]).await;
+    for i in 0..10 {
+        p.publish(&format!("$aws/things/rb-{i}/shadow/update"), "{}")
+            .await;
+    }
+    let mut got = 0;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while got < 10 && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            Some((t, _)) = w1.rx.recv() => { assert!(t.starts_with("$aws/things/")); got += 1; }
+            Some((t, _)) = w2.rx.recv() => { assert!(t.starts_with("$aws/things/")); got += 1; }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    assert_eq!(got, 10, "each message reaches exactly one worker");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(w1.rx.try_recv().is_err() && w2.rx.try_recv().is_err());
+}
