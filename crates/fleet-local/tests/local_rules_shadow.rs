@@ -1181,6 +1181,9 @@ async fn shadow_chain_to_kinesis(url: &str, thing: &str) {
     assert_eq!(v["thingName"], thing);
     assert_eq!(v["current"]["state"]["reported"]["battery"], 55);
     assert_eq!(v["current"]["version"], 1);
+    // the shadow-indexer's decoder (fleet-core) accepts what the local stack produced
+    fleet_core::shadow::ShadowRecord::from_record(&records[0].1, &records[0].0)
+        .expect("fleet-core accepts the local shadow documents record");
 }
 
 /// Connection-count probe: `cargo test -p fleet-local --test local_rules_shadow -- --ignored
@@ -1245,4 +1248,55 @@ async fn shared_subscriptions_on_dollar_topics_split_the_messages() {
     assert_eq!(got, 10, "each message reaches exactly one worker");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(w1.rx.try_recv().is_err() && w2.rx.try_recv().is_err());
+}
+
+/// Presence events from the front travel through the template's presence rule into Kinesis, in
+/// a shape the shadow-indexer's decoder (fleet-core) accepts.
+#[tokio::test]
+async fn presence_events_reach_kinesis_and_decode() {
+    let sdk = fleet_testkit::sdk_config().await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let stream = fleet_testkit::unique_name("rules-presence");
+    kinesis_stream(&kinesis, &stream).await;
+    let b = broker().await;
+    let sinks = Sinks {
+        streams: HashMap::from([("shadows".to_owned(), stream.clone())]),
+        queues: HashMap::new(),
+    };
+    let rules = vec![RuleDef {
+        name: "presence_events".into(),
+        sql: "SELECT * FROM '$aws/events/presence/+/+'".into(),
+        sql_version: Some("2016-03-23".into()),
+        actions: vec![ActionDef::Kinesis {
+            stream_name: "shadows".into(),
+            partition_key: Some("${topic(5)}".into()),
+        }],
+        error_action: None,
+        enabled: true,
+    }];
+    let engine = Arc::new(RulesEngine::new(rules, &sinks).expect("rules load"));
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    let runner = run(
+        engine,
+        RunnerConfig::new(&b.url),
+        kinesis.clone(),
+        aws_sdk_sqs::Client::new(&sdk),
+        stop_rx,
+    )
+    .expect("runner");
+    assert!(runner.wait_ready(WAIT).await);
+    let robot = TestClient::connect(&b.url, "rb-presence-k", &[]).await;
+    robot.client.disconnect().await.expect("disconnect");
+    let records = read_all(&kinesis, &stream, 2).await;
+    assert_eq!(records.len(), 2);
+    let mut kinds = Vec::new();
+    for (pk, data) in &records {
+        assert_eq!(pk, "rb-presence-k");
+        match fleet_core::shadow::ShadowRecord::from_record(data, pk).expect("decodes") {
+            fleet_core::shadow::ShadowRecord::Presence(p) => kinds.push(p.event_type.as_str()),
+            other => panic!("not a presence event: {other:?}"),
+        }
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["connected", "disconnected"]);
 }
