@@ -1300,3 +1300,66 @@ async fn presence_events_reach_kinesis_and_decode() {
     kinds.sort();
     assert_eq!(kinds, ["connected", "disconnected"]);
 }
+
+#[tokio::test]
+async fn shutdown_flushes_the_batch_in_hand() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let sdk = fleet_testkit::sdk_config().await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let stream = fleet_testkit::unique_name("rules-drain");
+    kinesis_stream(&kinesis, &stream).await;
+    let b = broker().await;
+    let sinks = Sinks {
+        streams: HashMap::from([("s".to_owned(), stream.clone())]),
+        queues: HashMap::new(),
+    };
+    let rules = vec![RuleDef {
+        name: "r".into(),
+        sql: "SELECT * FROM 'robots/+/m'".into(),
+        sql_version: None,
+        actions: vec![ActionDef::Kinesis {
+            stream_name: "s".into(),
+            partition_key: Some("${topic(2)}".into()),
+        }],
+        error_action: None,
+        enabled: true,
+    }];
+    let engine = Arc::new(RulesEngine::new(rules, &sinks).expect("rules load"));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut config = RunnerConfig::new(&b.url);
+    config.batch_window = Duration::from_secs(30);
+    let runner = run(
+        engine,
+        config,
+        kinesis.clone(),
+        aws_sdk_sqs::Client::new(&sdk),
+        stop_rx,
+    )
+    .expect("runner");
+    assert!(runner.wait_ready(WAIT).await);
+    let p = TestClient::connect(&b.url, "robofleet-local-t-drain", &[]).await;
+    for i in 0..3 {
+        p.publish(&format!("robots/d{i}/m"), "{}").await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while runner.stats.messages_in.load(Relaxed) < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "messages never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        runner.stats.records_put.load(Relaxed),
+        0,
+        "still inside the 30 s window"
+    );
+    stop_tx.send(true).expect("stop");
+    let stats = runner.stats.clone();
+    tokio::time::timeout(WAIT, runner.handle)
+        .await
+        .expect("stops without waiting for the window")
+        .expect("no panic");
+    assert_eq!(stats.records_put.load(Relaxed), 3);
+    assert_eq!(read_all(&kinesis, &stream, 3).await.len(), 3);
+}
