@@ -1363,3 +1363,128 @@ async fn shutdown_flushes_the_batch_in_hand() {
     assert_eq!(stats.records_put.load(Relaxed), 3);
     assert_eq!(read_all(&kinesis, &stream, 3).await.len(), 3);
 }
+
+async fn queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> String {
+    sqs.create_queue()
+        .queue_name(fleet_testkit::unique_name(prefix))
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .expect("url")
+        .to_owned()
+}
+
+async fn one_message(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = sqs
+            .receive_message()
+            .queue_url(url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        if let Some(m) = r.messages().first() {
+            return m.body().expect("body").to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no message on {url}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sqs_actions_send_base64_and_failures_reach_the_error_action() {
+    let sdk = fleet_testkit::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let ok_queue = queue(&sqs, "rules-sqs-ok").await;
+    let err_queue = queue(&sqs, "rules-sqs-err").await;
+    let missing = format!("{}-missing", ok_queue);
+    let b = broker().await;
+    let sinks = Sinks {
+        streams: HashMap::new(),
+        queues: HashMap::from([
+            ("ok".to_owned(), ok_queue.clone()),
+            ("missing".to_owned(), missing.clone()),
+            ("errors".to_owned(), err_queue.clone()),
+        ]),
+    };
+    let rules = vec![RuleDef {
+        name: "alerts".into(),
+        sql: "SELECT robotId, battery.end AS batteryEnd FROM 'robots/+/telemetry' WHERE battery.end < 20"
+            .into(),
+        sql_version: Some("2016-03-23".into()),
+        actions: vec![
+            ActionDef::Sqs {
+                queue_name: "ok".into(),
+                use_base64: true,
+            },
+            ActionDef::Sqs {
+                queue_name: "missing".into(),
+                use_base64: false,
+            },
+        ],
+        error_action: Some(ActionDef::Sqs {
+            queue_name: "errors".into(),
+            use_base64: false,
+        }),
+        enabled: true,
+    }];
+    let engine = Arc::new(RulesEngine::new(rules, &sinks).expect("rules load"));
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    let mut config = RunnerConfig::new(&b.url);
+    config.max_attempts = 2;
+    let runner = run(
+        engine,
+        config,
+        aws_sdk_kinesis::Client::new(&sdk),
+        sqs.clone(),
+        stop_rx,
+    )
+    .expect("runner");
+    assert!(runner.wait_ready(WAIT).await);
+    let p = TestClient::connect(&b.url, "rb-sqs", &[]).await;
+    p.publish(
+        "robots/rb-sqs/telemetry",
+        json!({"robotId": "rb-sqs", "battery": {"end": 80}}).to_string(),
+    )
+    .await;
+    p.publish(
+        "robots/rb-sqs/telemetry",
+        json!({"robotId": "rb-sqs", "battery": {"end": 12}}).to_string(),
+    )
+    .await;
+
+    let body = one_message(&sqs, &ok_queue).await;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(&body)
+        .expect("base64 body");
+    let v: Value = serde_json::from_slice(&decoded).expect("json");
+    assert_eq!(v, json!({"robotId": "rb-sqs", "batteryEnd": 12}));
+
+    let err: Value = serde_json::from_str(&one_message(&sqs, &err_queue).await).expect("json");
+    assert_eq!(err["ruleName"], "alerts");
+    assert_eq!(err["clientId"], "rb-sqs");
+    assert_eq!(err["failures"][0]["failedAction"], "SqsAction");
+    assert_eq!(err["failures"][0]["failedResource"], missing.as_str());
+    assert!(
+        !err["failures"][0]["errorMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+    );
+    let original = base64::engine::general_purpose::STANDARD
+        .decode(err["base64OriginalPayload"].as_str().expect("b64"))
+        .expect("decodes");
+    let original: Value = serde_json::from_slice(&original).expect("json");
+    assert_eq!(original["battery"]["end"], 12);
+    assert_eq!(
+        runner
+            .stats
+            .sqs_sent
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
