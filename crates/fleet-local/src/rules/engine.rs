@@ -134,6 +134,7 @@ struct Rule {
 pub struct RulesEngine {
     rules: Vec<Rule>,
     by_name: HashMap<String, usize>,
+    select_failures: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn rule_err(rule: &str, e: ParseError) -> RuleError {
@@ -261,12 +262,21 @@ impl RulesEngine {
         Ok(Self {
             rules: out,
             by_name,
+            select_failures: Default::default(),
         })
     }
 
     /// Rule names, in load order (the index is [`Routed::rule`]).
     pub fn rule_names(&self) -> Vec<&str> {
         self.rules.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    /// Messages a rule matched but whose SELECT could not be built (fields next to `*` over a
+    /// payload that is not a JSON object); IoT Core fails the rule for those, and so does the
+    /// engine: nothing is sent.
+    pub fn select_failures(&self) -> u64 {
+        self.select_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Is `name` a loaded, enabled rule?
@@ -356,7 +366,12 @@ impl RulesEngine {
         } else {
             // A `*` next to other fields over a binary payload cannot be built: IoT Core
             // fails the rule for that message; so do we (the message is not sent).
-            let v = project(&rule.statement, &cx)?;
+            let Some(v) = project(&rule.statement, &cx) else {
+                self.select_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(rule = %rule.name, topic, "SELECT cannot be built over a binary payload; message not sent");
+                return None;
+            };
             Bytes::from(serde_json::to_vec(&v).ok()?)
         };
         let deliveries = rule.actions.iter().map(|a| deliver(a, &out, &cx)).collect();
