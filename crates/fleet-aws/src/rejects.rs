@@ -66,7 +66,11 @@ impl SqsRejectSink {
                 }
             }
             Err(e) => {
-                let text = aws_sdk_sqs::error::DisplayErrorContext(&e).to_string();
+                use aws_sdk_sqs::error::ProvideErrorMetadata as _;
+                let text = match (e.code(), e.message()) {
+                    (Some(code), Some(message)) => format!("{code}: {message}"),
+                    _ => aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+                };
                 for (i, _) in bodies {
                     results[*i] = Err(RejectSinkError(text.clone()));
                 }
