@@ -1,5 +1,6 @@
-//! Property tests: arbitrary bytes and arbitrary JSON, as record data and as whole events, through
-//! the batch kit and this function's decoder. No input may panic; every record ends either
+//! Property tests of every decoder: arbitrary bytes and arbitrary JSON, as record data and as
+//! whole events, through the batch kit and each function's decoder (mission-ingest and
+//! shadow-indexer). No input may panic; every record ends either
 //! accepted or rejected with a reason, and the response never names an empty identifier.
 
 #![allow(clippy::unwrap_used)]
@@ -82,11 +83,24 @@ fn event_with(data: Vec<String>) -> Value {
 }
 
 fn check(event: Value) {
-    let Ok(mut batch) = Batch::new(shadow_indexer::FUNCTION, event) else {
+    check_with(
+        mission_ingest::FUNCTION,
+        event.clone(),
+        mission_ingest::decode,
+    );
+    check_with(shadow_indexer::FUNCTION, event, shadow_indexer::decode);
+}
+
+fn check_with<T>(
+    function: &'static str,
+    event: Value,
+    decode: impl Fn(&fleet_lambda::KinesisRecord, &[u8]) -> Result<T, fleet_lambda::Reject>,
+) {
+    let Ok(mut batch) = Batch::new(function, event) else {
         return;
     };
     let n = batch.records().len();
-    let items = batch.decode(shadow_indexer::decode);
+    let items = batch.decode(decode);
     assert!(items.len() <= n);
     for item in &items {
         batch.set(item.position, fleet_lambda::Outcome::Succeeded);
