@@ -43,10 +43,21 @@ pub fn emf(report: &BatchReport) -> Value {
     })
 }
 
+/// Set by [`disable`]: the local stack runs handlers in its own process, where it cannot set
+/// `ROBOFLEET_METRICS` (changing the environment of a running process is `unsafe`).
+static DISABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns EMF output off for this whole process (the local stack's in-process mode).
+pub fn disable() {
+    DISABLED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Writes the EMF line for one batch to stdout (unless `ROBOFLEET_METRICS=off`, which the local
-/// stack sets to keep its console readable).
+/// stack sets to keep its console readable, or [`disable`] was called).
 pub fn emit(report: &BatchReport) {
-    if std::env::var("ROBOFLEET_METRICS").is_ok_and(|v| v == "off") {
+    if DISABLED.load(std::sync::atomic::Ordering::Relaxed)
+        || std::env::var("ROBOFLEET_METRICS").is_ok_and(|v| v == "off")
+    {
         return;
     }
     println!("{}", emf(report));
