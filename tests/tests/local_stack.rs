@@ -66,13 +66,21 @@ async fn publish_all(mqtt_url: &str, client_id: &str, messages: &[(String, Vec<u
         }
     });
     for (topic, payload) in messages {
-        client.publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone()).await.unwrap();
+        client
+            .publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
+            .await
+            .unwrap();
         // Keep the shadow updates of one robot in order through the broker.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     while acked.load(Ordering::SeqCst) < messages.len() {
-        assert!(Instant::now() < deadline, "the broker acknowledged {} of {} publishes", acked.load(Ordering::SeqCst), messages.len());
+        assert!(
+            Instant::now() < deadline,
+            "the broker acknowledged {} of {} publishes",
+            acked.load(Ordering::SeqCst),
+            messages.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = client.disconnect().await;
@@ -93,9 +101,19 @@ fn workload() -> Workload {
     let a = ulid::Ulid::new().to_string();
     let b = ulid::Ulid::new().to_string();
     let c = ulid::Ulid::new().to_string();
-    let m = |robot: &str, id: &str, rev: u32, end: u32| (mission_topic(robot), mission(robot, id, rev, end).to_string().into_bytes());
+    let m = |robot: &str, id: &str, rev: u32, end: u32| {
+        (
+            mission_topic(robot),
+            mission(robot, id, rev, end).to_string().into_bytes(),
+        )
+    };
     let shadow = |robot: &str, reported: Value| {
-        (format!("$aws/things/{robot}/shadow/update"), json!({"state": {"reported": reported}}).to_string().into_bytes())
+        (
+            format!("$aws/things/{robot}/shadow/update"),
+            json!({"state": {"reported": reported}})
+                .to_string()
+                .into_bytes(),
+        )
     };
     let missions = vec![
         m("rb-000001", &a, 1, 60),
@@ -108,9 +126,18 @@ fn workload() -> Workload {
     ];
     let mission_messages = missions.len();
     let mut messages = missions;
-    messages.push(shadow("rb-000001", json!({"battery": 80, "status": "idle"})));
-    messages.push(shadow("rb-000001", json!({"battery": 70, "status": "cleaning"})));
-    messages.push(shadow("rb-000002", json!({"battery": 55, "status": "docked"})));
+    messages.push(shadow(
+        "rb-000001",
+        json!({"battery": 80, "status": "idle"}),
+    ));
+    messages.push(shadow(
+        "rb-000001",
+        json!({"battery": 70, "status": "cleaning"}),
+    ));
+    messages.push(shadow(
+        "rb-000002",
+        json!({"battery": 55, "status": "docked"}),
+    ));
     Workload {
         messages,
         mission_a: a,
@@ -118,8 +145,14 @@ fn workload() -> Workload {
     }
 }
 
-async fn missions(stack: &RunningStack) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-    let table = stack.resources.tables.get("MissionsTable").expect("the template declares MissionsTable");
+async fn missions(
+    stack: &RunningStack,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let table = stack
+        .resources
+        .tables
+        .get("MissionsTable")
+        .expect("the template declares MissionsTable");
     aws_sdk_dynamodb::Client::new(&stack.sdk)
         .scan()
         .table_name(table)
@@ -146,7 +179,14 @@ async fn robot_doc(stack: &RunningStack, id: &str) -> Option<Value> {
 }
 
 fn rejects(stack: &RunningStack) -> RejectsClient {
-    RejectsClient::new(&stack.sdk, stack.resources.rejects_queue_url.clone().expect("a rejects queue"))
+    RejectsClient::new(
+        &stack.sdk,
+        stack
+            .resources
+            .rejects_queue_url
+            .clone()
+            .expect("a rejects queue"),
+    )
 }
 
 /// Polls `check` until it returns true or [`SETTLE`] passes.
@@ -161,7 +201,11 @@ where
             return;
         }
         if Instant::now() > deadline {
-            panic!("{what}: not reached within {} s; stats: {:?}", SETTLE.as_secs(), stack.counters());
+            panic!(
+                "{what}: not reached within {} s; stats: {:?}",
+                SETTLE.as_secs(),
+                stack.counters()
+            );
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -173,18 +217,33 @@ async fn exercise(stack: &RunningStack) -> String {
     let w = workload();
     publish_all(&stack.endpoints.mqtt, "e2e-publisher", &w.messages).await;
 
-    eventually("three missions stored", stack, || async { missions(stack).await.len() == 3 }).await;
+    eventually("three missions stored", stack, || async {
+        missions(stack).await.len() == 3
+    })
+    .await;
     eventually("robot 1 indexed at shadow version 2", stack, || async {
-        robot_doc(stack, "rb-000001").await.and_then(|d| d["version"].as_u64()) == Some(2)
+        robot_doc(stack, "rb-000001")
+            .await
+            .and_then(|d| d["version"].as_u64())
+            == Some(2)
     })
     .await;
-    eventually("robot 2 indexed", stack, || async { robot_doc(stack, "rb-000002").await.is_some() }).await;
+    eventually("robot 2 indexed", stack, || async {
+        robot_doc(stack, "rb-000002").await.is_some()
+    })
+    .await;
     let client = rejects(stack);
-    eventually("the malformed record in the rejects queue", stack, || async {
-        client.list().await.map(|l| !l.is_empty()).unwrap_or(false)
-    })
+    eventually(
+        "the malformed record in the rejects queue",
+        stack,
+        || async { client.list().await.map(|l| !l.is_empty()).unwrap_or(false) },
+    )
     .await;
-    assert!(stack.wait_drained(SETTLE).await, "the streams did not drain: {:?}", stack.counters());
+    assert!(
+        stack.wait_drained(SETTLE).await,
+        "the streams did not drain: {:?}",
+        stack.counters()
+    );
 
     // Missions: one item per mission, mission A at its latest rev despite the duplicate and the
     // stale replay.
@@ -192,10 +251,19 @@ async fn exercise(stack: &RunningStack) -> String {
     assert_eq!(items.len(), 3, "{items:?}");
     let a = items
         .iter()
-        .find(|i| i.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("ROBOT#rb-000001"))
+        .find(|i| {
+            i.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("ROBOT#rb-000001")
+        })
         .expect("robot 1's mission");
-    assert_eq!(a.get("rev").and_then(|v| v.as_n().ok()).map(String::as_str), Some("2"));
-    assert!(a.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.ends_with(&w.mission_a)));
+    assert_eq!(
+        a.get("rev").and_then(|v| v.as_n().ok()).map(String::as_str),
+        Some("2")
+    );
+    assert!(
+        a.get("sk")
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|sk| sk.ends_with(&w.mission_a))
+    );
 
     // Robots: latest reported state.
     let r1 = robot_doc(stack, "rb-000001").await.unwrap();
@@ -214,15 +282,26 @@ async fn exercise(stack: &RunningStack) -> String {
     assert_eq!(env.reason.kind.as_str(), "bad_json");
     assert_eq!(env.source.partition_key, "rb-000002");
     assert_eq!(env.function, "mission-ingest");
-    let payload = base64::engine::general_purpose::STANDARD.decode(&env.payload_base64).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(&env.payload_base64)
+        .unwrap();
     assert_eq!(payload, b"{not json");
-    assert!(env.source.stream_arn.ends_with(&stack.resources.streams["MissionsStream"].name));
+    assert!(
+        env.source
+            .stream_arn
+            .ends_with(&stack.resources.streams["MissionsStream"].name)
+    );
 
     // No record lost so far.
     let s = stack.counters();
     assert_eq!(s.backlog, 0, "{s:?}");
     assert_eq!(s.rule_errors, 0, "{s:?}");
-    let missions_done: u64 = s.mappings.values().filter(|m| m.stream.ends_with("-missions")).map(|m| m.records_done).sum();
+    let missions_done: u64 = s
+        .mappings
+        .values()
+        .filter(|m| m.stream.ends_with("-missions"))
+        .map(|m| m.records_done)
+        .sum();
     assert_eq!(missions_done, w.mission_messages as u64, "{s:?}");
     env.source.sequence_number.clone()
 }
@@ -231,17 +310,30 @@ async fn exercise(stack: &RunningStack) -> String {
 async fn embedded_broker_pipeline_stores_indexes_rejects_and_replays() {
     let logs = tempfile::tempdir().unwrap();
     let name = fleet_testkit::unique_name("e2e");
-    let stack = dev::start(options(&name, logs.path())).await.unwrap_or_else(|e| panic!("{e}"));
+    let stack = dev::start(options(&name, logs.path()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(stack.endpoints.mqtt.starts_with("mqtt://127.0.0.1:"));
     assert!(stack.endpoints.iot_data.starts_with("http://127.0.0.1:"));
     // Fresh, stack-prefixed resources from the template.
-    assert_eq!(stack.resources.tables["MissionsTable"], format!("{name}-missions"));
+    assert_eq!(
+        stack.resources.tables["MissionsTable"],
+        format!("{name}-missions")
+    );
     assert_eq!(stack.resources.opensearch.alias, format!("{name}-robots"));
-    assert_eq!(stack.resources.streams["MissionsStream"].shards, 4, "ON_DEMAND gets 4 local shards");
+    assert_eq!(
+        stack.resources.streams["MissionsStream"].shards, 4,
+        "ON_DEMAND gets 4 local shards"
+    );
     // The event source mappings exist in moto's Lambda control plane, enabled.
     let lambda = aws_sdk_lambda::Client::new(&stack.sdk);
     for uuid in stack.resources.event_source_mappings.values() {
-        let m = lambda.get_event_source_mapping().uuid(uuid).send().await.unwrap();
+        let m = lambda
+            .get_event_source_mapping()
+            .uuid(uuid)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(m.state.as_deref(), Some("Enabled"));
     }
 
@@ -251,7 +343,14 @@ async fn embedded_broker_pipeline_stores_indexes_rejects_and_replays() {
     // back as a new reject with a new sequence number; the old message is deleted.
     let client = rejects(&stack);
     let outcomes = client
-        .replay(&Selection { kind: Some("bad_json".into()), ..Selection::default() }, true, false)
+        .replay(
+            &Selection {
+                kind: Some("bad_json".into()),
+                ..Selection::default()
+            },
+            true,
+            false,
+        )
         .await
         .unwrap();
     assert_eq!(outcomes.len(), 1, "{outcomes:?}");
@@ -272,7 +371,10 @@ async fn embedded_broker_pipeline_stores_indexes_rejects_and_replays() {
     assert_eq!(summary.backlog, 0, "{summary:?}");
     assert_eq!(summary.missions_stored, 3, "{summary:?}");
     assert_eq!(summary.rejects_queued, 1, "{summary:?}");
-    assert_eq!(summary.streams["MissionsStream"].records_processed, 8, "{summary:?}");
+    assert_eq!(
+        summary.streams["MissionsStream"].records_processed, 8,
+        "{summary:?}"
+    );
     assert!(summary.robots_indexed >= 2, "{summary:?}");
 }
 
@@ -291,7 +393,11 @@ async fn start_mosquitto() -> Mosquitto {
     let dir = tempfile::tempdir().unwrap();
     let port = fleet_testkit::free_port();
     let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+    )
+    .unwrap();
     let child = tokio::process::Command::new(bin)
         .arg("-c")
         .arg(&conf)
@@ -301,8 +407,14 @@ async fn start_mosquitto() -> Mosquitto {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not listen on {port}");
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "mosquitto did not listen on {port}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Mosquitto {
@@ -325,14 +437,19 @@ async fn mosquitto_as_external_broker_carries_the_same_pipeline() {
     assert_eq!(summary.records_lost, 0, "{summary:?}");
     assert_eq!(summary.backlog, 0, "{summary:?}");
     assert_eq!(summary.missions_stored, 3, "{summary:?}");
-    assert_eq!(summary.streams["MissionsStream"].records_processed, 7, "{summary:?}");
+    assert_eq!(
+        summary.streams["MissionsStream"].records_processed, 7,
+        "{summary:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_file_holds_the_endpoints_at_start_and_the_summary_at_exit() {
     let logs = tempfile::tempdir().unwrap();
     let report = logs.path().join("report.json");
-    let mut stack = dev::start(options(&fleet_testkit::unique_name("e2e-rep"), logs.path())).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut stack = dev::start(options(&fleet_testkit::unique_name("e2e-rep"), logs.path()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     stack.write_report(&report).unwrap();
     let running = fleet_local::report::DevReport::read(&report).unwrap();
     assert_eq!(running.state, "running");

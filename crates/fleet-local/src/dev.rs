@@ -27,7 +27,9 @@ use tokio::task::JoinHandle;
 use crate::broker::{BrokerOptions, EmbeddedBroker};
 use crate::error::{DevError, InvokeError};
 use crate::esm::{self, Invoker, MappingConfig, Poller, PollerHandle};
-use crate::invoke::{CountingInvoker, HandlerFn, InProcessInvoker, InvokeCounters, RenamingInvoker};
+use crate::invoke::{
+    CountingInvoker, HandlerFn, InProcessInvoker, InvokeCounters, RenamingInvoker,
+};
 use crate::names::{self, DEFAULT_STACK_NAME, LocalEndpoints, LocalResolver, ROBOTS_ALIAS_VAR};
 use crate::provision;
 use crate::report::{DevReport, DevSummary, Endpoints, Resources, StreamSummary};
@@ -139,9 +141,11 @@ impl DevOptions {
     }
 
     fn log_dir(&self) -> PathBuf {
-        self.log_dir
-            .clone()
-            .unwrap_or_else(|| self.root().join(".run").join(format!("dev-{}", self.stack_name)))
+        self.log_dir.clone().unwrap_or_else(|| {
+            self.root()
+                .join(".run")
+                .join(format!("dev-{}", self.stack_name))
+        })
     }
 }
 
@@ -166,7 +170,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             num.push(c);
             continue;
         }
-        let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 90s, 5m or 1h"))?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration like 90s, 5m or 1h"))?;
         num.clear();
         total += n * match c {
             's' => 1,
@@ -176,7 +182,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         };
     }
     if !num.is_empty() {
-        return Err(format!("`{s}`: the last number has no unit (use s, m or h)"));
+        return Err(format!(
+            "`{s}`: the last number has no unit (use s, m or h)"
+        ));
     }
     Ok(Duration::from_secs(total))
 }
@@ -219,6 +227,8 @@ pub struct StackStats {
     pub item_failures: u64,
     /// Records put and not yet completed by a mapping (the stack-wide backlog).
     pub backlog: u64,
+    /// Messages in the rejects queue (from the store counts).
+    pub rejects_queued: Option<u64>,
     /// Store counts (refreshed every couple of seconds; `None` until read or on error).
     pub stores: StoreCounts,
 }
@@ -370,7 +380,11 @@ pub async fn start(opts: DevOptions) -> Result<RunningStack, DevError> {
     }
 }
 
-async fn bring_up(stack: &mut RunningStack, opts: &DevOptions, shutdown_rx: watch::Receiver<bool>) -> Result<(), DevError> {
+async fn bring_up(
+    stack: &mut RunningStack,
+    opts: &DevOptions,
+    shutdown_rx: watch::Receiver<bool>,
+) -> Result<(), DevError> {
     let aws_url = stack.endpoints.aws.clone();
     let os_url = stack.endpoints.opensearch.clone();
     stack.sdk = crate::sdk_config(Some(&aws_url), &opts.region).await;
@@ -410,7 +424,8 @@ async fn bring_up(stack: &mut RunningStack, opts: &DevOptions, shutdown_rx: watc
         path: opts.template.clone(),
         detail: e.to_string(),
     };
-    let first = fleet_template::load_with(&opts.template, &load_opts, &LocalResolver::default()).map_err(template_err)?;
+    let first = fleet_template::load_with(&opts.template, &load_opts, &LocalResolver::default())
+        .map_err(template_err)?;
     let storage = provision::provision_storage(&sdk, &first).await?;
     stack.notes.extend(storage.notes.iter().cloned());
 
@@ -418,7 +433,8 @@ async fn bring_up(stack: &mut RunningStack, opts: &DevOptions, shutdown_rx: watc
     let resolver = LocalResolver {
         queue_urls: storage.queue_urls_by_name.clone(),
     };
-    let tpl = fleet_template::load_with(&opts.template, &load_opts, &resolver).map_err(template_err)?;
+    let tpl =
+        fleet_template::load_with(&opts.template, &load_opts, &resolver).map_err(template_err)?;
 
     // Shadow service first: its URL goes into the functions' environment.
     let shadow = ShadowService::start(
@@ -467,9 +483,12 @@ async fn bring_up(stack: &mut RunningStack, opts: &DevOptions, shutdown_rx: watc
     }
 
     // Lambda control plane and OpenSearch.
-    let lambda = provision::provision_lambda(&sdk, &aws_url, &tpl, &environments, &storage.streams).await?;
-    let alias = robots_alias.unwrap_or_else(|| names::local_robots_alias(&opts.stack_name, "robots"));
-    let os_info = provision::provision_opensearch(&os_url, &opts.index_template_path(), &alias).await?;
+    let lambda =
+        provision::provision_lambda(&sdk, &aws_url, &tpl, &environments, &storage.streams).await?;
+    let alias =
+        robots_alias.unwrap_or_else(|| names::local_robots_alias(&opts.stack_name, "robots"));
+    let os_info =
+        provision::provision_opensearch(&os_url, &opts.index_template_path(), &alias).await?;
     stack.resources = Resources {
         tables: storage.tables.clone(),
         streams: storage.streams.clone(),
@@ -485,7 +504,9 @@ async fn bring_up(stack: &mut RunningStack, opts: &DevOptions, shutdown_rx: watc
     let rules = rule_defs(&tpl)?;
     let mut sinks = Sinks::default();
     for s in tpl.streams() {
-        sinks.streams.insert(s.stream_name.clone(), s.stream_name.clone());
+        sinks
+            .streams
+            .insert(s.stream_name.clone(), s.stream_name.clone());
     }
     for q in tpl.queues() {
         if let Some(url) = storage.queue_urls_by_name.get(&q.queue_name) {
@@ -532,7 +553,8 @@ async fn bring_up(stack: &mut RunningStack, opts: &DevOptions, shutdown_rx: watc
         }
         InvokeMode::Watch => {
             let venv = standins::resolve_venv(opts.venv.as_deref());
-            let (process, url) = crate::watch::start(&venv, &opts.root(), &opts.log_dir(), &environments).await?;
+            let (process, url) =
+                crate::watch::start(&venv, &opts.root(), &opts.log_dir(), &environments).await?;
             stack.endpoints.lambda = Some(url.clone());
             stack.lambda_watch = Some(process);
             let mut rename = BTreeMap::new();
@@ -541,7 +563,10 @@ async fn bring_up(stack: &mut RunningStack, opts: &DevOptions, shutdown_rx: watc
                 rename.insert(f.function_name.clone(), f.binary.clone());
                 invokable.push(f.logical_id.clone());
             }
-            Arc::new(RenamingInvoker::new(Arc::new(esm::HttpInvoker::new(&url)), rename))
+            Arc::new(RenamingInvoker::new(
+                Arc::new(esm::HttpInvoker::new(&url)),
+                rename,
+            ))
         }
     };
     let invoker: Arc<dyn Invoker> = Arc::new(CountingInvoker::new(inner, stack.counters.clone()));
@@ -556,13 +581,23 @@ async fn bring_up(stack: &mut RunningStack, opts: &DevOptions, shutdown_rx: watc
         let Some(uuid) = lambda.mappings.get(&m.logical_id).cloned() else {
             continue;
         };
-        let function_name = lambda.functions.get(&m.function_logical_id).cloned().unwrap_or_else(|| m.function_logical_id.clone());
+        let function_name = lambda
+            .functions
+            .get(&m.function_logical_id)
+            .cloned()
+            .unwrap_or_else(|| m.function_logical_id.clone());
         let config = MappingConfig::from_template(m, &uuid, &function_name);
         let sink = match &config.on_failure {
-            Some(dest) => Some(esm::failure_sink(&sdk, dest).await.map_err(|e| DevError::Component {
-                component: "event source mapping",
-                detail: format!("{}: on-failure destination: {e}", m.logical_id),
-            })?),
+            Some(dest) => {
+                Some(
+                    esm::failure_sink(&sdk, dest)
+                        .await
+                        .map_err(|e| DevError::Component {
+                            component: "event source mapping",
+                            detail: format!("{}: on-failure destination: {e}", m.logical_id),
+                        })?,
+                )
+            }
             None => None,
         };
         let mut poller = Poller::new(
@@ -574,10 +609,12 @@ async fn bring_up(stack: &mut RunningStack, opts: &DevOptions, shutdown_rx: watc
         if let Some(sink) = sink {
             poller = poller.on_failure(sink);
         }
-        let handle = poller.spawn(shutdown_rx.clone()).map_err(|e| DevError::Component {
-            component: "event source mapping",
-            detail: format!("{}: {e}", m.logical_id),
-        })?;
+        let handle = poller
+            .spawn(shutdown_rx.clone())
+            .map_err(|e| DevError::Component {
+                component: "event source mapping",
+                detail: format!("{}: {e}", m.logical_id),
+            })?;
         stack.mappings.push(MappingRun {
             logical_id: m.logical_id.clone(),
             stream_logical_id: m.stream_logical_id.clone(),
@@ -594,19 +631,35 @@ async fn bring_up(stack: &mut RunningStack, opts: &DevOptions, shutdown_rx: watc
         .into_iter()
         .filter(|s| invokable.contains(&s.target_function_logical_id))
         .map(|s| ScheduleSpec {
-            name: names::default_physical_name(&opts.stack_name, &s.logical_id, names::ResourceKind::Schedule),
+            name: names::default_physical_name(
+                &opts.stack_name,
+                &s.logical_id,
+                names::ResourceKind::Schedule,
+            ),
             function: s.target_function_logical_id.clone(),
             expression: s.expression.clone(),
-            input: s.input.as_deref().and_then(|i| serde_json::from_str(i).ok()),
+            input: s
+                .input
+                .as_deref()
+                .and_then(|i| serde_json::from_str(i).ok()),
             enabled: s.enabled,
-            kind: if tpl.resource(&s.logical_id).is_some_and(|r| r.type_ == "AWS::Scheduler::Schedule") {
+            kind: if tpl
+                .resource(&s.logical_id)
+                .is_some_and(|r| r.type_ == "AWS::Scheduler::Schedule")
+            {
                 ScheduleKind::Scheduler
             } else {
                 ScheduleKind::Rule
             },
         })
         .collect();
-    let scheduler = Scheduler::new(specs, invoker.clone(), &opts.region, names::LOCAL_ACCOUNT_ID, time::OffsetDateTime::now_utc())?;
+    let scheduler = Scheduler::new(
+        specs,
+        invoker.clone(),
+        &opts.region,
+        names::LOCAL_ACCOUNT_ID,
+        time::OffsetDateTime::now_utc(),
+    )?;
     stack.schedules = scheduler.status();
     stack.scheduler = Some(scheduler.spawn(shutdown_rx.clone()));
 
@@ -644,14 +697,18 @@ pub fn rule_defs(tpl: &fleet_template::Stack) -> Result<Vec<RuleDef>, DevError> 
                 partition_key: partition_key_template.clone(),
             }),
             fleet_template::RuleAction::Sqs {
-                queue_name, use_base64, ..
+                queue_name,
+                use_base64,
+                ..
             } => Ok(ActionDef::Sqs {
                 queue_name: queue_name.clone(),
                 use_base64: *use_base64,
             }),
             other => Err(DevError::Component {
                 component: "rules engine",
-                detail: format!("topic rule `{rule}` has an action the local stack cannot run: {other:?}"),
+                detail: format!(
+                    "topic rule `{rule}` has an action the local stack cannot run: {other:?}"
+                ),
             }),
         }
     };
@@ -662,8 +719,16 @@ pub fn rule_defs(tpl: &fleet_template::Stack) -> Result<Vec<RuleDef>, DevError> 
                 name: r.rule_name.clone(),
                 sql: r.sql.clone(),
                 sql_version: Some(r.sql_version.clone()),
-                actions: r.actions.iter().map(|a| action(&r.rule_name, a)).collect::<Result<_, _>>()?,
-                error_action: r.error_action.as_ref().map(|a| action(&r.rule_name, a)).transpose()?,
+                actions: r
+                    .actions
+                    .iter()
+                    .map(|a| action(&r.rule_name, a))
+                    .collect::<Result<_, _>>()?,
+                error_action: r
+                    .error_action
+                    .as_ref()
+                    .map(|a| action(&r.rule_name, a))
+                    .transpose()?,
                 enabled: r.enabled,
             })
         })
@@ -684,22 +749,34 @@ async fn in_process_handler(
             message,
         })
     };
-    let fail = |function: &'static str| move |e: lambda_runtime::Error| InvokeError::Function {
-        function: function.to_string(),
-        message: e.to_string(),
+    let fail = |function: &'static str| {
+        move |e: lambda_runtime::Error| InvokeError::Function {
+            function: function.to_string(),
+            message: e.to_string(),
+        }
     };
     match binary {
         "mission-ingest" => {
-            let config = mission_ingest::Config::from_lookup(lookup).map_err(|e| build_err(e.to_string()))?;
-            let handler = Arc::new(mission_ingest::build(config, sdk).await.map_err(|e| build_err(e.to_string()))?);
+            let config = mission_ingest::Config::from_lookup(lookup)
+                .map_err(|e| build_err(e.to_string()))?;
+            let handler = Arc::new(
+                mission_ingest::build(config, sdk)
+                    .await
+                    .map_err(|e| build_err(e.to_string()))?,
+            );
             Ok(Some(Arc::new(move |event| {
                 let h = handler.clone();
                 Box::pin(async move { h.handle(event).await.map_err(fail("mission-ingest")) })
             })))
         }
         "shadow-indexer" => {
-            let config = shadow_indexer::Config::from_lookup(lookup).map_err(|e| build_err(e.to_string()))?;
-            let handler = Arc::new(shadow_indexer::build(config, sdk).await.map_err(|e| build_err(e.to_string()))?);
+            let config = shadow_indexer::Config::from_lookup(lookup)
+                .map_err(|e| build_err(e.to_string()))?;
+            let handler = Arc::new(
+                shadow_indexer::build(config, sdk)
+                    .await
+                    .map_err(|e| build_err(e.to_string()))?,
+            );
             Ok(Some(Arc::new(move |event| {
                 let h = handler.clone();
                 Box::pin(async move { h.handle(event).await.map_err(fail("shadow-indexer")) })
@@ -773,6 +850,12 @@ impl RunningStack {
         {
             s.stores = c.clone();
         }
+        s.rejects_queued = self
+            .resources
+            .rejects_queue_url
+            .as_ref()
+            .and_then(|url| self.resources.queues.iter().find(|(_, u)| *u == url))
+            .and_then(|(l, _)| s.stores.queues.get(l).copied());
         s
     }
 
@@ -782,7 +865,10 @@ impl RunningStack {
             .store_cache
             .lock()
             .ok()
-            .and_then(|c| c.as_ref().map(|(at, _)| at.elapsed() < Duration::from_secs(2)))
+            .and_then(|c| {
+                c.as_ref()
+                    .map(|(at, _)| at.elapsed() < Duration::from_secs(2))
+            })
             .unwrap_or(false);
         if !fresh {
             let counts = self.read_stores().await;
@@ -807,26 +893,35 @@ impl RunningStack {
             let r = sqs
                 .get_queue_attributes()
                 .queue_url(url)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(
+                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+                )
                 .send()
                 .await;
             if let Ok(r) = r
                 && let Some(n) = r
                     .attributes
-                    .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages).cloned())
+                    .and_then(|a| {
+                        a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                            .cloned()
+                    })
                     .and_then(|v| v.parse().ok())
             {
                 c.queues.insert(logical.clone(), n);
             }
         }
-        let s3_conf = aws_sdk_s3::config::Builder::from(&self.sdk).force_path_style(true).build();
+        let s3_conf = aws_sdk_s3::config::Builder::from(&self.sdk)
+            .force_path_style(true)
+            .build();
         let s3 = aws_sdk_s3::Client::from_conf(s3_conf);
         for (logical, bucket) in &self.resources.buckets {
             if let Ok(r) = s3.list_objects_v2().bucket(bucket).send().await {
-                c.buckets.insert(logical.clone(), r.key_count.unwrap_or(0).max(0) as u64);
+                c.buckets
+                    .insert(logical.clone(), r.key_count.unwrap_or(0).max(0) as u64);
             }
         }
-        c.robots_indexed = count_docs(&self.endpoints.opensearch, &self.resources.opensearch.alias).await;
+        c.robots_indexed =
+            count_docs(&self.endpoints.opensearch, &self.resources.opensearch.alias).await;
         c
     }
 
@@ -923,7 +1018,12 @@ impl Drop for RunningStack {
 }
 
 /// The summary of a run from its final numbers.
-pub fn summarize(stats: &StackStats, resources: &Resources, schedules: &[ScheduleStatus], warnings: Vec<String>) -> DevSummary {
+pub fn summarize(
+    stats: &StackStats,
+    resources: &Resources,
+    schedules: &[ScheduleStatus],
+    warnings: Vec<String>,
+) -> DevSummary {
     let mut streams: BTreeMap<String, StreamSummary> = BTreeMap::new();
     for m in stats.mappings.values() {
         let logical = resources
@@ -933,17 +1033,21 @@ pub fn summarize(stats: &StackStats, resources: &Resources, schedules: &[Schedul
             .map(|(l, _)| l.clone())
             .unwrap_or_else(|| m.stream.clone());
         let e = streams.entry(logical).or_default();
-        e.records_processed += m.records_done.saturating_sub(m.sent_to_on_failure + m.discarded);
+        e.records_processed += m
+            .records_done
+            .saturating_sub(m.sent_to_on_failure + m.discarded);
         e.records_to_on_failure += m.sent_to_on_failure;
         e.backlog += m.records_behind;
     }
     let discarded: u64 = stats.mappings.values().map(|m| m.discarded).sum();
-    let rejects_queued = resources
-        .rejects_queue_url
-        .as_ref()
-        .and_then(|url| resources.queues.iter().find(|(_, u)| *u == url))
-        .and_then(|(l, _)| stats.stores.queues.get(l).copied())
-        .unwrap_or(0);
+    let rejects_queued = stats.rejects_queued.unwrap_or_else(|| {
+        resources
+            .rejects_queue_url
+            .as_ref()
+            .and_then(|url| resources.queues.iter().find(|(_, u)| *u == url))
+            .and_then(|(l, _)| stats.stores.queues.get(l).copied())
+            .unwrap_or(0)
+    });
     DevSummary {
         duration_s: stats.elapsed_s,
         messages_in: stats.messages_in,
@@ -985,9 +1089,16 @@ async fn count_items(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Option<u64>
 
 async fn count_docs(url: &str, alias: &str) -> Option<u64> {
     let base = url.trim_end_matches('/');
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().ok()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
     let _ = client.post(format!("{base}/{alias}/_refresh")).send().await;
-    let r = client.get(format!("{base}/{alias}/_count")).send().await.ok()?;
+    let r = client
+        .get(format!("{base}/{alias}/_count"))
+        .send()
+        .await
+        .ok()?;
     let v: serde_json::Value = r.json().await.ok()?;
     v.get("count").and_then(serde_json::Value::as_u64)
 }
@@ -1009,7 +1120,10 @@ mod tests {
 
     #[test]
     fn key_values_split_on_the_first_equals() {
-        assert_eq!(parse_key_value("StreamMode=PROVISIONED"), Ok(("StreamMode".into(), "PROVISIONED".into())));
+        assert_eq!(
+            parse_key_value("StreamMode=PROVISIONED"),
+            Ok(("StreamMode".into(), "PROVISIONED".into()))
+        );
         assert_eq!(parse_key_value("A=b=c"), Ok(("A".into(), "b=c".into())));
         assert!(parse_key_value("=x").is_err());
         assert!(parse_key_value("nope").is_err());
@@ -1018,15 +1132,20 @@ mod tests {
     #[test]
     fn the_real_template_gives_rules_the_engine_accepts() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
-        let tpl = fleet_template::load(&path, &fleet_template::LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        let tpl = fleet_template::load(&path, &fleet_template::LoadOptions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
         let rules = rule_defs(&tpl).unwrap_or_else(|e| panic!("{e}"));
         assert!(rules.iter().any(|r| r.name == "mission_reports"));
         let mut sinks = Sinks::default();
         for s in tpl.streams() {
-            sinks.streams.insert(s.stream_name.clone(), s.stream_name.clone());
+            sinks
+                .streams
+                .insert(s.stream_name.clone(), s.stream_name.clone());
         }
         for q in tpl.queues() {
-            sinks.queues.insert(q.queue_name.clone(), format!("http://q/{}", q.queue_name));
+            sinks
+                .queues
+                .insert(q.queue_name.clone(), format!("http://q/{}", q.queue_name));
         }
         RulesEngine::new(rules, &sinks).unwrap_or_else(|e| panic!("{e}"));
     }
@@ -1034,17 +1153,32 @@ mod tests {
     #[test]
     fn summary_counts_lost_records_and_finds_the_rejects_queue() {
         let mut resources = Resources::default();
-        resources.queues.insert("RejectsQueue".into(), "http://q/rejects".into());
+        resources
+            .queues
+            .insert("RejectsQueue".into(), "http://q/rejects".into());
         resources.rejects_queue_url = Some("http://q/rejects".into());
         resources.streams.insert(
             "MissionsStream".into(),
-            crate::report::StreamInfo { name: "s-missions".into(), ..Default::default() },
+            crate::report::StreamInfo {
+                name: "s-missions".into(),
+                ..Default::default()
+            },
         );
-        let mut stats = StackStats { records_put: 10, rule_errors_lost: 1, ..StackStats::default() };
+        let mut stats = StackStats {
+            records_put: 10,
+            rule_errors_lost: 1,
+            ..StackStats::default()
+        };
         stats.stores.queues.insert("RejectsQueue".into(), 2);
         stats.mappings.insert(
             "M".into(),
-            MappingStats { stream: "s-missions".into(), records_done: 10, sent_to_on_failure: 1, discarded: 2, ..MappingStats::default() },
+            MappingStats {
+                stream: "s-missions".into(),
+                records_done: 10,
+                sent_to_on_failure: 1,
+                discarded: 2,
+                ..MappingStats::default()
+            },
         );
         let s = summarize(&stats, &resources, &[], Vec::new());
         assert_eq!(s.rejects_queued, 2);

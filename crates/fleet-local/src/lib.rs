@@ -16,8 +16,10 @@
 //!   6-field AWS `cron(...)`, `at(...)`).
 //! - [`progress`] and [`report`]: live counters, the progress display and the JSON report.
 //! - [`workload`]: the built-in demo workload published over MQTT.
+//! - [`run`]: `robofleet dev` as a command ([`run::DevArgs`], [`run::run`]): workload, progress,
+//!   signals, summary.
 //! - [`dev`]: `robofleet dev` itself: [`dev::start`] returns a [`dev::RunningStack`] that tests
-//!   drive as a library; [`dev::DevArgs`] is the CLI face.
+//!   drive as a library.
 //! - [`rejects`]: `robofleet rejects list|replay`, the operator's view of the rejects queue.
 //!
 //! The MQTT broker, rules engine, shadow service and presence (`broker`, `rules`, `shadow`,
@@ -32,14 +34,17 @@ pub mod esm;
 pub mod invoke;
 pub mod names;
 pub mod presence;
+pub mod progress;
 pub mod provision;
 pub mod rejects;
 pub mod report;
 pub mod rules;
+pub mod run;
 pub mod scheduler;
 pub mod shadow;
 pub mod standins;
 pub mod watch;
+pub mod workload;
 
 pub use error::{DevError, InvokeError, ProvisionError, RejectsError, ScheduleError, StandinError};
 

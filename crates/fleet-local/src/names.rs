@@ -335,7 +335,10 @@ mod tests {
     #[test]
     fn local_resolver_gives_moto_queue_urls_and_the_opensearch_placeholder() {
         let mut res = LocalResolver::default();
-        res.queue_urls.insert("s-rejects".into(), "http://127.0.0.1:5/123456789012/s-rejects".into());
+        res.queue_urls.insert(
+            "s-rejects".into(),
+            "http://127.0.0.1:5/123456789012/s-rejects".into(),
+        );
         let r = |type_, name| ResourceRef {
             logical_id: "L",
             type_,
@@ -350,15 +353,21 @@ mod tests {
             Some("http://127.0.0.1:5/123456789012/s-rejects")
         );
         assert_eq!(
-            res.attribute(&r("AWS::SQS::Queue", "s-rejects"), "QueueUrl").as_deref(),
+            res.attribute(&r("AWS::SQS::Queue", "s-rejects"), "QueueUrl")
+                .as_deref(),
             Some("http://127.0.0.1:5/123456789012/s-rejects")
         );
         assert_eq!(
-            res.attribute(&r("AWS::OpenSearchService::Domain", "robofleet"), "DomainEndpoint").as_deref(),
+            res.attribute(
+                &r("AWS::OpenSearchService::Domain", "robofleet"),
+                "DomainEndpoint"
+            )
+            .as_deref(),
             Some(OPENSEARCH_PLACEHOLDER_HOST)
         );
         assert_eq!(
-            res.attribute(&r("AWS::Kinesis::Stream", "s-m"), "Arn").as_deref(),
+            res.attribute(&r("AWS::Kinesis::Stream", "s-m"), "Arn")
+                .as_deref(),
             Some("arn:aws:kinesis:us-east-1:123456789012:stream/s-m")
         );
     }
@@ -371,7 +380,10 @@ mod tests {
             ..fleet_template::LoadOptions::default()
         };
         let mut res = LocalResolver::default();
-        res.queue_urls.insert("t-env-rejects".into(), "http://127.0.0.1:5/123456789012/t-env-rejects".into());
+        res.queue_urls.insert(
+            "t-env-rejects".into(),
+            "http://127.0.0.1:5/123456789012/t-env-rejects".into(),
+        );
         let stack = fleet_template::load_with(&path, &opts, &res).unwrap_or_else(|e| panic!("{e}"));
         let indexer = stack
             .functions()
@@ -382,7 +394,10 @@ mod tests {
         assert!(unknown.is_empty(), "{unknown:?}");
         let local = function_environment(&env, &endpoints());
         assert_eq!(local["OPENSEARCH_ENDPOINT"], "http://127.0.0.1:4001");
-        assert_eq!(local["REJECTS_QUEUE_URL"], "http://127.0.0.1:5/123456789012/t-env-rejects");
+        assert_eq!(
+            local["REJECTS_QUEUE_URL"],
+            "http://127.0.0.1:5/123456789012/t-env-rejects"
+        );
         for var in shadow_indexer::Config::ENV_VARS {
             assert!(local.contains_key(*var), "{var} missing");
         }

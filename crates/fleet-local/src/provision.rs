@@ -61,12 +61,16 @@ pub struct Storage {
 }
 
 /// Creates tables, streams, queues and buckets.
-pub async fn provision_storage(sdk: &aws_config::SdkConfig, stack: &Stack) -> Result<Storage, ProvisionError> {
+pub async fn provision_storage(
+    sdk: &aws_config::SdkConfig,
+    stack: &Stack,
+) -> Result<Storage, ProvisionError> {
     let mut out = Storage::default();
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     for t in stack.tables() {
         create_table(&ddb, t, &mut out.notes).await?;
-        out.tables.insert(t.logical_id.clone(), t.table_name.clone());
+        out.tables
+            .insert(t.logical_id.clone(), t.table_name.clone());
     }
     let kinesis = aws_sdk_kinesis::Client::new(sdk);
     for s in stack.streams() {
@@ -76,7 +80,14 @@ pub async fn provision_storage(sdk: &aws_config::SdkConfig, stack: &Stack) -> Re
         };
         let (shards, note) = names::local_shard_count(Some(mode), s.shard_count);
         out.notes.push(format!("stream {}: {note}", s.stream_name));
-        let arn = create_stream(&kinesis, &s.stream_name, shards, s.retention_hours, &mut out.notes).await?;
+        let arn = create_stream(
+            &kinesis,
+            &s.stream_name,
+            shards,
+            s.retention_hours,
+            &mut out.notes,
+        )
+        .await?;
         out.streams.insert(
             s.logical_id.clone(),
             StreamInfo {
@@ -121,21 +132,25 @@ pub async fn provision_storage(sdk: &aws_config::SdkConfig, stack: &Stack) -> Re
                 }
             }
         };
-        out.queue_urls_by_name.insert(q.queue_name.clone(), url.clone());
+        out.queue_urls_by_name
+            .insert(q.queue_name.clone(), url.clone());
         out.queues.insert(q.logical_id.clone(), url);
     }
-    let s3_conf = aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build();
+    let s3_conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(true)
+        .build();
     let s3 = aws_sdk_s3::Client::from_conf(s3_conf);
     for b in stack.buckets() {
         if let Err(e) = s3.create_bucket().bucket(&b.bucket_name).send().await {
-            let owned = e
-                .as_service_error()
-                .is_some_and(|se| se.is_bucket_already_owned_by_you() || se.is_bucket_already_exists());
+            let owned = e.as_service_error().is_some_and(|se| {
+                se.is_bucket_already_owned_by_you() || se.is_bucket_already_exists()
+            });
             if !owned {
                 return Err(aws("bucket", &b.bucket_name)(e));
             }
         }
-        out.buckets.insert(b.logical_id.clone(), b.bucket_name.clone());
+        out.buckets
+            .insert(b.logical_id.clone(), b.bucket_name.clone());
     }
     Ok(out)
 }
@@ -150,25 +165,26 @@ async fn create_table(
         logical_id: t.logical_id.clone(),
         detail: e.to_string(),
     };
-    let key = |hash: &str, range: Option<&str>| -> Result<Vec<ddb::KeySchemaElement>, ProvisionError> {
-        let mut keys = vec![
-            ddb::KeySchemaElement::builder()
-                .attribute_name(hash)
-                .key_type(ddb::KeyType::Hash)
-                .build()
-                .map_err(build)?,
-        ];
-        if let Some(r) = range {
-            keys.push(
+    let key =
+        |hash: &str, range: Option<&str>| -> Result<Vec<ddb::KeySchemaElement>, ProvisionError> {
+            let mut keys = vec![
                 ddb::KeySchemaElement::builder()
-                    .attribute_name(r)
-                    .key_type(ddb::KeyType::Range)
+                    .attribute_name(hash)
+                    .key_type(ddb::KeyType::Hash)
                     .build()
                     .map_err(build)?,
-            );
-        }
-        Ok(keys)
-    };
+            ];
+            if let Some(r) = range {
+                keys.push(
+                    ddb::KeySchemaElement::builder()
+                        .attribute_name(r)
+                        .key_type(ddb::KeyType::Range)
+                        .build()
+                        .map_err(build)?,
+                );
+            }
+            Ok(keys)
+        };
     let provisioned = t.billing_mode.eq_ignore_ascii_case("PROVISIONED");
     let throughput = || {
         ddb::ProvisionedThroughput::builder()
@@ -184,7 +200,10 @@ async fn create_table(
         } else {
             ddb::BillingMode::PayPerRequest
         })
-        .set_key_schema(Some(key(&t.key_schema.hash_key, t.key_schema.range_key.as_deref())?));
+        .set_key_schema(Some(key(
+            &t.key_schema.hash_key,
+            t.key_schema.range_key.as_deref(),
+        )?));
     if provisioned {
         req = req.provisioned_throughput(throughput().map_err(build)?);
     }
@@ -198,7 +217,8 @@ async fn create_table(
         );
     }
     for g in &t.gsis {
-        let mut projection = ddb::Projection::builder().projection_type(ddb::ProjectionType::from(g.projection_type.as_str()));
+        let mut projection = ddb::Projection::builder()
+            .projection_type(ddb::ProjectionType::from(g.projection_type.as_str()));
         if !g.non_key_attributes.is_empty() {
             projection = projection.set_non_key_attributes(Some(g.non_key_attributes.clone()));
         }
@@ -222,7 +242,10 @@ async fn create_table(
     }
     match req.send().await {
         Ok(_) => {}
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_resource_in_use_exception()) =>
+        {
             notes.push(format!("table {name} existed; reused"));
         }
         Err(e) => return Err(aws("table", name)(e)),
@@ -262,7 +285,10 @@ async fn create_stream(
         .await
     {
         Ok(_) => {}
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_resource_in_use_exception()) =>
+        {
             notes.push(format!("stream {name} existed; reused"));
         }
         Err(e) => return Err(aws("stream", name)(e)),
@@ -334,7 +360,9 @@ pub async fn provision_lambda(
             .get(&f.logical_id)
             .map(|e| e.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
-        let code = lambda::FunctionCode::builder().zip_file(Blob::new(EMPTY_ZIP.to_vec())).build();
+        let code = lambda::FunctionCode::builder()
+            .zip_file(Blob::new(EMPTY_ZIP.to_vec()))
+            .build();
         let arch = if f.architectures.iter().any(|a| a == "x86_64") {
             lambda::Architecture::X8664
         } else {
@@ -350,23 +378,35 @@ pub async fn provision_lambda(
             .architectures(arch)
             .timeout(f.timeout_s as i32)
             .memory_size(f.memory_mb as i32)
-            .environment(lambda::Environment::builder().set_variables(Some(env.clone())).build())
+            .environment(
+                lambda::Environment::builder()
+                    .set_variables(Some(env.clone()))
+                    .build(),
+            )
             .send()
             .await;
         match result {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_conflict_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_conflict_exception()) =>
+            {
                 client
                     .update_function_configuration()
                     .function_name(&f.function_name)
-                    .environment(lambda::Environment::builder().set_variables(Some(env)).build())
+                    .environment(
+                        lambda::Environment::builder()
+                            .set_variables(Some(env))
+                            .build(),
+                    )
                     .send()
                     .await
                     .map_err(aws("function", &f.function_name))?;
             }
             Err(e) => return Err(aws("function", &f.function_name)(e)),
         }
-        out.functions.insert(f.logical_id.clone(), f.function_name.clone());
+        out.functions
+            .insert(f.logical_id.clone(), f.function_name.clone());
     }
     for m in stack.event_source_mappings() {
         let function = stack
@@ -379,12 +419,16 @@ pub async fn provision_lambda(
                     m.function_logical_id
                 ),
             })?;
-        let stream = streams
-            .get(&m.stream_logical_id)
-            .ok_or_else(|| ProvisionError::Unsupported {
-                logical_id: m.logical_id.clone(),
-                detail: format!("reads stream `{}`, which the template does not declare", m.stream_logical_id),
-            })?;
+        let stream =
+            streams
+                .get(&m.stream_logical_id)
+                .ok_or_else(|| ProvisionError::Unsupported {
+                    logical_id: m.logical_id.clone(),
+                    detail: format!(
+                        "reads stream `{}`, which the template does not declare",
+                        m.stream_logical_id
+                    ),
+                })?;
         let uuid = create_mapping(&client, m, &function, &stream.arn).await?;
         out.mappings.insert(m.logical_id.clone(), uuid);
     }
@@ -438,7 +482,12 @@ async fn create_mapping(
 async fn create_role(endpoint: &str, name: &str, region: &str) -> Result<String, ProvisionError> {
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
     let date = time::OffsetDateTime::now_utc();
-    let day = format!("{:04}{:02}{:02}", date.year(), u8::from(date.month()), date.day());
+    let day = format!(
+        "{:04}{:02}{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    );
     let resp = reqwest::Client::new()
         .post(format!("{}/", endpoint.trim_end_matches('/')))
         // moto routes a request by the service in the credential scope; it checks no signature.
@@ -466,7 +515,11 @@ async fn create_role(endpoint: &str, name: &str, region: &str) -> Result<String,
         return Err(ProvisionError::Aws {
             kind: "iam role",
             name: name.to_string(),
-            source: format!("status {status}: {}", body.chars().take(300).collect::<String>()).into(),
+            source: format!(
+                "status {status}: {}",
+                body.chars().take(300).collect::<String>()
+            )
+            .into(),
         });
     }
     Ok(format!("arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{name}"))
@@ -477,7 +530,9 @@ fn form_body(pairs: &[(&str, &str)]) -> String {
     let enc = |s: &str| {
         s.bytes()
             .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
                 _ => format!("%{b:02X}"),
             })
             .collect::<String>()
@@ -492,21 +547,29 @@ fn form_body(pairs: &[(&str, &str)]) -> String {
 /// Installs the index template (the repository's file, pointed at `alias`), then the first
 /// index `<alias>-v1` unless the alias exists. The shadow indexer does the same on a cold start
 /// and finds everything in place.
-pub async fn provision_opensearch(url: &str, template_file: &Path, alias: &str) -> Result<OpenSearchInfo, ProvisionError> {
-    let text = std::fs::read_to_string(template_file).map_err(|e| ProvisionError::IndexTemplate {
-        path: template_file.to_path_buf(),
-        source: Box::new(e),
-    })?;
-    let template: Value = serde_json::from_str(&text).map_err(|e| ProvisionError::IndexTemplate {
-        path: template_file.to_path_buf(),
-        source: Box::new(e),
-    })?;
+pub async fn provision_opensearch(
+    url: &str,
+    template_file: &Path,
+    alias: &str,
+) -> Result<OpenSearchInfo, ProvisionError> {
+    let text =
+        std::fs::read_to_string(template_file).map_err(|e| ProvisionError::IndexTemplate {
+            path: template_file.to_path_buf(),
+            source: Box::new(e),
+        })?;
+    let template: Value =
+        serde_json::from_str(&text).map_err(|e| ProvisionError::IndexTemplate {
+            path: template_file.to_path_buf(),
+            source: Box::new(e),
+        })?;
     let template = fleet_aws::robots::template_for_alias(&template, alias);
     let base = url.trim_end_matches('/');
     let http = reqwest::Client::new();
-    let os_err = |what: String| move |e: reqwest::Error| ProvisionError::OpenSearch {
-        what,
-        detail: e.to_string(),
+    let os_err = |what: String| {
+        move |e: reqwest::Error| ProvisionError::OpenSearch {
+            what,
+            detail: e.to_string(),
+        }
     };
     let put = http
         .put(format!("{base}/_index_template/{alias}"))
@@ -557,7 +620,10 @@ mod tests {
 
     #[test]
     fn form_bodies_are_percent_encoded() {
-        assert_eq!(form_body(&[("A", "x y"), ("B", "{\"k\":1}")]), "A=x%20y&B=%7B%22k%22%3A1%7D");
+        assert_eq!(
+            form_body(&[("A", "x y"), ("B", "{\"k\":1}")]),
+            "A=x%20y&B=%7B%22k%22%3A1%7D"
+        );
     }
 
     #[test]

@@ -754,7 +754,7 @@ pub async fn run(args: RejectsArgs) -> Result<(), RejectsError> {
 /// The listing as a text table.
 pub fn render_table(rows: &[RejectRow]) -> String {
     let mut out = format!(
-        "{:<20} {:<12} {:<28} {:<22} {:<24} {}\n",
+        "{:<20} {:<16} {:<28} {:<22} {:<24} {}\n",
         "KIND", "ROBOT", "STREAM", "SHARD", "SEQUENCE", "DETAIL"
     );
     for r in rows {
@@ -765,7 +765,7 @@ pub fn render_table(rows: &[RejectRow]) -> String {
             .unwrap_or("-");
         let detail: String = r.detail.chars().take(80).collect();
         out.push_str(&format!(
-            "{:<20} {:<12} {:<28} {:<22} {:<24} {}\n",
+            "{:<20} {:<16} {:<28} {:<22} {:<24} {}\n",
             r.kind,
             r.robot.as_deref().unwrap_or("-"),
             stream,

@@ -17,7 +17,9 @@ use crate::names;
 use crate::standins::{self, ManagedProcess};
 
 /// Merges per-function environments into one; `Err` names a conflicting variable.
-pub fn merge_environments(envs: &BTreeMap<String, BTreeMap<String, String>>) -> Result<BTreeMap<String, String>, String> {
+pub fn merge_environments(
+    envs: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<BTreeMap<String, String>, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     let mut owner: BTreeMap<String, String> = BTreeMap::new();
     for (function, env) in envs {
@@ -61,9 +63,17 @@ pub async fn start(
     let port = standins::free_port()?;
     let mut cmd = Command::new(&bin);
     // cargo-lambda is a cargo subcommand: its first argument is `lambda`.
-    cmd.args(["lambda", "watch", "-A", "127.0.0.1", "-P", &port.to_string(), "--env-file"])
-        .arg(&env_file)
-        .current_dir(workspace);
+    cmd.args([
+        "lambda",
+        "watch",
+        "-A",
+        "127.0.0.1",
+        "-P",
+        &port.to_string(),
+        "--env-file",
+    ])
+    .arg(&env_file)
+    .current_dir(workspace);
     // cargo-lambda finds zig through `python3 -m ziglang`: the venv's python first on PATH.
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut paths = vec![venv.join("bin")];
@@ -71,10 +81,17 @@ pub async fn start(
     if let Ok(joined) = std::env::join_paths(paths) {
         cmd.env("PATH", joined);
     }
-    let process = ManagedProcess::spawn("cargo-lambda watch", cmd, log_dir.join("cargo-lambda-watch.log"))?;
+    let process = ManagedProcess::spawn(
+        "cargo-lambda watch",
+        cmd,
+        log_dir.join("cargo-lambda-watch.log"),
+    )?;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             break;
         }
         if Instant::now() > deadline {
@@ -98,14 +115,23 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn shared_variables_with_equal_values_merge() {
         let mut envs = BTreeMap::new();
-        envs.insert("A".to_string(), env(&[("REJECTS_QUEUE_URL", "q"), ("MISSIONS_TABLE", "t")]));
-        envs.insert("B".to_string(), env(&[("REJECTS_QUEUE_URL", "q"), ("ROBOTS_ALIAS", "r")]));
+        envs.insert(
+            "A".to_string(),
+            env(&[("REJECTS_QUEUE_URL", "q"), ("MISSIONS_TABLE", "t")]),
+        );
+        envs.insert(
+            "B".to_string(),
+            env(&[("REJECTS_QUEUE_URL", "q"), ("ROBOTS_ALIAS", "r")]),
+        );
         let merged = merge_environments(&envs).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(merged.len(), 3);
     }

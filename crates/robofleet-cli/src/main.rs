@@ -18,13 +18,48 @@ struct Cli {
 enum Command {
     /// Simulate a fleet over real MQTT sessions, inject faults, verify everything arrived once.
     Sim(fleet_sim::SimArgs),
+    /// Run the whole pipeline on this machine from template.yaml (stand-ins, broker, rules,
+    /// shadows, event source mappings, schedules), with a workload and live progress.
+    Dev(fleet_local::run::DevArgs),
+    /// List the rejects queue, or replay chosen records into their stream after a fix.
+    Rejects(fleet_local::rejects::RejectsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Sim(args) => sim(args),
+        Command::Dev(args) => {
+            init_logs();
+            let summary = runtime()?.block_on(fleet_local::run::run(args))?;
+            if summary.records_lost > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Rejects(args) => {
+            init_logs();
+            Ok(runtime()?.block_on(fleet_local::rejects::run(args))?)
+        }
     }
+}
+
+/// Logs to stderr, `RUST_LOG` or warnings; rumqttd's router reports every client that leaves
+/// as an error, so it is silenced unless asked for.
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,rumqttd=off".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 /// `robofleet sim`: exits 1 when verification finds lost, extra or stale data.

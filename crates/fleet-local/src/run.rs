@@ -1,0 +1,292 @@
+//! `robofleet dev` as a command: start the stack, print its endpoints and write the report at
+//! once, run a workload, show progress until `--duration` ends or SIGINT / SIGTERM arrives, then
+//! drain, stop, print the summary and rewrite the report with it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::sync::watch;
+
+use crate::dev::{self, DevOptions, RunningStack, parse_duration};
+use crate::error::DevError;
+use crate::progress::{self, ProgressView};
+use crate::report::{DEFAULT_REPORT, DevSummary};
+use crate::workload::{self, DemoCounters};
+
+/// What traffic `robofleet dev` generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WorkloadKind {
+    /// None: the stack only serves (publish yourself, e.g. with mosquitto_pub).
+    None,
+    /// The built-in demo: a few robots, shadow updates, missions, one duplicate, one malformed.
+    Demo,
+    /// The fleet simulator (`robofleet sim`) against the stack.
+    Sim,
+}
+
+/// `robofleet dev`.
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// The stack.
+    #[command(flatten)]
+    pub stack: DevOptions,
+    /// Traffic to generate.
+    #[arg(long, value_enum, default_value_t = WorkloadKind::Demo)]
+    pub workload: WorkloadKind,
+    /// Robots of the demo or the simulator.
+    #[arg(long, default_value_t = 5)]
+    pub robots: u64,
+    /// Extra `robofleet sim` arguments for `--workload sim` (repeatable), e.g. --sim-arg=--mode=steady.
+    #[arg(long = "sim-arg", allow_hyphen_values = true)]
+    pub sim_args: Vec<String>,
+    /// Stop after this long (e.g. 90s, 5m); default: until Ctrl-C or SIGTERM.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// The JSON report: endpoints at start-up, the summary at exit.
+    #[arg(long, default_value = DEFAULT_REPORT)]
+    pub report: PathBuf,
+    /// Plain progress lines even on a terminal.
+    #[arg(long)]
+    pub plain: bool,
+}
+
+#[derive(Parser)]
+struct SimCommand {
+    #[command(flatten)]
+    args: fleet_sim::SimArgs,
+}
+
+/// The simulator's arguments: the user's `--sim-arg`s, with defaults for what they leave out
+/// (`--robots`, and a steady run as long as the dev run).
+pub fn sim_argv(robots: u64, duration: Option<Duration>, extra: &[String]) -> Vec<String> {
+    let has = |flag: &str| {
+        extra
+            .iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
+    let mut argv = vec!["sim".to_string()];
+    if !has("--robots") {
+        argv.extend(["--robots".to_string(), robots.to_string()]);
+    }
+    if !has("--mode") {
+        argv.extend(["--mode".to_string(), "steady".to_string()]);
+    }
+    if !has("--duration") {
+        let secs = duration.map_or(3600, |d| d.as_secs().saturating_sub(15).max(10));
+        argv.extend(["--duration".to_string(), format!("{secs}s")]);
+    }
+    argv.extend(extra.iter().cloned());
+    argv
+}
+
+fn sim_targets(stack: &RunningStack) -> Result<fleet_sim::Targets, DevError> {
+    let mqtt = fleet_sim::MqttTarget::parse_url(&stack.endpoints.mqtt)
+        .map_err(|e| DevError::Usage(e.to_string()))?;
+    let missions_table = stack
+        .resources
+        .tables
+        .values()
+        .find(|t| t.ends_with("missions"))
+        .or_else(|| stack.resources.tables.values().next())
+        .cloned();
+    Ok(fleet_sim::Targets {
+        mqtt,
+        aws_endpoint: Some(stack.endpoints.aws.clone()),
+        opensearch_url: Some(stack.endpoints.opensearch.clone()),
+        missions_table,
+        robots_alias: stack.resources.opensearch.alias.clone(),
+        rejects_queue_url: stack.resources.rejects_queue_url.clone(),
+    })
+}
+
+async fn terminate() {
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    futures::future::pending::<()>().await
+}
+
+/// Runs `robofleet dev` to the end and returns its summary.
+pub async fn run(args: DevArgs) -> Result<DevSummary, DevError> {
+    let sim_args = if args.workload == WorkloadKind::Sim {
+        let argv = sim_argv(args.robots, args.duration, &args.sim_args);
+        let parsed = SimCommand::try_parse_from(&argv)
+            .map_err(|e| DevError::Usage(format!("--sim-arg: {e}")))?;
+        Some(parsed.args)
+    } else {
+        None
+    };
+    // In-process handlers would print their EMF metric lines over the progress display.
+    fleet_lambda::metrics::disable();
+    println!(
+        "robofleet dev: starting stack `{}` from {}",
+        args.stack.stack_name,
+        args.stack.template.display()
+    );
+    // Ctrl-C during start-up drops the half-built stack, which kills what it started.
+    let mut stack = tokio::select! {
+        r = dev::start(args.stack.clone()) => r?,
+        _ = tokio::signal::ctrl_c() => return Err(DevError::Usage("interrupted during start-up".into())),
+        _ = terminate() => return Err(DevError::Usage("terminated during start-up".into())),
+    };
+    stack.write_report(&args.report)?;
+    let mut view = ProgressView::new(args.plain);
+    view.println(&progress::endpoints_text(&stack.report(), &stack.notes));
+    view.println(&format!("report: {}", args.report.display()));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let demo = Arc::new(DemoCounters::default());
+    let mut demo_task = None;
+    // The simulator's future is not `Send`: it is polled here, beside the progress ticks.
+    let mut sim_fut: std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<fleet_sim::SimReport, fleet_sim::SimError>>>,
+    > = Box::pin(futures::future::pending());
+    let mut sim_running = false;
+    match args.workload {
+        WorkloadKind::None => view.println("workload: none (publish to the broker yourself)"),
+        WorkloadKind::Demo => {
+            view.println(&format!("workload: demo, {} robots", args.robots));
+            let url = stack.endpoints.mqtt.clone();
+            let demo = demo.clone();
+            demo_task = Some(tokio::spawn(workload::run_demo(
+                url,
+                args.robots,
+                demo,
+                stop_rx,
+            )));
+        }
+        WorkloadKind::Sim => {
+            let targets = sim_targets(&stack)?;
+            let sim =
+                sim_args.ok_or_else(|| DevError::Usage("simulator arguments missing".into()))?;
+            view.println(&format!("workload: fleet simulator, {} robots", sim.robots));
+            sim_fut = Box::pin(fleet_sim::run(sim, targets, fleet_sim::Progress::Silent));
+            sim_running = true;
+        }
+    }
+
+    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    let sleep_until = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::pin!(sleep_until);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let term = terminate();
+    tokio::pin!(term);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let reason = loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let stats = stack.stats().await;
+                view.update(&stats);
+            }
+            r = &mut sim_fut, if sim_running => {
+                sim_running = false;
+                match r {
+                    Ok(report) => view.println(&format!("fleet simulator finished:\n{}", report.summary())),
+                    Err(e) => view.println(&format!("fleet simulator failed: {e}")),
+                }
+            }
+            _ = &mut sleep_until => break "duration reached",
+            _ = &mut ctrl_c => break "interrupted (Ctrl-C)",
+            _ = &mut term => break "terminated (SIGTERM)",
+        }
+    };
+    view.finish();
+    println!("robofleet dev: {reason}; stopping the workload and draining the streams");
+    let _ = stop_tx.send(true);
+    drop(sim_fut);
+    if let Some(task) = demo_task {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        println!(
+            "demo workload published {} mission reports and {} shadow updates ({} errors)",
+            demo.mission_reports
+                .load(std::sync::atomic::Ordering::Relaxed),
+            demo.shadow_updates
+                .load(std::sync::atomic::Ordering::Relaxed),
+            demo.errors.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+    let summary = stack.shutdown().await;
+    println!("{}", progress::summary_text(&summary));
+    println!("report written to {}", args.report.display());
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sim_arguments_get_defaults_the_user_did_not_give() {
+        let argv = sim_argv(7, Some(Duration::from_secs(120)), &[]);
+        assert_eq!(
+            argv,
+            [
+                "sim",
+                "--robots",
+                "7",
+                "--mode",
+                "steady",
+                "--duration",
+                "105s"
+            ]
+        );
+        let argv = sim_argv(
+            7,
+            None,
+            &["--mode=day".into(), "--robots".into(), "50".into()],
+        );
+        assert_eq!(
+            argv,
+            ["sim", "--duration", "3600s", "--mode=day", "--robots", "50"]
+        );
+        assert!(SimCommand::try_parse_from(sim_argv(3, None, &[])).is_ok());
+    }
+
+    #[test]
+    fn dev_args_parse_like_the_cli() {
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            dev: DevArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "dev",
+            "--stack-name",
+            "s1",
+            "--aws-endpoint",
+            "http://127.0.0.1:1",
+            "--workload",
+            "none",
+            "--duration",
+            "90s",
+            "--invoke",
+            "watch",
+            "--parameter-override",
+            "StreamMode=PROVISIONED",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cli.dev.stack.stack_name, "s1");
+        assert_eq!(cli.dev.workload, WorkloadKind::None);
+        assert_eq!(cli.dev.duration, Some(Duration::from_secs(90)));
+        assert_eq!(cli.dev.stack.invoke, crate::dev::InvokeMode::Watch);
+        assert_eq!(
+            cli.dev.stack.parameter_overrides,
+            vec![("StreamMode".to_string(), "PROVISIONED".to_string())]
+        );
+    }
+}
