@@ -25,9 +25,11 @@ pub mod metrics;
 pub mod outcome;
 pub mod record;
 pub mod rejects;
+pub mod serve;
 
 pub use batch::{Batch, BatchReport, Deadline};
 pub use error::{ConfigError, EventError};
 pub use outcome::{Outcome, Reject};
 pub use record::{KinesisRecord, parse_event};
 pub use rejects::{MemoryRejectSink, RejectSink, RejectSinkError};
+pub use serve::{BatchHandler, serve};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use fleet_core::RejectEnvelope;
-use fleet_lambda::Deadline;
+use fleet_lambda::{BatchHandler as _, Deadline};
 use fleet_testkit::tables::{create_missions_table, create_queue, drain_queue};
 use fleet_testkit::{sdk_config, unique_name};
 use mission_ingest::{Config, build};

@@ -20,7 +20,7 @@ use fleet_aws::{IndexDoc, ItemResult, RobotIndex, SqsRejectSink};
 use fleet_core::{RejectKind, ShadowRecord};
 use fleet_lambda::batch::Finished;
 use fleet_lambda::config::Env;
-use fleet_lambda::{Batch, ConfigError, Deadline, EventError, Outcome, Reject};
+use fleet_lambda::{Batch, BatchHandler, ConfigError, Deadline, EventError, Outcome, Reject};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -168,18 +168,12 @@ pub fn plan(
 impl Handler {
     /// Handles one Kinesis event; returns the partial batch response.
     pub async fn handle(&self, event: Value) -> Result<Value, lambda_runtime::Error> {
-        Ok(self
-            .handle_batch(event, Deadline::after(DEFAULT_BUDGET))
-            .await?
-            .response_json())
+        self.handle_within(event, DEFAULT_BUDGET).await
     }
+}
 
-    /// Handles one Kinesis event within `deadline`; returns the response and the counts.
-    pub async fn handle_batch(
-        &self,
-        event: Value,
-        deadline: Deadline,
-    ) -> Result<Finished, EventError> {
+impl BatchHandler for Handler {
+    async fn handle_batch(&self, event: Value, deadline: Deadline) -> Result<Finished, EventError> {
         let mut batch = Batch::new(FUNCTION, event)?;
         let items = batch.decode(decode);
         if items.is_empty() {

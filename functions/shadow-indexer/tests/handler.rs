@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fleet_core::RejectEnvelope;
-use fleet_lambda::Deadline;
+use fleet_lambda::{BatchHandler as _, Deadline};
 use fleet_testkit::tables::{create_queue, drain_queue};
 use fleet_testkit::{opensearch_url, sdk_config, unique_name};
 use serde_json::Value;
