@@ -844,7 +844,10 @@ impl RunningStack {
         s.invocations = inv;
         s.invocation_errors = errs;
         s.item_failures = items;
-        s.backlog = s.records_put.saturating_sub(done);
+        // Records put and not completed; the pollers' own in-flight count is a floor (their
+        // counters and the rules engine's are read at slightly different moments).
+        let in_flight: u64 = s.mappings.values().map(|m| m.records_behind).sum();
+        s.backlog = s.records_put.saturating_sub(done).max(in_flight);
         if let Ok(cache) = self.store_cache.lock()
             && let Some((_, c)) = cache.as_ref()
         {
