@@ -971,6 +971,35 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn malformed_sub_and_if_are_invalid() {
+        let e = evaluator(&DefaultResolver, doc());
+        let invalid = |v: Value| matches!(ev(&e, v), Err(TemplateError::Invalid { .. }));
+        assert!(
+            invalid(json!({"Fn::Sub": "x-${AWS::Region"})),
+            "unclosed ${{"
+        );
+        assert!(
+            invalid(json!({"Fn::Sub": "${Zones}"})),
+            "a list cannot be substituted"
+        );
+        assert!(invalid(json!({"Fn::Sub": ["${A}", ["not", "a", "map"]]})));
+        assert!(invalid(json!({"Fn::If": ["NoSuchCondition", 1, 2]})));
+        assert!(invalid(json!({"Fn::If": ["IsProv", 1]})));
+        assert!(invalid(json!({"Fn::Join": ["-", [{"k": "v"}]]})));
+    }
+
+    #[test]
+    fn resource_names_cannot_depend_on_themselves() {
+        let mut d = doc();
+        d["Resources"]["Loop"] = json!({"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Fn::GetAtt": ["Loop", "QueueName"]}}});
+        let e = evaluator(&DefaultResolver, d);
+        assert!(matches!(
+            ev(&e, json!({"Ref": "Loop"})),
+            Err(TemplateError::Cycle { .. })
+        ));
+    }
+
     struct LocalResolver;
     impl PhysicalResolver for LocalResolver {
         fn reference(&self, r: &ResourceRef<'_>) -> Option<String> {
