@@ -173,7 +173,7 @@ async fn robot_doc(stack: &RunningStack, id: &str) -> Option<Value> {
         "{}/{}/_doc/{}",
         stack.endpoints.opensearch.trim_end_matches('/'),
         stack.resources.opensearch.index,
-        id
+        id.replace('#', "%23")
     );
     let r = reqwest::get(&url).await.ok()?;
     if !r.status().is_success() {
@@ -356,6 +356,34 @@ async fn embedded_broker_pipeline_stores_indexes_rejects_and_replays() {
     }
 
     let original_seq = exercise(&stack).await;
+
+    // A standard SDK client on the IoT Data Plane face: the update flows through the shadow
+    // documents topic, the rules engine and the shadows stream into the index.
+    let iot_conf = aws_sdk_iotdataplane::config::Builder::from(&stack.sdk)
+        .endpoint_url(&stack.endpoints.iot_data)
+        .build();
+    aws_sdk_iotdataplane::Client::from_conf(iot_conf)
+        .update_thing_shadow()
+        .thing_name("rb-000003")
+        .payload(aws_sdk_iotdataplane::primitives::Blob::new(
+            json!({"state": {"reported": {"battery": 33}}}).to_string(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    eventually("robot 3 indexed through the data plane", &stack, || async {
+        robot_doc(&stack, "rb-000003")
+            .await
+            .is_some_and(|d| d["reported"]["battery"] == 33)
+    })
+    .await;
+    // The embedded broker reports connects and disconnects as IoT Core presence events.
+    eventually("the publisher's presence indexed", &stack, || async {
+        robot_doc(&stack, "e2e-publisher#presence")
+            .await
+            .is_some_and(|d| d["docType"] == "presence")
+    })
+    .await;
 
     // Replay the reject after a "fix": it goes back into its stream, and (still malformed) comes
     // back as a new reject with a new sequence number; the old message is deleted.

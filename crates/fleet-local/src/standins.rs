@@ -115,6 +115,12 @@ impl ManagedProcess {
             .spawn()
             .map_err(|source| StandinError::Spawn { program, source })?;
         tracing::info!(program, pid = child.id(), log = %log.display(), "started");
+        // Beside the log, so that a stand-in orphaned by a `kill -9` can be found and stopped.
+        if let Some(pid) = child.id()
+            && let Err(e) = std::fs::write(log.with_extension("pid"), pid.to_string())
+        {
+            tracing::debug!(error = %e, "writing the pid file");
+        }
         Ok(Self {
             program,
             child,
@@ -166,6 +172,7 @@ impl ManagedProcess {
         if let Err(e) = self.child.kill().await {
             tracing::debug!(program = self.program, error = %e, "stopping");
         }
+        let _ = std::fs::remove_file(self.log.with_extension("pid"));
         tracing::info!(program = self.program, "stopped");
     }
 }
