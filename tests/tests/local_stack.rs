@@ -493,9 +493,18 @@ async fn mosquitto_as_external_broker_carries_the_same_pipeline() {
 async fn the_report_file_holds_the_endpoints_at_start_and_the_summary_at_exit() {
     let logs = tempfile::tempdir().unwrap();
     let report = logs.path().join("report.json");
-    let mut stack = dev::start(options(&fleet_testkit::unique_name("e2e-rep"), logs.path()))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    // Template parameters change the local stack as they would the cloud one.
+    let mut opts = options(&fleet_testkit::unique_name("e2e-rep"), logs.path());
+    opts.parameter_overrides = vec![
+        ("StreamMode".into(), "PROVISIONED".into()),
+        ("MissionsShardCount".into(), "3".into()),
+    ];
+    let mut stack = dev::start(opts).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stack.resources.streams["MissionsStream"].shards, 3);
+    assert_eq!(
+        stack.resources.streams["MissionsStream"].mode,
+        "PROVISIONED"
+    );
     stack.write_report(&report).unwrap();
     let running = fleet_local::report::DevReport::read(&report).unwrap();
     assert_eq!(running.state, "running");

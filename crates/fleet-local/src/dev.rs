@@ -626,33 +626,7 @@ async fn bring_up(
     }
 
     // Scheduler.
-    let specs: Vec<ScheduleSpec> = tpl
-        .schedules()
-        .into_iter()
-        .filter(|s| invokable.contains(&s.target_function_logical_id))
-        .map(|s| ScheduleSpec {
-            name: names::default_physical_name(
-                &opts.stack_name,
-                &s.logical_id,
-                names::ResourceKind::Schedule,
-            ),
-            function: s.target_function_logical_id.clone(),
-            expression: s.expression.clone(),
-            input: s
-                .input
-                .as_deref()
-                .and_then(|i| serde_json::from_str(i).ok()),
-            enabled: s.enabled,
-            kind: if tpl
-                .resource(&s.logical_id)
-                .is_some_and(|r| r.type_ == "AWS::Scheduler::Schedule")
-            {
-                ScheduleKind::Scheduler
-            } else {
-                ScheduleKind::Rule
-            },
-        })
-        .collect();
+    let specs = schedule_specs(&tpl, &invokable);
     let scheduler = Scheduler::new(
         specs,
         invoker.clone(),
@@ -682,6 +656,43 @@ async fn bring_up(
         });
     }
     Ok(())
+}
+
+/// The template's schedules that target a function this stack can invoke, as the scheduler
+/// takes them. Rules and schedules keep their physical names; a SAM `Schedule` event (no resource
+/// of its own here) is named `<stack>-<Function><Event>`.
+pub fn schedule_specs(tpl: &fleet_template::Stack, invokable: &[String]) -> Vec<ScheduleSpec> {
+    tpl.schedules()
+        .into_iter()
+        .filter(|s| invokable.contains(&s.target_function_logical_id))
+        .map(|s| {
+            let resource = tpl.resource(&s.logical_id);
+            ScheduleSpec {
+                name: resource.map_or_else(
+                    || {
+                        names::default_physical_name(
+                            tpl.stack_name(),
+                            &s.logical_id,
+                            names::ResourceKind::Schedule,
+                        )
+                    },
+                    |r| r.physical_name.clone(),
+                ),
+                function: s.target_function_logical_id.clone(),
+                expression: s.expression.clone(),
+                input: s
+                    .input
+                    .as_deref()
+                    .and_then(|i| serde_json::from_str(i).ok()),
+                enabled: s.enabled,
+                kind: if resource.is_some_and(|r| r.type_ == "AWS::Scheduler::Schedule") {
+                    ScheduleKind::Scheduler
+                } else {
+                    ScheduleKind::Rule
+                },
+            }
+        })
+        .collect()
 }
 
 /// The template's topic rules as the rules engine takes them.
@@ -1151,6 +1162,130 @@ mod tests {
                 .insert(q.queue_name.clone(), format!("http://q/{}", q.queue_name));
         }
         RulesEngine::new(rules, &sinks).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    const SCHEDULED: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  ProbeFunction:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildMethod: rust-cargolambda
+      BuildProperties:
+        Binary: breaker-probe
+    Properties:
+      FunctionName: !Sub "${AWS::StackName}-probe"
+      Runtime: provided.al2023
+      Handler: bootstrap
+      CodeUri: ./
+      Events:
+        Every5:
+          Type: Schedule
+          Properties:
+            Schedule: rate(5 minutes)
+            Input: '{"probe": true}'
+  NightlyRule:
+    Type: AWS::Events::Rule
+    Properties:
+      Name: !Sub "${AWS::StackName}-nightly"
+      ScheduleExpression: cron(0 2 * * ? *)
+      Targets:
+        - Id: probe
+          Arn: !GetAtt ProbeFunction.Arn
+  MorningSchedule:
+    Type: AWS::Scheduler::Schedule
+    Properties:
+      Name: !Sub "${AWS::StackName}-morning"
+      ScheduleExpression: cron(0 9 ? * MON-FRI *)
+      FlexibleTimeWindow:
+        Mode: "OFF"
+      Target:
+        Arn: !GetAtt ProbeFunction.Arn
+        RoleArn: arn:aws:iam::123456789012:role/x
+"#;
+
+    fn scheduled_stack() -> fleet_template::Stack {
+        let opts = fleet_template::LoadOptions {
+            stack_name: "sch".into(),
+            ..fleet_template::LoadOptions::default()
+        };
+        fleet_template::load_str(SCHEDULED, &opts).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn template_schedules_become_scheduler_specs_with_physical_names() {
+        let tpl = scheduled_stack();
+        let mut specs = schedule_specs(&tpl, &["ProbeFunction".to_string()]);
+        specs.sort_by(|a, b| a.name.cmp(&b.name));
+        let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["sch-ProbeFunctionEvery5", "sch-morning", "sch-nightly"]
+        );
+        assert_eq!(specs[0].input, Some(serde_json::json!({"probe": true})));
+        assert_eq!(specs[0].kind, ScheduleKind::Rule);
+        assert_eq!(specs[1].kind, ScheduleKind::Scheduler);
+        assert_eq!(specs[2].expression, "cron(0 2 * * ? *)");
+        assert!(
+            specs
+                .iter()
+                .all(|s| s.function == "ProbeFunction" && s.enabled)
+        );
+        // A function the stack cannot run gets no schedules (and a start-up note instead).
+        assert!(schedule_specs(&tpl, &[]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn template_schedules_fire_their_function_with_the_scheduled_event() {
+        use crate::esm::InvokeOutcome;
+        use futures::future::BoxFuture;
+        #[derive(Default)]
+        struct Rec(Mutex<Vec<(String, serde_json::Value)>>);
+        impl Invoker for Rec {
+            fn invoke<'a>(
+                &'a self,
+                function: &'a str,
+                event: serde_json::Value,
+            ) -> BoxFuture<'a, Result<InvokeOutcome, InvokeError>> {
+                Box::pin(async move {
+                    if let Ok(mut v) = self.0.lock() {
+                        v.push((function.to_string(), event));
+                    }
+                    Ok(InvokeOutcome::ok(serde_json::Value::Null))
+                })
+            }
+        }
+        let tpl = scheduled_stack();
+        let rec = Arc::new(Rec::default());
+        // Monday 2026-11-23 08:59:30 UTC: the morning schedule is due at 09:00, the rate five
+        // minutes after start, the nightly rule at 02:00 tomorrow.
+        let start = time::macros::datetime!(2026-11-23 08:59:30 UTC);
+        let mut s = Scheduler::new(
+            schedule_specs(&tpl, &["ProbeFunction".to_string()]),
+            rec.clone(),
+            "us-east-1",
+            names::LOCAL_ACCOUNT_ID,
+            start,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let fired = s
+            .fire_due(time::macros::datetime!(2026-11-23 09:00:00 UTC))
+            .await;
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].name, "sch-morning");
+        let calls = rec.0.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(calls[0].0, "ProbeFunction");
+        assert_eq!(calls[0].1["detail-type"], "Scheduled Event");
+        assert_eq!(
+            calls[0].1["resources"][0],
+            "arn:aws:scheduler:us-east-1:123456789012:schedule/default/sch-morning"
+        );
+        let fired = s
+            .fire_due(time::macros::datetime!(2026-11-23 09:04:30 UTC))
+            .await;
+        assert_eq!(fired.len(), 1);
+        let calls = rec.0.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(calls[1].1, serde_json::json!({"probe": true}));
     }
 
     #[test]
