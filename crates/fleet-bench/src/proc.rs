@@ -20,6 +20,36 @@ pub fn cpu_time(pid: u32) -> std::io::Result<Duration> {
     Ok(Duration::from_nanos(total))
 }
 
+/// User and system CPU time of `pid` so far, from `/proc/<pid>/stat` (clock ticks of 10 ms).
+pub fn user_system(pid: u32) -> std::io::Result<(Duration, Duration)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name and state.
+    let hz = 100; // USER_HZ on Linux
+    Ok((
+        Duration::from_millis(tick(11) * 1000 / hz),
+        Duration::from_millis(tick(12) * 1000 / hz),
+    ))
+}
+
+/// Current resident set size of `pid` in KiB (`VmRSS`).
+pub fn rss_kib(pid: u32) -> std::io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    Ok(status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0))
+}
+
 /// Peak resident set size of `pid` in KiB (`VmHWM`).
 pub fn peak_rss_kib(pid: u32) -> std::io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -44,5 +74,8 @@ mod tests {
         assert!(x != 1);
         assert!(cpu_time(pid).unwrap() > Duration::ZERO);
         assert!(peak_rss_kib(pid).unwrap() > 100);
+        assert!(rss_kib(pid).unwrap() > 100);
+        let (user, _system) = user_system(pid).unwrap();
+        assert!(user > Duration::ZERO || cpu_time(pid).unwrap() < Duration::from_millis(10));
     }
 }

@@ -144,7 +144,7 @@ impl Batch {
         decode: impl Fn(&KinesisRecord, &[u8]) -> Result<T, Reject>,
     ) -> Vec<Item<T>> {
         let mut items = Vec::with_capacity(self.records.len());
-        for (record, outcome) in self.records.iter().zip(self.outcomes.iter_mut()) {
+        for (record, outcome) in self.records.iter_mut().zip(self.outcomes.iter_mut()) {
             if outcome.is_some() {
                 continue;
             }
@@ -153,6 +153,9 @@ impl Batch {
             };
             let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| decode(record, bytes)))
                 .unwrap_or_else(|panic| Err(panic_reject(panic, "decoding")));
+            // The decoded bytes are not needed again (a reject envelope carries the base64 as
+            // received): free them now rather than hold a second copy of the batch.
+            record.payload = Ok(Vec::new());
             match decoded {
                 Ok(value) => items.push(Item {
                     position: record.position,

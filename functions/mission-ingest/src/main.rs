@@ -1,5 +1,6 @@
 //! The mission-ingest Lambda binary: configuration, clients, runtime. Logic lives in the lib.
 
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use mission_ingest::{Config, build};
 
 // One thread: the work is I/O-bound and a current-thread runtime avoids cross-thread wake-ups,

@@ -1,5 +1,6 @@
 //! The shadow-indexer Lambda binary: configuration, clients, runtime. Logic lives in the lib.
 
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use shadow_indexer::{Config, build};
 
 // One thread: the work is I/O-bound and a current-thread runtime avoids cross-thread wake-ups,

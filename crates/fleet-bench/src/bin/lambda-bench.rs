@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use fleet_bench::proc::{cpu_time, peak_rss_kib};
+use fleet_bench::proc::{cpu_time, peak_rss_kib, rss_kib, user_system};
 use fleet_bench::runtime_api::{Answer, RuntimeApi};
 use fleet_bench::samples;
 use serde_json::json;
@@ -148,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
         bail!("init error: {e}");
     }
     let cpu_after_init = cpu_time(pid)?;
+    let rss_after_init_kib = rss_kib(pid)?;
 
     let check = |answer: Answer, batch: usize| -> anyhow::Result<()> {
         match answer {
@@ -170,6 +171,7 @@ async fn main() -> anyhow::Result<()> {
     let first_batch_wall = warm_started.elapsed();
 
     let cpu_start = cpu_time(pid)?;
+    let (user_start, system_start) = user_system(pid)?;
     let wall_start = Instant::now();
     for b in 1..=args.batches {
         check(api.invoke(event_for(args.batch_size, b)).await?, b)?;
@@ -177,6 +179,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let wall = wall_start.elapsed();
     let cpu = cpu_time(pid)? - cpu_start;
+    let (user_end, system_end) = user_system(pid)?;
+    let system_share = (system_end - system_start).as_secs_f64()
+        / ((user_end - user_start) + (system_end - system_start))
+            .as_secs_f64()
+            .max(1e-9);
     let rss_kib = peak_rss_kib(pid)?;
     let _ = child.kill().await;
 
@@ -194,6 +201,8 @@ async fn main() -> anyhow::Result<()> {
         "wall_ms_per_batch": wall.as_secs_f64() * 1e3 / args.batches as f64,
         "first_batch": {"cpu_us_per_record": first_batch_cpu.as_secs_f64() * 1e6 / args.batch_size as f64,
                         "wall_ms": first_batch_wall.as_secs_f64() * 1e3},
+        "system_cpu_share": system_share,
+        "rss_after_init_mib": rss_after_init_kib as f64 / 1024.0,
         "peak_rss_mib": rss_kib as f64 / 1024.0,
         "targets": {"init_ms": 20, "cpu_us_per_record": 290, "peak_rss_mib": 24},
         "meets_targets": {
@@ -203,13 +212,15 @@ async fn main() -> anyhow::Result<()> {
         },
     });
     println!(
-        "{}: init {:.1} ms, {:.0} µs CPU/record over {} × {} records ({:.0} ms wall per batch), peak RSS {:.1} MiB, binary {:.1} MiB",
+        "{}: init {:.1} ms, {:.0} µs CPU/record ({:.0}% in the kernel) over {} × {} records ({:.0} ms wall per batch), RSS {:.1} MiB after init, peak {:.1} MiB, binary {:.1} MiB",
         args.function,
         init.as_secs_f64() * 1e3,
         cpu_us_per_record,
+        system_share * 100.0,
         args.batches,
         args.batch_size,
         wall.as_secs_f64() * 1e3 / args.batches as f64,
+        rss_after_init_kib as f64 / 1024.0,
         rss_kib as f64 / 1024.0,
         binary_bytes as f64 / 1048576.0
     );
