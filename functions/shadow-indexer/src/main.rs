@@ -9,7 +9,10 @@ use shadow_indexer::{Config, build};
 async fn main() -> Result<(), lambda_runtime::Error> {
     fleet_lambda::logging::init();
     let config = Config::from_env()?;
+    // Stalled-stream protection guards large streaming downloads; these functions make small
+    // request/response calls, and it would add a timer to every one.
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .load()
         .await;
     fleet_lambda::serve(build(config, &sdk).await?).await
