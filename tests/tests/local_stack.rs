@@ -343,6 +343,31 @@ async fn embedded_broker_pipeline_stores_indexes_rejects_and_replays() {
         stack.resources.streams["MissionsStream"].shards, 4,
         "ON_DEMAND gets 4 local shards"
     );
+    // The table as declared: its GSI and TTL.
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let table = ddb
+        .describe_table()
+        .table_name(&stack.resources.tables["MissionsTable"])
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let gsis: Vec<_> = table
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|g| g.index_name())
+        .collect();
+    assert_eq!(gsis, ["byDay"]);
+    let ttl = ddb
+        .describe_time_to_live()
+        .table_name(&stack.resources.tables["MissionsTable"])
+        .send()
+        .await
+        .unwrap()
+        .time_to_live_description
+        .unwrap();
+    assert_eq!(ttl.attribute_name(), Some("expiresAt"));
     // The event source mappings exist in moto's Lambda control plane, enabled.
     let lambda = aws_sdk_lambda::Client::new(&stack.sdk);
     for uuid in stack.resources.event_source_mappings.values() {

@@ -206,7 +206,9 @@ pub async fn run(args: DevArgs) -> Result<DevSummary, DevError> {
         }
     };
     view.finish();
-    println!("robofleet dev: {reason}; stopping the workload and draining the streams");
+    println!(
+        "robofleet dev: {reason}; stopping the workload and draining the streams (Ctrl-C again to skip)"
+    );
     let _ = stop_tx.send(true);
     drop(sim_fut);
     if let Some(task) = demo_task {
@@ -220,7 +222,14 @@ pub async fn run(args: DevArgs) -> Result<DevSummary, DevError> {
             demo.errors.load(std::sync::atomic::Ordering::Relaxed)
         );
     }
-    let summary = stack.shutdown().await;
+    // A second Ctrl-C skips the drain: dropping the stack kills what it started.
+    let summary = tokio::select! {
+        s = stack.shutdown() => s,
+        _ = tokio::signal::ctrl_c() => {
+            println!("robofleet dev: second Ctrl-C, stopped without draining; no summary written");
+            return Err(DevError::Usage("stopped without draining (second Ctrl-C)".into()));
+        }
+    };
     println!("{}", progress::summary_text(&summary));
     println!("report written to {}", args.report.display());
     Ok(summary)
