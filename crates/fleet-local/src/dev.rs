@@ -11,7 +11,7 @@
 //! 4. the functions are prepared (in-process handlers, or `cargo lambda watch`), one poller per
 //!    event source mapping starts, and the scheduler starts.
 //!
-//! Tests drive a [`RunningStack`] directly; the CLI ([`run`]) adds the workload, the progress
+//! Tests drive a [`RunningStack`] directly; the CLI ([`crate::run`]) adds the workload, the progress
 //! display, the report file and the signal handling.
 
 use std::collections::BTreeMap;
@@ -98,7 +98,7 @@ pub struct DevOptions {
     /// How functions run.
     #[arg(long, value_enum, default_value_t = InvokeMode::InProcess)]
     pub invoke: InvokeMode,
-    /// Where stand-in logs go (default: .run/dev-<stack> beside the template).
+    /// Where stand-in logs go (default: `.run/dev-<stack>` beside the template).
     #[arg(long)]
     pub log_dir: Option<PathBuf>,
     /// On shutdown, wait up to this long for the streams to drain before stopping.
