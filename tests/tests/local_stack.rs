@@ -542,6 +542,70 @@ async fn the_report_file_holds_the_endpoints_at_start_and_the_summary_at_exit() 
     assert_eq!(stopped.summary, Some(summary));
 }
 
+/// The poller watches its mapping in moto's Lambda control plane: `UpdateEventSourceMapping
+/// --no-enabled` pauses it (the stream backs up), `--enabled` resumes it (the backlog drains).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn disabling_the_mapping_in_moto_pauses_the_poller_and_enabling_resumes_it() {
+    let logs = tempfile::tempdir().unwrap();
+    let stack = dev::start(options(&fleet_testkit::unique_name("e2e-esm"), logs.path()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (mapping, _) = stack
+        .counters()
+        .mappings
+        .into_iter()
+        .find(|(_, m)| m.stream.ends_with("-shadows"))
+        .expect("a mapping on the shadows stream");
+    let uuid = stack.resources.event_source_mappings[&mapping].clone();
+    let lambda = aws_sdk_lambda::Client::new(&stack.sdk);
+    eventually("the mapping reported enabled", &stack, || async {
+        stack.counters().mappings[&mapping].enabled
+    })
+    .await;
+
+    lambda
+        .update_event_source_mapping()
+        .uuid(&uuid)
+        .enabled(false)
+        .send()
+        .await
+        .unwrap();
+    eventually("the poller paused", &stack, || async {
+        !stack.counters().mappings[&mapping].enabled
+    })
+    .await;
+    let update = (
+        "$aws/things/rb-000009/shadow/update".to_string(),
+        json!({"state": {"reported": {"battery": 9}}})
+            .to_string()
+            .into_bytes(),
+    );
+    publish_all(&stack.endpoints.mqtt, "robofleet-local-e2e-esm", &[update]).await;
+    eventually("the shadows stream backed up", &stack, || async {
+        stack.counters().backlog >= 1
+    })
+    .await;
+    assert!(robot_doc(&stack, "rb-000009").await.is_none());
+
+    lambda
+        .update_event_source_mapping()
+        .uuid(&uuid)
+        .enabled(true)
+        .send()
+        .await
+        .unwrap();
+    eventually("the backlog drained into the index", &stack, || async {
+        robot_doc(&stack, "rb-000009")
+            .await
+            .is_some_and(|d| d["reported"]["battery"] == 9)
+    })
+    .await;
+    assert!(stack.wait_drained(SETTLE).await);
+    let summary = stack.shutdown().await;
+    assert_eq!(summary.records_lost, 0, "{summary:?}");
+    assert_eq!(summary.backlog, 0, "{summary:?}");
+}
+
 /// `--invoke watch`: the same handlers, compiled and served by `cargo lambda watch` from the
 /// venv, invoked over its Lambda Invoke API. Slow the first time (it compiles both functions),
 /// so it runs only when asked: `cargo test -p robofleet-e2e --test local_stack -- --ignored`.
