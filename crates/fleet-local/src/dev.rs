@@ -1070,6 +1070,8 @@ pub fn summarize(
         invocation_errors: stats.invocation_errors,
         item_failures: stats.item_failures,
         rejects_queued,
+        queues: stats.stores.queues.clone(),
+        bucket_objects: stats.stores.buckets.clone(),
         missions_stored: stats.stores.tables.values().sum(),
         robots_indexed: stats.stores.robots_indexed.unwrap_or(0),
         streams,

@@ -187,6 +187,14 @@ pub fn summary_text(s: &DevSummary) -> String {
             st.records_processed, st.records_to_on_failure, st.backlog
         ));
     }
+    for (queue, n) in s.queues.iter().filter(|(_, n)| **n > 0) {
+        out.push_str(&format!("  queue {queue}: {n} message(s) waiting\n"));
+    }
+    for (bucket, n) in s.bucket_objects.iter().filter(|(_, n)| **n > 0) {
+        out.push_str(&format!(
+            "  bucket {bucket}: {n} object(s) (failed batches: inspect and replay)\n"
+        ));
+    }
     for sch in &s.schedules {
         out.push_str(&format!(
             "  schedule {} ({}) -> {}: fired {}, failed {}\n",

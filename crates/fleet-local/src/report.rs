@@ -107,6 +107,12 @@ pub struct DevSummary {
     pub item_failures: u64,
     /// Messages waiting in the rejects queue at the end.
     pub rejects_queued: u64,
+    /// Messages waiting in every queue at the end, by logical id (rejects, rule errors, ...).
+    #[serde(default)]
+    pub queues: BTreeMap<String, u64>,
+    /// Objects in every bucket at the end, by logical id (failed batches of the mappings).
+    #[serde(default)]
+    pub bucket_objects: BTreeMap<String, u64>,
     /// Items in the missions table at the end.
     pub missions_stored: u64,
     /// Documents behind the robots alias at the end.
