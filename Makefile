@@ -11,9 +11,10 @@ PYTHON        ?= python3
 export SAM_CLI_TELEMETRY := 0
 
 # `make dev` knobs
-DEV_ROBOTS   ?= 25
-DEV_DURATION ?= 90s
-DEV_REPORT   ?= .run/dev-report.json
+DEV_ROBOTS   ?= 20
+DEV_DURATION ?= 2m
+DEV_REPORT   ?= .run/robofleet-dev.json
+SIM_REPORT   ?= .run/sim-report.json
 
 .PHONY: help
 help:
@@ -68,9 +69,10 @@ lint:
 dev: $(VENV)/.installed
 	cargo build -p robofleet-cli
 	@mkdir -p .run
-	ROBOFLEET_VENV=$(abspath $(VENV)) target/debug/robofleet dev \
-	  --workload sim --robots $(DEV_ROBOTS) --duration $(DEV_DURATION) --verify \
-	  --report $(DEV_REPORT)
+	target/debug/robofleet dev --venv $(abspath $(VENV)) \
+	  --workload sim --robots $(DEV_ROBOTS) --duration $(DEV_DURATION) --report $(DEV_REPORT) \
+	  --sim-arg=--verify --sim-arg=--duplicates=5 --sim-arg=--reorders=20 --sim-arg=--malformed=2 \
+	  --sim-arg=--disconnects=5 --sim-arg=--report=$(SIM_REPORT)
 
 .PHONY: build
 build: $(VENV)/.installed
