@@ -43,6 +43,11 @@ struct Args {
     /// Write the JSON report here.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Point DynamoDB at a minimal in-process endpoint that answers every call with `{}` over
+    /// kept-alive connections, instead of moto (whose server closes every connection): isolates
+    /// the function's own CPU per call, as against DynamoDB, from moto's connection handling.
+    #[arg(long)]
+    keepalive_dynamodb: bool,
     /// The function's log (stdout + stderr) goes here.
     #[arg(long, default_value = "target/bench/function.log")]
     log: PathBuf,
@@ -98,6 +103,22 @@ async fn main() -> anyhow::Result<()> {
         other => bail!("unknown function {other:?}: use mission-ingest or shadow-indexer"),
     };
 
+    if args.keepalive_dynamodb {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        env.push((
+            "AWS_ENDPOINT_URL_DYNAMODB".into(),
+            format!("http://{}", listener.local_addr()?),
+        ));
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(|| async {
+                ([("content-type", "application/x-amz-json-1.0")], "{}")
+            }),
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
     let api = RuntimeApi::start(Duration::from_secs(120)).await?;
     if let Some(dir) = args.log.parent() {
         std::fs::create_dir_all(dir)?;
@@ -191,6 +212,7 @@ async fn main() -> anyhow::Result<()> {
     let cpu_us_per_record = cpu.as_secs_f64() * 1e6 / records;
     let report = json!({
         "function": args.function,
+        "dynamodb": if args.keepalive_dynamodb { "keep-alive stub" } else { "moto" },
         "binary": binary.display().to_string(),
         "binary_bytes": binary_bytes,
         "init_ms": init.as_secs_f64() * 1e3,
