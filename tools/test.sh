@@ -20,7 +20,8 @@ started=$SECONDS
 . "$run_dir/env"
 
 echo "==> cargo fmt --check"
-cargo fmt --all -- --check
+fmt_status=0
+cargo fmt --all -- --check >/dev/null || { fmt_status=1; echo "cargo fmt --check: files need formatting (run cargo fmt --all)"; }
 
 echo "==> cargo test --workspace"
 cargo test --workspace --no-fail-fast 2>&1 | tee "$run_dir/cargo-test.log"
@@ -35,4 +36,4 @@ failed=$(grep -Eo '[0-9]+ failed' "$run_dir/cargo-test.log" | awk '{s+=$1} END {
 echo
 echo "template lints: $([ $lint_status = 0 ] && echo clean || echo FAILED); took $((SECONDS - started))s"
 echo "tests: $passed passed, $failed failed"
-[ "$status" = 0 ] && [ "$lint_status" = 0 ]
+[ "$status" = 0 ] && [ "$lint_status" = 0 ] && [ "$fmt_status" = 0 ]
