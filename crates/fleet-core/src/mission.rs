@@ -242,7 +242,14 @@ impl MissionReport {
                     ),
                 ));
             }
+            errors.reserve(items.len());
             for (i, item) in items.iter().enumerate() {
+                // Fast path without building JSON paths (a report can carry hundreds of
+                // entries); anything off goes through the checks below, which name the path.
+                if let Some(entry) = error_entry_fast(item) {
+                    errors.push(entry);
+                    continue;
+                }
                 let path = format!("errors[{i}]");
                 let e = Fields::of(item, &path)?;
                 e.deny_unknown(&["code", "at"])?;
@@ -378,6 +385,21 @@ impl MissionReport {
     pub fn check_partition_key(&self, partition_key: &str) -> Result<(), DecodeError> {
         check_partition_key(&self.robot_id, partition_key)
     }
+}
+
+/// An `errors[]` entry that is exactly `{code: string, at: RFC 3339}`, or `None` so that the
+/// caller's field-by-field checks report what is wrong.
+fn error_entry_fast(item: &Value) -> Option<MissionError> {
+    let map = item.as_object()?;
+    if map.len() != 2 {
+        return None;
+    }
+    let code = map.get("code")?.as_str()?;
+    let at = crate::timefmt::parse_rfc3339(map.get("at")?.as_str()?).ok()?;
+    Some(MissionError {
+        code: code.to_owned(),
+        at,
+    })
 }
 
 /// Refuses payloads over [`crate::MAX_PAYLOAD_BYTES`].
