@@ -119,7 +119,10 @@ async fn small_fleet_with_faults_verifies_exactly_once() {
 async fn bench_hold_stack() {
     let file = std::env::var("BENCH_STACK_FILE").expect("BENCH_STACK_FILE");
     let stop = std::env::var("BENCH_STOP_FILE").expect("BENCH_STOP_FILE");
-    let hold: u64 = std::env::var("BENCH_HOLD_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3600);
+    let hold: u64 = std::env::var("BENCH_HOLD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3600);
     let logs = tempfile::tempdir().unwrap();
     let name = fleet_testkit::unique_name("bench");
     let mut opts = DevOptions::new(root().join("template.yaml"), &name);

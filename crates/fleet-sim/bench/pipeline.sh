@@ -11,7 +11,7 @@
 #
 #   crates/fleet-sim/bench/pipeline.sh                 # default rates
 #   RATES="200 1000 2000" DURATION=30s crates/fleet-sim/bench/pipeline.sh
-#   MISSION_SHARE=1 RATES="100 200 400" crates/fleet-sim/bench/pipeline.sh   # the moto-bound mission path
+#   RATES="100:1 200:1 400:1" crates/fleet-sim/bench/pipeline.sh   # RATE:MISSION_SHARE, the moto-bound mission path
 #
 # Output: a table on stdout and one JSON report per step in $OUT.
 set -euo pipefail
@@ -39,8 +39,12 @@ cleanup() {
 trap cleanup EXIT
 
 echo "==> building robofleet and the stack holder"
-(cd "$ROOT" && cargo build -q "${CARGO_FLAGS[@]}" -p robofleet-cli \
-  && cargo test -q "${CARGO_FLAGS[@]}" -p robofleet-e2e --test sim_e2e --no-run)
+(cd "$ROOT" && cargo build -q "${CARGO_FLAGS[@]}" -p robofleet-cli)
+# Run the holder's test binary itself: no rebuild in between if someone edits the tree.
+HOLDER=$(cd "$ROOT" && cargo test "${CARGO_FLAGS[@]}" -p robofleet-e2e --test sim_e2e --no-run 2>&1 \
+  | sed -n 's/.*Executable tests\/sim_e2e.rs (\(.*\))/\1/p' | tail -n1)
+[ -n "$HOLDER" ] || { echo "could not build the stack holder (tests/tests/sim_e2e.rs)"; exit 1; }
+cp "$ROOT/$HOLDER" "$RUN/stack-holder"
 
 echo "==> own moto + osmem"
 "$ROOT/tools/standins.sh" start "$RUN/standins" >/dev/null
@@ -56,12 +60,11 @@ printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000
 MOSQ_PID=$!
 
 echo "==> stack"
-(cd "$ROOT" && BENCH_STACK_FILE="$RUN/stack.json" BENCH_STOP_FILE="$RUN/stop" \
+(cd "$ROOT/tests" && BENCH_STACK_FILE="$RUN/stack.json" BENCH_STOP_FILE="$RUN/stop" \
   BENCH_MQTT_URL="mqtt://127.0.0.1:$MQTT_PORT" \
-  cargo test -q "${CARGO_FLAGS[@]}" -p robofleet-e2e --test sim_e2e -- --ignored --exact bench_hold_stack --nocapture \
-  >"$RUN/stack.log" 2>&1) &
+  "$RUN/stack-holder" --ignored --exact bench_hold_stack --nocapture >"$RUN/stack.log" 2>&1) &
 HOLD_PID=$!
-for _ in $(seq 1 600); do [ -s "$RUN/stack.json" ] && break; sleep 0.5; done
+for _ in $(seq 1 240); do [ -s "$RUN/stack.json" ] && break; sleep 0.5; done
 [ -s "$RUN/stack.json" ] || { echo "the stack did not start; see $RUN/stack.log"; exit 1; }
 field() { python3 -c "import json,sys; print(json.load(open('$RUN/stack.json'))['$1'] or '')"; }
 STACK_PID=$(field pid)
@@ -69,22 +72,25 @@ STACK_PID=$(field pid)
 ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 declare -A PIDS=([broker]=$MOSQ_PID [stack]=$STACK_PID [moto]=$MOTO_PID [osmem]=$OSMEM_PID)
 
-printf '\n%-7s %9s %9s %8s %8s %8s  %s\n' "target" "pub/s" "proc/s" "drain_s" "p99_ms" "lost" "CPU ms per 1,000 messages (broker stack moto osmem sim)"
-for rate in $RATES; do
+printf '\n%-9s %9s %9s %8s %8s %8s  %s\n' "target" "pub/s" "proc/s" "drain_s" "p99_ms" "lost" "CPU ms per 1,000 messages (broker stack moto osmem sim)"
+for step in $RATES; do
+  # A step is RATE or RATE:MISSION_SHARE.
+  rate=${step%%:*}; share=$MISSION_SHARE
+  [ "$step" != "$rate" ] && share=${step#*:}
   declare -A BEFORE=()
   for k in "${!PIDS[@]}"; do BEFORE[$k]=$(ticks "${PIDS[$k]}"); done
-  report="$OUT/steady-$rate-share$MISSION_SHARE.json"
+  report="$OUT/steady-$rate-share$share.json"
   start_sim=$(date +%s.%N)
   set +e
   /usr/bin/time -f '%U %S' -o "$RUN/sim.time" "$BIN/robofleet" sim --mode steady \
-    --robots "$ROBOTS" --rate "$rate" --duration "$DURATION" --mission-share "$MISSION_SHARE" \
+    --robots "$ROBOTS" --rate "$rate" --duration "$DURATION" --mission-share "$share" \
     --connect-rate 500 --commands 0 --verify --grace "$GRACE" --latency-every 20 \
     --prefix "bench-$rate-$$" --report "$report" \
     --broker "mqtt://127.0.0.1:$MQTT_PORT" --aws-endpoint-url "$ROBOFLEET_TEST_AWS_ENDPOINT" \
     --opensearch-url "$ROBOFLEET_TEST_OPENSEARCH_URL" --missions-table "$(field table)" \
     --robots-alias "$(field alias)" --rejects-queue-url "$(field rejects)" >"$RUN/sim-$rate.log" 2>&1
   set -e
-  python3 - "$report" "$RUN/sim.time" "$HZ" "$rate" \
+  python3 - "$report" "$RUN/sim.time" "$HZ" "$step" \
     "$(( $(ticks "$MOSQ_PID") - BEFORE[broker] ))" "$(( $(ticks "$STACK_PID") - BEFORE[stack] ))" \
     "$(( $(ticks "$MOTO_PID") - BEFORE[moto] ))" "$(( $(ticks "$OSMEM_PID") - BEFORE[osmem] ))" <<'PY'
 import json, sys
@@ -97,7 +103,7 @@ per = lambda cpu: f"{cpu * 1000 / msgs:7.0f}"
 p99 = r["latency_ms"]["p99"]
 proc = r["rate"]["processed_per_s"]
 drain = r["drained_after_s"]
-print(f"{rate:>7} {r['rate']['published_per_s']:9.0f} {proc if proc is None else round(proc):>9} "
+print(f"{rate:>9} {r['rate']['published_per_s']:9.0f} {proc if proc is None else round(proc):>9} "
       f"{'-' if drain is None else round(drain, 1):>8} {'-' if p99 is None else round(p99):>8} "
       f"{r['lost'] + r['lost_revs']:>8}  {per(broker)} {per(stack)} {per(moto)} {per(osmem)} {per(u + s)}"
       f"{'' if not r['problems'] else '   ' + '; '.join(r['problems'])}")

@@ -57,7 +57,7 @@ use crate::verify::Verifier;
 pub enum Progress {
     /// A live progress line on the terminal (indicatif), summary on stdout.
     Bar,
-    /// A `tracing` info line every few seconds (for logs and `robofleet dev`), summary on stdout.
+    /// A progress line on stderr every 5 s (no terminal, CI, `robofleet dev`), summary on stdout.
     Log,
     /// Nothing until the report is returned.
     Silent,
@@ -128,7 +128,7 @@ fn progress_task(
                     b.set_message(msg);
                     b.tick();
                 }
-                None if progress == Progress::Log && n.is_multiple_of(5) => tracing::info!("{msg}"),
+                None if progress == Progress::Log && n.is_multiple_of(5) => eprintln!("sim: {msg}"),
                 None => {}
             }
         }
