@@ -378,6 +378,28 @@ impl ShadowRecord {
         }
     }
 
+    /// [`ShadowRecord::index_source`], consuming the record so the state objects move into the
+    /// document instead of being copied (the indexer's hot path).
+    pub fn into_index_source(mut self) -> Value {
+        let (reported, desired) = match &mut self {
+            ShadowRecord::Documents(d) => (
+                d.current.state.reported.take(),
+                d.current.state.desired.take(),
+            ),
+            ShadowRecord::Presence(_) => (None, None),
+        };
+        let mut doc = self.index_source();
+        if let Value::Object(map) = &mut doc {
+            if let Some(r) = reported {
+                map.insert("reported".into(), r);
+            }
+            if let Some(d) = desired {
+                map.insert("desired".into(), d);
+            }
+        }
+        doc
+    }
+
     /// The body of the robots-index document (field names match
     /// `opensearch/robots-template.json`).
     ///

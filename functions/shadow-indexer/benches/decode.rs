@@ -20,7 +20,7 @@ fn bench(c: &mut Criterion) {
                         Batch::new(shadow_indexer::FUNCTION, ev).unwrap_or_else(|e| panic!("{e}"));
                     let items = batch.decode(shadow_indexer::decode);
                     assert_eq!(items.len(), n);
-                    let (docs, _) = shadow_indexer::plan(&items);
+                    let (docs, _) = shadow_indexer::plan(items);
                     let refs: Vec<&fleet_aws::IndexDoc> = docs.iter().collect();
                     fleet_aws::robots::bulk_body("robots", &refs).len()
                 },

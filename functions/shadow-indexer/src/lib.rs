@@ -138,38 +138,42 @@ pub fn decode(record: &fleet_lambda::KinesisRecord, bytes: &[u8]) -> Result<Shad
     Ok(decoded)
 }
 
-/// The bulk request of a batch: one document per id, the newest version of it. Returns the docs
-/// and, per item, the index of its doc (or `None` when a newer version in the batch supersedes
-/// it).
+/// The bulk request of a batch: one document per id, the newest version of it. Consumes the
+/// items (their state moves into the documents) and returns the docs and, per item, its
+/// position in the batch and the index of its doc (`None` when a newer version in the batch
+/// supersedes it).
 pub fn plan(
-    items: &[fleet_lambda::batch::Item<ShadowRecord>],
-) -> (Vec<IndexDoc>, Vec<Option<usize>>) {
-    let mut newest: HashMap<String, usize> = HashMap::with_capacity(items.len());
-    let mut keys = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let id = item.value.doc_id();
-        let version = item.value.external_version();
-        match newest.get(&id) {
-            Some(&j) if items[j].value.external_version() >= version => {}
+    items: Vec<fleet_lambda::batch::Item<ShadowRecord>>,
+) -> (Vec<IndexDoc>, Vec<(usize, Option<usize>)>) {
+    let keyed: Vec<(String, u64)> = items
+        .iter()
+        .map(|item| (item.value.doc_id(), item.value.external_version()))
+        .collect();
+    let mut newest: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+    for (i, (id, version)) in keyed.iter().enumerate() {
+        match newest.get(id.as_str()) {
+            Some(&j) if keyed[j].1 >= *version => {}
             _ => {
-                newest.insert(id.clone(), i);
+                newest.insert(id, i);
             }
         }
-        keys.push(id);
     }
     let mut docs = Vec::with_capacity(newest.len());
-    let mut doc_of_item = vec![None; items.len()];
-    for (i, item) in items.iter().enumerate() {
-        if newest.get(&keys[i]) == Some(&i) {
-            doc_of_item[i] = Some(docs.len());
+    let mut placement = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let (id, version) = &keyed[i];
+        if newest.get(id.as_str()) == Some(&i) {
+            placement.push((item.position, Some(docs.len())));
             docs.push(IndexDoc {
-                id: keys[i].clone(),
-                version: item.value.external_version(),
-                source: item.value.index_source(),
+                id: id.clone(),
+                version: *version,
+                source: item.value.into_index_source(),
             });
+        } else {
+            placement.push((item.position, None));
         }
     }
-    (docs, doc_of_item)
+    (docs, placement)
 }
 
 impl Handler {
@@ -206,9 +210,9 @@ impl BatchHandler for Handler {
             }
             return Ok(batch.finish(&self.rejects).await);
         }
-        let (docs, doc_of_item) = plan(&items);
+        let (docs, placement) = plan(items);
         let results = self.index.bulk(&docs, deadline).await;
-        for (item, doc) in items.iter().zip(doc_of_item) {
+        for (position, doc) in placement {
             let outcome = match doc.and_then(|d| results.get(d)) {
                 None => Outcome::Duplicate, // superseded by a newer version in the same batch
                 Some(ItemResult::Indexed) => Outcome::Succeeded,
@@ -219,7 +223,7 @@ impl BatchHandler for Handler {
                     format!("opensearch refused the document: {why}"),
                 )),
             };
-            batch.set(item.position, outcome);
+            batch.set(position, outcome);
         }
         Ok(batch.finish(&self.rejects).await)
     }
