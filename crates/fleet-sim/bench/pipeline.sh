@@ -103,11 +103,12 @@ per = lambda cpu: f"{cpu * 1000 / msgs:7.0f}"
 p99 = r["latency_ms"]["p99"]
 proc = r["rate"]["processed_per_s"]
 drain = r["drained_after_s"]
-print(f"{rate:>9} {r['rate']['published_per_s']:9.0f} {proc if proc is None else round(proc):>9} "
+print(f"{rate:>9} {r['rate']['published_per_s']:9.0f} {'-' if proc is None else round(proc):>9} "
       f"{'-' if drain is None else round(drain, 1):>8} {'-' if p99 is None else round(p99):>8} "
       f"{r['lost'] + r['lost_revs']:>8}  {per(broker)} {per(stack)} {per(moto)} {per(osmem)} {per(u + s)}"
       f"{'' if not r['problems'] else '   ' + '; '.join(r['problems'])}")
 PY
+  [ $? -eq 0 ] || echo "$step: no report (see $RUN/sim-$rate.log)"
 done
 echo
 echo "reports: $OUT; logs: $RUN"

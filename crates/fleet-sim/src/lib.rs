@@ -461,6 +461,14 @@ async fn verify_run(
         report.stored.robots_indexed = Some(c.indexed);
         report.robots_index = Some(c);
     }
+    if report.drained_after_s.is_none()
+        && report.lost == 0
+        && report.lost_revs == 0
+        && report.stale_robots == 0
+    {
+        // Drained just after the grace period, during the final pass: an upper bound.
+        report.drained_after_s = Some((Instant::now() - traffic_done).as_secs_f64());
+    }
     if v.has_rejects() {
         let robots: HashSet<String> = ledgers.iter().map(|l| l.robot.clone()).collect();
         let expected = report.published.malformed;

@@ -314,9 +314,10 @@ impl Verifier {
         &self,
         ledgers: &[&RobotLedger],
     ) -> Result<(RobotCounts, Vec<String>), SimError> {
+        // Version 0 means the robot has no shadow at all (`get` answered 404): nothing to index.
         let with_version: Vec<&&RobotLedger> = ledgers
             .iter()
-            .filter(|l| l.expected_version().is_some())
+            .filter(|l| l.expected_version().is_some_and(|v| v > 0))
             .collect();
         let ids: Vec<String> = with_version.iter().map(|l| l.robot.clone()).collect();
         let versions = self.indexed_versions(&ids).await?;
