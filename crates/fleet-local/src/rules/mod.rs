@@ -36,7 +36,7 @@ pub use spec::engine_from_specs;
 pub enum RuleError {
     /// The rule uses IoT SQL (or a template feature) that the local engine does not implement.
     #[error(
-        "topic rule `{rule}` uses {feature}, which the local rules engine does not support; rewrite the rule with the supported subset (see docs/sections/local-rules-shadow.md) or run it in the cloud"
+        "topic rule `{rule}` uses {feature}, which the local rules engine does not support; rewrite the rule with the supported subset (see the README, section The rules engine) or run it in the cloud"
     )]
     Unsupported {
         /// Rule name.
