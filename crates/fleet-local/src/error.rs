@@ -267,4 +267,7 @@ pub enum DevError {
     /// A flag is wrong.
     #[error("{0}")]
     Usage(String),
+    /// The workload ran but its own check failed (the simulator's verification).
+    #[error("the fleet simulator's verification failed: {0}")]
+    Workload(String),
 }

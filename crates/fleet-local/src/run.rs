@@ -187,6 +187,10 @@ pub async fn run(args: DevArgs) -> Result<DevSummary, DevError> {
     let term = terminate();
     tokio::pin!(term);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // With the simulator, the run lasts until it has published for its own --duration and
+    // verified what arrived; --duration then only bounds how long the stack waits for it.
+    let mut sim_failure: Option<String> = None;
+    let mut duration_passed = false;
     let reason = loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -196,11 +200,29 @@ pub async fn run(args: DevArgs) -> Result<DevSummary, DevError> {
             r = &mut sim_fut, if sim_running => {
                 sim_running = false;
                 match r {
-                    Ok(report) => view.println(&format!("fleet simulator finished:\n{}", report.summary())),
-                    Err(e) => view.println(&format!("fleet simulator failed: {e}")),
+                    Ok(report) => {
+                        view.println(&format!("fleet simulator finished:\n{}", report.summary()));
+                        if !report.passed() {
+                            sim_failure = Some("lost, extra, stale or rejects off: see the summary above".into());
+                        }
+                    }
+                    Err(e) => {
+                        view.println(&format!("fleet simulator failed: {e}"));
+                        sim_failure = Some(e.to_string());
+                    }
+                }
+                if duration_passed || args.duration.is_some() {
+                    break "fleet simulator finished";
                 }
             }
-            _ = &mut sleep_until => break "duration reached",
+            _ = &mut sleep_until, if !duration_passed => {
+                if sim_running {
+                    duration_passed = true;
+                    view.println("robofleet dev: duration reached; waiting for the fleet simulator to verify (Ctrl-C stops now)");
+                    continue;
+                }
+                break "duration reached";
+            }
             _ = &mut ctrl_c => break "interrupted (Ctrl-C)",
             _ = &mut term => break "terminated (SIGTERM)",
         }
@@ -232,6 +254,9 @@ pub async fn run(args: DevArgs) -> Result<DevSummary, DevError> {
     };
     println!("{}", progress::summary_text(&summary));
     println!("report written to {}", args.report.display());
+    if let Some(why) = sim_failure {
+        return Err(DevError::Workload(why));
+    }
     Ok(summary)
 }
 

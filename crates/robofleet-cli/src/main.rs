@@ -45,12 +45,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Logs to stderr, `RUST_LOG` or warnings; rumqttd's router reports every client that leaves
-/// as an error, so it is silenced unless asked for.
+/// as an error, so it is silenced unless asked for, and the in-process functions' per-record
+/// reject lines are left to `robofleet rejects list` (the progress line counts them).
 fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,rumqttd=off".into()),
+                .unwrap_or_else(|_| "warn,rumqttd=off,fleet_lambda::batch=error".into()),
         )
         .with_writer(std::io::stderr)
         .try_init();
