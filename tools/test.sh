@@ -27,6 +27,10 @@ echo "==> cargo test --workspace"
 cargo test --workspace --no-fail-fast 2>&1 | tee "$run_dir/cargo-test.log"
 status=${PIPESTATUS[0]}
 
+echo "==> the local stack with the functions under cargo lambda watch (ignored by plain cargo test: slow)"
+cargo test -p robofleet-e2e --test local_stack -- --ignored 2>&1 | tee -a "$run_dir/cargo-test.log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+
 echo "==> template lints"
 lint_status=0
 "$root/tools/lint-template.sh" || lint_status=$?
