@@ -32,21 +32,20 @@ fn bench(c: &mut Criterion) {
 
     // The same without request building, to show where the time goes.
     let mut group = c.benchmark_group("shadow-indexer/decode+validate");
-    for n in [1000usize] {
-        let ev = samples::shadow_event(n, 0);
-        group.throughput(Throughput::Elements(n as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &ev, |b, ev| {
-            b.iter_batched(
-                || ev.clone(),
-                |ev| {
-                    let mut batch =
-                        Batch::new(shadow_indexer::FUNCTION, ev).unwrap_or_else(|e| panic!("{e}"));
-                    batch.decode(shadow_indexer::decode).len()
-                },
-                criterion::BatchSize::LargeInput,
-            )
-        });
-    }
+    let n = 1000usize;
+    let ev = samples::shadow_event(n, 0);
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_with_input(BenchmarkId::from_parameter(n), &ev, |b, ev| {
+        b.iter_batched(
+            || ev.clone(),
+            |ev| {
+                let mut batch =
+                    Batch::new(shadow_indexer::FUNCTION, ev).unwrap_or_else(|e| panic!("{e}"));
+                batch.decode(shadow_indexer::decode).len()
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
     group.finish();
 }
 
