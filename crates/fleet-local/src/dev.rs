@@ -33,7 +33,7 @@ use crate::invoke::{
 use crate::names::{self, DEFAULT_STACK_NAME, LocalEndpoints, LocalResolver, ROBOTS_ALIAS_VAR};
 use crate::provision;
 use crate::report::{DevReport, DevSummary, Endpoints, Resources, StreamSummary};
-use crate::rules::{ActionDef, RuleDef, RulesEngine, RulesRunner, RunnerConfig, Sinks};
+use crate::rules::{RuleDef, RulesEngine, RulesRunner, RunnerConfig, Sinks};
 use crate::scheduler::{ScheduleKind, ScheduleSpec, ScheduleStatus, Scheduler};
 use crate::shadow::{ShadowHandle, ShadowService};
 use crate::standins::{self, ManagedProcess, Standin};
@@ -697,50 +697,12 @@ pub fn schedule_specs(tpl: &fleet_template::Stack, invokable: &[String]) -> Vec<
 
 /// The template's topic rules as the rules engine takes them.
 pub fn rule_defs(tpl: &fleet_template::Stack) -> Result<Vec<RuleDef>, DevError> {
-    let action = |rule: &str, a: &fleet_template::RuleAction| -> Result<ActionDef, DevError> {
-        match a {
-            fleet_template::RuleAction::Kinesis {
-                stream_name,
-                partition_key_template,
-                ..
-            } => Ok(ActionDef::Kinesis {
-                stream_name: stream_name.clone(),
-                partition_key: partition_key_template.clone(),
-            }),
-            fleet_template::RuleAction::Sqs {
-                queue_name,
-                use_base64,
-                ..
-            } => Ok(ActionDef::Sqs {
-                queue_name: queue_name.clone(),
-                use_base64: *use_base64,
-            }),
-            other => Err(DevError::Component {
-                component: "rules engine",
-                detail: format!(
-                    "topic rule `{rule}` has an action the local stack cannot run: {other:?}"
-                ),
-            }),
-        }
-    };
     tpl.topic_rules()
         .into_iter()
         .map(|r| {
-            Ok(RuleDef {
-                name: r.rule_name.clone(),
-                sql: r.sql.clone(),
-                sql_version: Some(r.sql_version.clone()),
-                actions: r
-                    .actions
-                    .iter()
-                    .map(|a| action(&r.rule_name, a))
-                    .collect::<Result<_, _>>()?,
-                error_action: r
-                    .error_action
-                    .as_ref()
-                    .map(|a| action(&r.rule_name, a))
-                    .transpose()?,
-                enabled: r.enabled,
+            RuleDef::from_spec(r).map_err(|e| DevError::Component {
+                component: "rules engine",
+                detail: e.to_string(),
             })
         })
         .collect()
