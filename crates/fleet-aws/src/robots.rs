@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::IndexError;
-use crate::retry::{Attempt, Backoff};
+use crate::retry::Backoff;
 use crate::sigv4::Signer;
 
 /// One document to index.
@@ -205,112 +205,65 @@ impl RobotIndex {
     pub async fn bulk(&self, docs: &[IndexDoc], deadline: Deadline) -> Vec<ItemResult> {
         let mut results: Vec<Option<ItemResult>> = vec![None; docs.len()];
         let mut pending: Vec<usize> = (0..docs.len()).collect();
-        let outcome = self
-            .backoff
-            .run(deadline, |_| {
-                let batch: Vec<&IndexDoc> = pending.iter().map(|&i| &docs[i]).collect();
-                let body = bulk_body(&self.alias, &batch);
-                async move {
-                    match self
-                        .request(
-                            reqwest::Method::POST,
-                            "/_bulk",
-                            Some((Bytes::from(body), "application/x-ndjson")),
-                        )
-                        .await
-                    {
-                        Ok((status, bytes)) if (200..300).contains(&status) => {
-                            Attempt::Done(parse_bulk(&bytes, batch.len()))
-                        }
-                        Ok((status, bytes)) if status == 429 || status >= 500 => {
-                            Attempt::Transient(format!(
-                                "bulk request got {status}: {}",
-                                snippet(&bytes)
-                            ))
-                        }
-                        Ok((status, bytes)) => Attempt::Done(Err(format!(
-                            "bulk request refused with {status}: {}",
-                            snippet(&bytes)
-                        ))),
-                        Err(e) => Attempt::Transient(e.to_string()),
-                    }
-                }
-            })
-            .await;
-        // `run` retries whole-request failures; item-level 429/5xx are retried below, each
-        // round sending only the items that still need it.
-        let mut round = 0;
-        let mut current = outcome;
-        loop {
-            match current {
-                Err((message, _)) => {
-                    for &i in &pending {
-                        results[i] = Some(ItemResult::Retry(message.clone()));
-                    }
-                    break;
-                }
-                Ok(Err(message)) => {
-                    for &i in &pending {
-                        results[i] = Some(ItemResult::Permanent(message.clone()));
-                    }
-                    break;
-                }
-                Ok(Ok(items)) => {
-                    let mut again = Vec::new();
-                    for (&i, item) in pending.iter().zip(items) {
-                        match item {
-                            ItemResult::Retry(_) => again.push((i, item)),
-                            other => results[i] = Some(other),
-                        }
-                    }
-                    round += 1;
-                    let sleep = self.backoff.delay(round - 1);
-                    if again.is_empty()
-                        || round >= self.backoff.max_attempts
-                        || deadline.remaining() < sleep + self.backoff.reserve
-                    {
-                        for (i, item) in again {
-                            results[i] = Some(item);
-                        }
-                        break;
-                    }
-                    tracing::debug!(
-                        items = again.len(),
-                        round,
-                        "retrying bulk items that got 429/5xx"
-                    );
-                    tokio::time::sleep(sleep).await;
-                    pending = again.into_iter().map(|(i, _)| i).collect();
-                    let batch: Vec<&IndexDoc> = pending.iter().map(|&i| &docs[i]).collect();
-                    let body = bulk_body(&self.alias, &batch);
-                    current = match self
-                        .request(
-                            reqwest::Method::POST,
-                            "/_bulk",
-                            Some((Bytes::from(body), "application/x-ndjson")),
-                        )
-                        .await
-                    {
-                        Ok((status, bytes)) if (200..300).contains(&status) => {
-                            Ok(parse_bulk(&bytes, batch.len()))
-                        }
-                        Ok((status, bytes)) if status == 429 || status >= 500 => Err((
-                            format!("bulk request got {status}: {}", snippet(&bytes)),
-                            round,
-                        )),
-                        Ok((status, bytes)) => Ok(Err(format!(
-                            "bulk request refused with {status}: {}",
-                            snippet(&bytes)
-                        ))),
-                        Err(e) => Err((e.to_string(), round)),
-                    };
+        let mut attempt = 0;
+        // Each round sends the documents that still need it: all of them at first, then only
+        // those whose item (or whole request) got 429/5xx or no answer.
+        while !pending.is_empty() {
+            let batch: Vec<&IndexDoc> = pending.iter().map(|&i| &docs[i]).collect();
+            let round = self.send_bulk(&batch).await;
+            attempt += 1;
+            let sleep = self.backoff.delay(attempt - 1);
+            let last = attempt >= self.backoff.max_attempts
+                || deadline.remaining() < sleep + self.backoff.reserve;
+            let mut again = Vec::new();
+            for (&i, item) in pending.iter().zip(round) {
+                match item {
+                    ItemResult::Retry(_) if !last => again.push(i),
+                    other => results[i] = Some(other),
                 }
             }
+            if !again.is_empty() {
+                tracing::debug!(
+                    items = again.len(),
+                    attempt,
+                    "retrying bulk items that got 429/5xx"
+                );
+                tokio::time::sleep(sleep).await;
+            }
+            pending = again;
         }
         results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| ItemResult::Retry("no result for this item".into())))
             .collect()
+    }
+
+    /// One `_bulk` request: a result per document. A whole-request failure gives every
+    /// document the same result (429/5xx or unreachable: retry; other statuses, or a response
+    /// that can't be read: permanent).
+    async fn send_bulk(&self, batch: &[&IndexDoc]) -> Vec<ItemResult> {
+        let body = Bytes::from(bulk_body(&self.alias, batch));
+        let all = |r: ItemResult| vec![r; batch.len()];
+        match self
+            .request(
+                reqwest::Method::POST,
+                "/_bulk",
+                Some((body, "application/x-ndjson")),
+            )
+            .await
+        {
+            Ok((status, bytes)) if (200..300).contains(&status) => {
+                parse_bulk(&bytes, batch.len()).unwrap_or_else(|e| all(ItemResult::Permanent(e)))
+            }
+            Ok((status, bytes)) if status == 429 || status >= 500 => all(ItemResult::Retry(
+                format!("bulk request got {status}: {}", snippet(&bytes)),
+            )),
+            Ok((status, bytes)) => all(ItemResult::Permanent(format!(
+                "bulk request refused with {status}: {}",
+                snippet(&bytes)
+            ))),
+            Err(e) => all(ItemResult::Retry(e.to_string())),
+        }
     }
 }
 
