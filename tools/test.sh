@@ -31,12 +31,19 @@ echo "==> the local stack with the functions under cargo lambda watch (ignored b
 cargo test -p robofleet-e2e --test local_stack -- --ignored 2>&1 | tee -a "$run_dir/cargo-test.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
+echo "==> the moto launcher's shard methods against moto's own (tools/test_moto_server.py)"
+"$ROBOFLEET_VENV/bin/python" "$root/tools/test_moto_server.py" 2>&1 | tee "$run_dir/moto-patch.log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+py_passed=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in.*/\1/p' "$run_dir/moto-patch.log")
+py_failed=$(grep -c -E '^(FAIL|ERROR):' "$run_dir/moto-patch.log" || true)
+
 echo "==> template lints"
 lint_status=0
 "$root/tools/lint-template.sh" || lint_status=$?
 
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$run_dir/cargo-test.log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "$run_dir/cargo-test.log" | awk '{s+=$1} END {print s+0}')
+passed=$((passed + ${py_passed:-0} - ${py_failed:-0})) failed=$((failed + ${py_failed:-0}))
 echo
 echo "template lints: $([ $lint_status = 0 ] && echo clean || echo FAILED); took $((SECONDS - started))s"
 echo "tests: $passed passed, $failed failed"

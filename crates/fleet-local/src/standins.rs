@@ -200,12 +200,28 @@ impl Standin {
     }
 }
 
+/// `tools/moto_server.py`: moto's own server with its Kinesis shard made O(1) per record (moto
+/// 5.2.5 scans the whole shard on every put and read, so a long local run slows to a crawl).
+const MOTO_LAUNCHER: &str = include_str!("../../../tools/moto_server.py");
+
 /// Starts moto server on a free port, logging into `log_dir/moto.log`.
+///
+/// It runs through the embedded [`MOTO_LAUNCHER`], written to `log_dir/moto_server.py`, with the
+/// venv's Python, so the binary works outside the repository too.
 pub async fn start_moto(venv: &Path, log_dir: &Path) -> Result<Standin, StandinError> {
-    let bin = moto_binary(venv)?;
+    moto_binary(venv)?;
+    let python = venv.join("bin").join("python");
+    let launcher = log_dir.join("moto_server.py");
+    std::fs::create_dir_all(log_dir)
+        .and_then(|()| std::fs::write(&launcher, MOTO_LAUNCHER))
+        .map_err(|source| StandinError::Io {
+            context: format!("writing {}", launcher.display()),
+            source,
+        })?;
     let port = free_port()?;
-    let mut cmd = Command::new(bin);
-    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    let mut cmd = Command::new(python);
+    cmd.arg(&launcher)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()]);
     let mut p = ManagedProcess::spawn("moto_server", cmd, log_dir.join("moto.log"))?;
     let url = format!("http://127.0.0.1:{port}");
     p.wait_http(&format!("{url}/moto-api/"), Duration::from_secs(60))
