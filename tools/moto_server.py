@@ -1,5 +1,5 @@
-"""moto server for the local stack, the tests and the benchmarks, with moto's Kinesis shard
-made O(1) per record.
+"""moto server for the local stack, the tests and the benchmarks, with two fixes to moto's
+Kinesis: its shard made O(1) per record, and no in-line Lambda invocation per record.
 
 moto 5.2.5 keeps a shard's records in an OrderedDict keyed by sequence number, but
 `Shard.put_record` finds the newest key with `list(self.records.keys())[-1]` and
@@ -7,6 +7,13 @@ moto 5.2.5 keeps a shard's records in an OrderedDict keyed by sequence number, b
 O(records in the shard), so a stream slows down linearly as it fills: after 60,000 records a
 PutRecords of 100 took 210 ms instead of 27 ms here, and the local pipeline fell behind at
 about 300 records/s. Nothing trims a moto stream, so every long run hits it.
+
+moto also pushes every record put into a stream straight into each Lambda event source mapping
+on that stream, invoking the function in Docker once per record. The local stack creates its
+mappings in moto (so `robofleet dev` reads them back like Lambda would) and polls the streams
+itself, as Lambda's pollers do; moto's push is a second, fake delivery that can't even run here
+(no Docker). It cost about 3 ms of moto CPU per record in failed Docker calls and capped the
+local pipeline at about 270 records/s. The launcher turns that push off.
 
 This launcher replaces those three shard methods with versions that give the same results
 (`tools/test_moto_server.py` checks them against moto's own on random workloads, splits and
@@ -23,6 +30,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from moto.awslambda import models as _lambda
 from moto.kinesis import models as _kinesis
 
 _ORIGINAL_GET_RECORDS = _kinesis.Shard.get_records
@@ -63,8 +71,13 @@ def _get_records(self: Any, last_sequence_id: str, limit: int | None) -> tuple[l
     return results, last, int(behind_s * 1000)
 
 
+def _send_kinesis_message(self: Any, *args: Any, **kwargs: Any) -> None:
+    """Records reach the functions through the local stack's own pollers, not through moto."""
+
+
 def apply() -> None:
-    """Installs the O(1) shard methods into moto's Kinesis model."""
+    """Installs the O(1) shard methods and turns off moto's per-record Lambda push."""
+    _lambda.LambdaBackend.send_kinesis_message = _send_kinesis_message
     _kinesis.Shard.get_min_sequence_number = _get_min_sequence_number
     _kinesis.Shard.get_max_sequence_number = _get_max_sequence_number
     _kinesis.Shard.get_records = _get_records

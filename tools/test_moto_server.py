@@ -18,6 +18,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import moto_server  # noqa: E402
+from moto.awslambda import models as _lambda  # noqa: E402
 from moto.kinesis import models  # noqa: E402
 
 ORIGINAL = {
@@ -87,6 +88,29 @@ class ShardMethodsAgree(unittest.TestCase):
         del shard.records[4]
         queries = [(0, None), (2, 3), (3, None), (4, 2), (9, None)]
         self.assertEqual(ask(shard, PATCHED, queries), ask(shard, ORIGINAL, queries))
+
+
+class NoLambdaPush(unittest.TestCase):
+    def test_put_record_does_not_invoke_mapped_functions(self) -> None:
+        # A mapping whose function doesn't exist: moto's push raises on the first put.
+        class Mapping:
+            function_arn = "arn:aws:lambda:us-east-1:123456789012:function:nowhere"
+
+        stream = models.Stream("pushed", 1, None, None, "123456789012", "us-east-1")
+        stream.lambda_event_source_mappings = {
+            "arn:aws:lambda:us-east-1:123456789012:event-source-mapping:1": Mapping()
+        }
+        original = _lambda.LambdaBackend.send_kinesis_message
+        try:
+            with self.assertRaises(Exception):
+                stream.put_record("k", "", "ZGF0YQ==")
+            moto_server.apply()
+            for _ in range(3):
+                stream.put_record("k", "", "ZGF0YQ==")
+        finally:
+            _lambda.LambdaBackend.send_kinesis_message = original
+            use(ORIGINAL)
+        self.assertEqual(len(stream.shards["shardId-000000000000"].records), 4)
 
 
 if __name__ == "__main__":

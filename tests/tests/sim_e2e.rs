@@ -100,6 +100,7 @@ async fn small_fleet_with_faults_verifies_exactly_once() {
         assert_eq!(rejects.by_kind.get(kind), Some(n), "{kind}: {rejects:?}");
     }
     assert!(report.latency_ms.samples > 0);
+    assert_eq!(report.latency_ms.timed_out, 0, "{:?}", report.latency_ms);
     assert!(report.passed(), "{}", report.summary());
     // The JSON report is on disk with the documented fields.
     let json: serde_json::Value =

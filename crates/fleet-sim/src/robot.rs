@@ -88,6 +88,15 @@ pub enum Sample {
     },
 }
 
+impl Sample {
+    /// When the probed message was flushed to the broker.
+    pub fn at(&self) -> Instant {
+        match self {
+            Sample::Mission { at, .. } | Sample::Shadow { at, .. } => *at,
+        }
+    }
+}
+
 /// What every robot of a run shares.
 pub struct Shared {
     /// Session options per robot.

@@ -14,13 +14,12 @@
 //! - Latency: probes sent by the robots while the run goes on are polled until visible.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::args::Targets;
@@ -460,34 +459,69 @@ impl Verifier {
         Ok(c)
     }
 
-    /// Whether a probe is visible yet.
-    async fn visible(&self, s: &Sample) -> Result<bool, SimError> {
-        match s {
-            Sample::Mission { robot, sk, rev, .. } => {
-                let Some((client, table)) = &self.ddb else {
-                    return Ok(false);
-                };
-                let out = client
-                    .get_item()
-                    .table_name(table)
-                    .key("pk", AttributeValue::S(format!("ROBOT#{robot}")))
-                    .key("sk", AttributeValue::S(sk.clone()))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| SimError::aws("dynamodb GetItem", e))?;
-                let stored = out
-                    .item()
-                    .and_then(|i| i.get("rev"))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse::<u32>().ok());
-                Ok(stored.is_some_and(|r| r >= *rev))
-            }
-            Sample::Shadow { robot, version, .. } => {
-                let v = self.indexed_versions(std::slice::from_ref(robot)).await?;
-                Ok(v.get(robot).is_some_and(|got| got >= version))
-            }
+    /// Which of `probes` are visible now, in order. A read that fails counts as not visible
+    /// (the probe is tried again on the next tick).
+    async fn visible_now(&self, probes: &[Sample]) -> Vec<bool> {
+        let robots: Vec<String> = probes
+            .iter()
+            .filter_map(|p| match p {
+                Sample::Shadow { robot, .. } => Some(robot.clone()),
+                Sample::Mission { .. } => None,
+            })
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let versions = if robots.is_empty() {
+            HashMap::new()
+        } else {
+            self.indexed_versions(&robots).await.unwrap_or_default()
+        };
+        let mut seen: Vec<bool> = probes
+            .iter()
+            .map(|p| match p {
+                Sample::Shadow { robot, version, .. } => {
+                    versions.get(robot).is_some_and(|got| got >= version)
+                }
+                Sample::Mission { .. } => false,
+            })
+            .collect();
+        let missions: Vec<(usize, String, String, u32)> = probes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p {
+                Sample::Mission { robot, sk, rev, .. } => {
+                    Some((i, robot.clone(), sk.clone(), *rev))
+                }
+                Sample::Shadow { .. } => None,
+            })
+            .collect();
+        let found: Vec<(usize, bool)> = futures::stream::iter(missions)
+            .map(|(i, robot, sk, rev)| async move {
+                let stored = self.mission_rev(&robot, &sk).await;
+                (i, stored.is_some_and(|r| r >= rev))
+            })
+            .buffer_unordered(VERIFY_CONCURRENCY)
+            .collect()
+            .await;
+        for (i, visible) in found {
+            seen[i] = visible;
         }
+        seen
+    }
+
+    /// The stored `rev` of one mission item (consistent read), if it is there and readable.
+    async fn mission_rev(&self, robot: &str, sk: &str) -> Option<u32> {
+        let (client, table) = self.ddb.as_ref()?;
+        let out = client
+            .get_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S(format!("ROBOT#{robot}")))
+            .key("sk", AttributeValue::S(sk.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .ok()?;
+        out.item()?.get("rev")?.as_n().ok()?.parse().ok()
     }
 }
 
@@ -529,46 +563,49 @@ impl Latency {
     }
 }
 
-/// Polls every probe until visible (at most `bound` each), 16 probes in flight; returns when the
-/// channel closes and every probe is settled.
+/// How often the sampler looks at the probes still pending: the error bound of a latency.
+pub const SAMPLE_TICK: Duration = Duration::from_millis(100);
+
+/// Polls the pending probes every [`SAMPLE_TICK`] until each is visible (at most `bound` each),
+/// then returns when the channel closes and every probe is settled.
+///
+/// One tick reads every pending shadow probe with one `_mget` and the mission probes with
+/// [`VERIFY_CONCURRENCY`] consistent GetItems in flight, so the probe count doesn't queue the
+/// probes behind each other: a latency is the time to the first tick that saw the write, off by
+/// at most one tick plus one read.
 pub async fn run_sampler(
     verifier: Verifier,
     mut rx: mpsc::UnboundedReceiver<Sample>,
     bound: Duration,
 ) -> Latency {
-    let sem = Arc::new(Semaphore::new(VERIFY_CONCURRENCY));
-    let mut tasks = tokio::task::JoinSet::new();
-    let verifier = Arc::new(verifier);
-    while let Some(sample) = rx.recv().await {
-        let sem = sem.clone();
-        let v = verifier.clone();
-        tasks.spawn(async move {
-            let at = match &sample {
-                Sample::Mission { at, .. } | Sample::Shadow { at, .. } => *at,
-            };
-            let Ok(_permit) = sem.acquire_owned().await else {
-                return None;
-            };
-            let give_up = at + bound;
-            let mut wait = Duration::from_millis(50);
-            loop {
-                if let Ok(true) = v.visible(&sample).await {
-                    return Some(at.elapsed().as_secs_f64() * 1000.0);
-                }
-                if Instant::now() >= give_up {
-                    return None;
-                }
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_millis(500));
-            }
-        });
-    }
+    let mut pending: Vec<Sample> = Vec::new();
     let mut ms = Vec::new();
     let mut timed_out = 0;
-    while let Some(r) = tasks.join_next().await {
-        match r {
-            Ok(Some(v)) => ms.push(v),
-            _ => timed_out += 1,
+    let mut open = true;
+    let mut tick = tokio::time::interval(SAMPLE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while open || !pending.is_empty() {
+        tokio::select! {
+            got = rx.recv(), if open => match got {
+                Some(sample) => pending.push(sample),
+                None => open = false,
+            },
+            _ = tick.tick() => {
+                let seen = verifier.visible_now(&pending).await;
+                let now = Instant::now();
+                let mut keep = Vec::with_capacity(pending.len());
+                for (sample, visible) in pending.drain(..).zip(seen) {
+                    let at = sample.at();
+                    if visible {
+                        ms.push(now.duration_since(at).as_secs_f64() * 1000.0);
+                    } else if now >= at + bound {
+                        timed_out += 1;
+                    } else {
+                        keep.push(sample);
+                    }
+                }
+                pending = keep;
+            }
         }
     }
     Latency::from_values(ms, timed_out)
