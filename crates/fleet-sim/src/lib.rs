@@ -415,11 +415,11 @@ async fn verify_run(
     ));
     loop {
         if v.has_missions() && !pending_missions.is_empty() {
-            let counts = v.missions(&pending_missions, run_started_ms).await?;
+            let stored = v.missions_stored(&pending_missions).await?;
             pending_missions = pending_missions
                 .into_iter()
-                .zip(counts)
-                .filter(|(_, c)| !c.complete())
+                .zip(stored)
+                .filter(|(_, complete)| !complete)
                 .map(|(l, _)| l)
                 .collect();
         } else if !v.has_missions() {

@@ -249,6 +249,116 @@ impl Verifier {
         Ok(items)
     }
 
+    /// Whether each ledger's missions are all stored at their last revision, by key: consistent
+    /// BatchGetItems of 100 keys, [`VERIFY_CONCURRENCY`] in flight.
+    ///
+    /// The drain wait asks this every half second. A key lookup is cheap on any backend, where a
+    /// Query per robot is not on moto (it sorts the whole table for each one), and polling with
+    /// Queries slowed the very writes being waited for. Extra items (duplicates under another
+    /// key) aren't visible this way: the final pass counts them with [`Verifier::missions`].
+    pub async fn missions_stored(&self, ledgers: &[&RobotLedger]) -> Result<Vec<bool>, SimError> {
+        let Some((client, table)) = &self.ddb else {
+            return Ok(vec![true; ledgers.len()]);
+        };
+        // (ledger index, pk, sk, needed rev); uncertain revisions may or may not have landed.
+        let wanted: Vec<(usize, String, String, u32)> = ledgers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                l.missions
+                    .iter()
+                    .filter(|(_, m)| m.max_rev > 0)
+                    .map(move |(id, m)| {
+                        let need = if m.uncertain_rev > m.max_rev {
+                            0
+                        } else {
+                            m.max_rev
+                        };
+                        let sk = format!("MISSION#{}#{id}", m.started_at);
+                        (i, format!("ROBOT#{}", l.robot), sk, need)
+                    })
+            })
+            .collect();
+        let found: Vec<HashMap<(String, String), u32>> = futures::stream::iter(wanted.chunks(100))
+            .map(|chunk| async move {
+                let keys: Vec<(String, String)> = chunk
+                    .iter()
+                    .map(|(_, pk, sk, _)| (pk.clone(), sk.clone()))
+                    .collect();
+                self.batch_revs(client, table, keys).await
+            })
+            .buffer_unordered(VERIFY_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let found: HashMap<(String, String), u32> = found.into_iter().flatten().collect();
+        let mut complete = vec![true; ledgers.len()];
+        for (i, pk, sk, need) in wanted {
+            if !found.get(&(pk, sk)).is_some_and(|rev| *rev >= need) {
+                complete[i] = false;
+            }
+        }
+        Ok(complete)
+    }
+
+    /// `rev` of each stored item among `keys` (`(pk, sk)`, at most 100), retrying unprocessed keys.
+    async fn batch_revs(
+        &self,
+        client: &aws_sdk_dynamodb::Client,
+        table: &str,
+        keys: Vec<(String, String)>,
+    ) -> Result<HashMap<(String, String), u32>, SimError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let key_map = |(pk, sk): &(String, String)| {
+            HashMap::from([
+                ("pk".to_string(), AttributeValue::S(pk.clone())),
+                ("sk".to_string(), AttributeValue::S(sk.clone())),
+            ])
+        };
+        let mut out = HashMap::new();
+        let mut pending: Vec<HashMap<String, AttributeValue>> = keys.iter().map(key_map).collect();
+        let mut rounds = 0;
+        while !pending.is_empty() {
+            rounds += 1;
+            if rounds > 1 {
+                tokio::time::sleep(Duration::from_millis(50 * rounds.min(20))).await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .projection_expression("pk, sk, #r")
+                .expression_attribute_names("#r", "rev")
+                .build()
+                .map_err(|e| SimError::aws("dynamodb BatchGetItem request", e))?;
+            let resp = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(|e| SimError::aws("dynamodb BatchGetItem", e))?;
+            for item in resp
+                .responses()
+                .and_then(|r| r.get(table))
+                .into_iter()
+                .flatten()
+            {
+                let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+                let rev = item
+                    .get("rev")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok());
+                if let (Some(pk), Some(sk), Some(rev)) = (s("pk"), s("sk"), rev) {
+                    out.insert((pk, sk), rev);
+                }
+            }
+            if let Some(left) = resp.unprocessed_keys().and_then(|u| u.get(table)) {
+                pending = left.keys().to_vec();
+            }
+        }
+        Ok(out)
+    }
+
     /// Mission accounting for `ledgers`, 16 queries in flight.
     pub async fn missions(
         &self,

@@ -210,6 +210,22 @@ async fn verifier_counts_lost_extra_stale_and_rejects_in_the_real_stores() {
     assert_eq!(total.lost_revs, 1);
     assert_eq!(total.extra, 2);
 
+    // The drain wait's key lookups agree: a lost one mission, b holds m4 below its last rev, c
+    // expects none. d and e expect 120 each (two BatchGetItem chunks); e's last one is missing.
+    let (d, e) = (format!("{prefix}-d"), format!("{prefix}-e"));
+    let (mut ld, mut le) = (RobotLedger::new(&d), RobotLedger::new(&e));
+    for i in 0..120 {
+        let (md, me) = (ulid_now(), ulid_now());
+        ld.report_flushed(&md, t, 1);
+        le.report_flushed(&me, t, 1);
+        put(&ddb, &table_name, &d, &format!("MISSION#{t}#{md}"), 1).await;
+        if i < 119 {
+            put(&ddb, &table_name, &e, &format!("MISSION#{t}#{me}"), 1).await;
+        }
+    }
+    let stored = v.missions_stored(&[&la, &lb, &lc, &ld, &le]).await.unwrap();
+    assert_eq!(stored, [false, false, true, true, false]);
+
     let (robots, stale) = v.robots(&ledgers).await.unwrap();
     assert_eq!((robots.expected, robots.indexed, robots.stale), (3, 2, 2));
     assert_eq!(
