@@ -295,7 +295,7 @@ impl Verifier {
         let found: HashMap<(String, String), u32> = found.into_iter().flatten().collect();
         let mut complete = vec![true; ledgers.len()];
         for (i, pk, sk, need) in wanted {
-            if !found.get(&(pk, sk)).is_some_and(|rev| *rev >= need) {
+            if found.get(&(pk, sk)).is_none_or(|rev| *rev < need) {
                 complete[i] = false;
             }
         }
