@@ -257,9 +257,9 @@ impl Verifier {
     /// Queries slowed the very writes being waited for. Extra items (duplicates under another
     /// key) aren't visible this way: the final pass counts them with [`Verifier::missions`].
     pub async fn missions_stored(&self, ledgers: &[&RobotLedger]) -> Result<Vec<bool>, SimError> {
-        let Some((client, table)) = &self.ddb else {
+        if self.ddb.is_none() {
             return Ok(vec![true; ledgers.len()]);
-        };
+        }
         // (ledger index, pk, sk, needed rev); uncertain revisions may or may not have landed.
         let wanted: Vec<(usize, String, String, u32)> = ledgers
             .iter()
@@ -279,20 +279,8 @@ impl Verifier {
                     })
             })
             .collect();
-        let found: Vec<HashMap<(String, String), u32>> = futures::stream::iter(wanted.chunks(100))
-            .map(|chunk| async move {
-                let keys: Vec<(String, String)> = chunk
-                    .iter()
-                    .map(|(_, pk, sk, _)| (pk.clone(), sk.clone()))
-                    .collect();
-                self.batch_revs(client, table, keys).await
-            })
-            .buffer_unordered(VERIFY_CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
-        let found: HashMap<(String, String), u32> = found.into_iter().flatten().collect();
+        let keys = wanted.iter().map(|(_, pk, sk, _)| (pk.clone(), sk.clone()));
+        let found = self.stored_revs(keys.collect()).await?;
         let mut complete = vec![true; ledgers.len()];
         for (i, pk, sk, need) in wanted {
             if found.get(&(pk, sk)).is_none_or(|rev| *rev < need) {
@@ -302,12 +290,34 @@ impl Verifier {
         Ok(complete)
     }
 
+    /// `rev` of each stored mission item among `keys` (`(pk, sk)`): consistent BatchGetItems of
+    /// 100 keys, [`VERIFY_CONCURRENCY`] in flight.
+    async fn stored_revs(
+        &self,
+        keys: Vec<(String, String)>,
+    ) -> Result<HashMap<(String, String), u32>, SimError> {
+        let Some((client, table)) = &self.ddb else {
+            return Ok(HashMap::new());
+        };
+        let reads: Vec<_> = keys
+            .chunks(100)
+            .map(|chunk| self.batch_revs(client, table, chunk))
+            .collect();
+        let found: Vec<HashMap<(String, String), u32>> = futures::stream::iter(reads)
+            .buffer_unordered(VERIFY_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
     /// `rev` of each stored item among `keys` (`(pk, sk)`, at most 100), retrying unprocessed keys.
     async fn batch_revs(
         &self,
         client: &aws_sdk_dynamodb::Client,
         table: &str,
-        keys: Vec<(String, String)>,
+        keys: &[(String, String)],
     ) -> Result<HashMap<(String, String), u32>, SimError> {
         use aws_sdk_dynamodb::types::KeysAndAttributes;
         let key_map = |(pk, sk): &(String, String)| {
@@ -595,43 +605,23 @@ impl Verifier {
                 Sample::Mission { .. } => false,
             })
             .collect();
-        let missions: Vec<(usize, String, String, u32)> = probes
+        let keys: Vec<(String, String)> = probes
             .iter()
-            .enumerate()
-            .filter_map(|(i, p)| match p {
-                Sample::Mission { robot, sk, rev, .. } => {
-                    Some((i, robot.clone(), sk.clone(), *rev))
-                }
+            .filter_map(|p| match p {
+                Sample::Mission { robot, sk, .. } => Some((format!("ROBOT#{robot}"), sk.clone())),
                 Sample::Shadow { .. } => None,
             })
             .collect();
-        let found: Vec<(usize, bool)> = futures::stream::iter(missions)
-            .map(|(i, robot, sk, rev)| async move {
-                let stored = self.mission_rev(&robot, &sk).await;
-                (i, stored.is_some_and(|r| r >= rev))
-            })
-            .buffer_unordered(VERIFY_CONCURRENCY)
-            .collect()
-            .await;
-        for (i, visible) in found {
-            seen[i] = visible;
+        if !keys.is_empty() {
+            let revs = self.stored_revs(keys).await.unwrap_or_default();
+            for (seen, p) in seen.iter_mut().zip(probes) {
+                if let Sample::Mission { robot, sk, rev, .. } = p {
+                    let key = (format!("ROBOT#{robot}"), sk.clone());
+                    *seen = revs.get(&key).is_some_and(|r| r >= rev);
+                }
+            }
         }
         seen
-    }
-
-    /// The stored `rev` of one mission item (consistent read), if it is there and readable.
-    async fn mission_rev(&self, robot: &str, sk: &str) -> Option<u32> {
-        let (client, table) = self.ddb.as_ref()?;
-        let out = client
-            .get_item()
-            .table_name(table)
-            .key("pk", AttributeValue::S(format!("ROBOT#{robot}")))
-            .key("sk", AttributeValue::S(sk.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .ok()?;
-        out.item()?.get("rev")?.as_n().ok()?.parse().ok()
     }
 }
 
