@@ -375,11 +375,13 @@ impl MissionReport {
     /// (`2026-11-23T15:00:04Z`) so keys sort by time; sub-second digits are dropped from the key
     /// (the item keeps the full `startedAt`), and the mission id keeps keys unique.
     pub fn sk(&self) -> String {
-        format!(
-            "MISSION#{}#{}",
-            format_key_seconds(self.started_at),
-            self.mission_id
-        )
+        let started = format_key_seconds(self.started_at);
+        let id = self.mission_id.as_str();
+        let mut key = String::with_capacity(9 + started.len() + id.len());
+        for part in ["MISSION#", &started, "#", id] {
+            key.push_str(part);
+        }
+        key
     }
 
     /// The UTC calendar day the mission started.
@@ -654,11 +656,22 @@ pub fn check_partition_key(robot_id: &RobotId, partition_key: &str) -> Result<()
 
 /// `ROBOT#<robotId>`.
 pub fn robot_partition_key(robot_id: &RobotId) -> String {
-    format!("ROBOT#{robot_id}")
+    let mut key = String::with_capacity(6 + robot_id.as_str().len());
+    key.push_str("ROBOT#");
+    key.push_str(robot_id.as_str());
+    key
 }
 
 /// `DAY#<yyyy-mm-dd>#<shard>`.
 pub fn day_partition_key(day: Date, shard: u32) -> String {
+    if (0..=9999).contains(&day.year()) {
+        let mut key = String::with_capacity(26);
+        key.push_str("DAY#");
+        crate::timefmt::push_date(&mut key, day);
+        key.push('#');
+        key.push_str(&shard.to_string());
+        return key;
+    }
     format!(
         "DAY#{:04}-{:02}-{:02}#{shard}",
         day.year(),
@@ -1150,5 +1163,12 @@ mod tests {
     fn day_partition_key_format() {
         let d = Date::from_calendar_date(2026, time::Month::January, 5).unwrap();
         assert_eq!(day_partition_key(d, 3), "DAY#2026-01-05#3");
+        let d = Date::from_calendar_date(7, time::Month::December, 31).unwrap();
+        assert_eq!(
+            day_partition_key(d, 4_000_000_000),
+            "DAY#0007-12-31#4000000000"
+        );
+        let d = Date::from_calendar_date(-1, time::Month::December, 31).unwrap();
+        assert_eq!(day_partition_key(d, 0), "DAY#-001-12-31#0");
     }
 }
