@@ -234,18 +234,24 @@ pub fn mission_item(
     static ERROR_ENTRY: OnceLock<HashMap<String, AttributeValue>> = OnceLock::new();
     let s = AttributeValue::S;
     let n = AttributeValue::N;
-    let started = format_rfc3339(report.started_at);
+    let mut started = format_rfc3339(report.started_at);
+    let (robot, mission) = (report.robot_id.as_str(), report.mission_id.as_str());
+    let mut gsi1sk = String::with_capacity(started.len() + robot.len() + mission.len() + 2);
+    for part in [started.as_str(), "#", robot, "#", mission] {
+        gsi1sk.push_str(part);
+    }
     let mut item = ITEM.get_or_init(|| template(&ITEM_ATTRIBUTES)).clone();
     for (name, value) in item.iter_mut() {
         *value = match name.as_str() {
             attr::PK => s(report.pk()),
             attr::SK => s(report.sk()),
-            "robotId" => s(report.robot_id.as_str().to_owned()),
-            "missionId" => s(report.mission_id.as_str().to_owned()),
+            "robotId" => s(robot.to_owned()),
+            "missionId" => s(mission.to_owned()),
             "schema" => n(report.schema.to_string()),
             attr::REV => n(report.rev.to_string()),
             "status" => s(report.status.as_str().to_owned()),
-            "startedAt" => s(started.clone()),
+            // Each attribute name occurs once: the strings built above are moved in.
+            "startedAt" => s(std::mem::take(&mut started)),
             "endedAt" => match report.ended_at {
                 Some(ended) => s(format_rfc3339(ended)),
                 None => continue, // removed below
@@ -274,15 +280,7 @@ pub fn mission_item(
                 AttributeValue::L(errors)
             }
             attr::GSI1_PK => s(report.day_shard_key(day_shards)),
-            attr::GSI1_SK => {
-                let (robot, mission) = (report.robot_id.as_str(), report.mission_id.as_str());
-                let mut key =
-                    String::with_capacity(started.len() + robot.len() + mission.len() + 2);
-                for part in [started.as_str(), "#", robot, "#", mission] {
-                    key.push_str(part);
-                }
-                s(key)
-            }
+            attr::GSI1_SK => s(std::mem::take(&mut gsi1sk)),
             attr::EXPIRES_AT => {
                 let base = report.ended_at.unwrap_or(report.started_at);
                 n((base.unix_timestamp() + i64::from(ttl_days) * 86_400).to_string())

@@ -4,6 +4,8 @@
 //! false` in the schema). The payload carries a `schema` number, so a new field comes with a new
 //! schema number, and a typo such as `endAt` is caught instead of silently dropping `endedAt`.
 
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use time::{Date, OffsetDateTime};
@@ -11,7 +13,7 @@ use time::{Date, OffsetDateTime};
 use crate::error::{DecodeError, ValidationError};
 use crate::ids::{MissionId, RobotId};
 use crate::json::{Fields, as_f64_min, as_int, as_str, as_timestamp};
-use crate::timefmt::{format_key_seconds, rfc3339_utc};
+use crate::timefmt::{push_date, push_key_seconds, rfc3339_utc};
 
 /// The only mission report schema this crate understands.
 pub const MISSION_SCHEMA_VERSION: u32 = 1;
@@ -375,12 +377,12 @@ impl MissionReport {
     /// (`2026-11-23T15:00:04Z`) so keys sort by time; sub-second digits are dropped from the key
     /// (the item keeps the full `startedAt`), and the mission id keeps keys unique.
     pub fn sk(&self) -> String {
-        let started = format_key_seconds(self.started_at);
         let id = self.mission_id.as_str();
-        let mut key = String::with_capacity(9 + started.len() + id.len());
-        for part in ["MISSION#", &started, "#", id] {
-            key.push_str(part);
-        }
+        let mut key = String::with_capacity(29 + id.len());
+        key.push_str("MISSION#");
+        push_key_seconds(&mut key, self.started_at);
+        key.push('#');
+        key.push_str(id);
         key
     }
 
@@ -664,20 +666,12 @@ pub fn robot_partition_key(robot_id: &RobotId) -> String {
 
 /// `DAY#<yyyy-mm-dd>#<shard>`.
 pub fn day_partition_key(day: Date, shard: u32) -> String {
-    if (0..=9999).contains(&day.year()) {
-        let mut key = String::with_capacity(26);
-        key.push_str("DAY#");
-        crate::timefmt::push_date(&mut key, day);
-        key.push('#');
-        key.push_str(&shard.to_string());
-        return key;
-    }
-    format!(
-        "DAY#{:04}-{:02}-{:02}#{shard}",
-        day.year(),
-        u8::from(day.month()),
-        day.day()
-    )
+    let mut key = String::with_capacity(26);
+    key.push_str("DAY#");
+    push_date(&mut key, day);
+    key.push('#');
+    let _ = write!(key, "{shard}");
+    key
 }
 
 /// The day shard of a robot: 64-bit FNV-1a of the robot id, modulo `shards` (0 counts as 1).
