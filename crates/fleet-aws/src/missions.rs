@@ -6,6 +6,7 @@
 //! still failing when the invocation's budget runs out goes back to Lambda as an item failure.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata as _, SdkError};
@@ -188,59 +189,115 @@ where
     }
 }
 
+/// The attributes of a mission item (those in [`attr`] and the report's fields).
+const ITEM_ATTRIBUTES: [&str; 18] = [
+    attr::PK,
+    attr::SK,
+    "robotId",
+    "missionId",
+    "schema",
+    attr::REV,
+    "status",
+    "startedAt",
+    "endedAt",
+    "areaM2",
+    "durationS",
+    "batteryStart",
+    "batteryEnd",
+    "errors",
+    attr::GSI1_PK,
+    attr::GSI1_SK,
+    attr::EXPIRES_AT,
+    "ingestedAt",
+];
+
+/// A map holding `keys`, every value a placeholder. Items are clones of these: cloning a map
+/// copies its table as it is, so the keys are neither hashed nor inserted again per item (an
+/// item has about 18 attributes plus a two-key map per error entry).
+fn template(keys: &[&str]) -> HashMap<String, AttributeValue> {
+    keys.iter()
+        .map(|k| ((*k).to_owned(), AttributeValue::Null(true)))
+        .collect()
+}
+
 /// The item written for a report. Pure, so the layout is unit-tested.
+///
+/// `endedAt` is present when the report has one, `errors` (a list of `{code, at}` maps) when
+/// it is not empty, `expiresAt` when `ttl_days > 0`.
 pub fn mission_item(
     report: &MissionReport,
     ttl_days: u32,
     day_shards: u32,
     now: OffsetDateTime,
 ) -> HashMap<String, AttributeValue> {
-    let s = |v: String| AttributeValue::S(v);
-    let n = |v: String| AttributeValue::N(v);
-    let started = format_rfc3339(report.started_at);
-    let mut item = HashMap::with_capacity(20);
-    item.insert(attr::PK.into(), s(report.pk()));
-    item.insert(attr::SK.into(), s(report.sk()));
-    item.insert("robotId".into(), s(report.robot_id.as_str().into()));
-    item.insert("missionId".into(), s(report.mission_id.as_str().into()));
-    item.insert("schema".into(), n(report.schema.to_string()));
-    item.insert(attr::REV.into(), n(report.rev.to_string()));
-    item.insert("status".into(), s(report.status.as_str().into()));
-    item.insert("startedAt".into(), s(started.clone()));
-    if let Some(ended) = report.ended_at {
-        item.insert("endedAt".into(), s(format_rfc3339(ended)));
+    static ITEM: OnceLock<HashMap<String, AttributeValue>> = OnceLock::new();
+    static ERROR_ENTRY: OnceLock<HashMap<String, AttributeValue>> = OnceLock::new();
+    let s = AttributeValue::S;
+    let n = AttributeValue::N;
+    let mut started = format_rfc3339(report.started_at);
+    let (robot, mission) = (report.robot_id.as_str(), report.mission_id.as_str());
+    let mut gsi1sk = String::with_capacity(started.len() + robot.len() + mission.len() + 2);
+    for part in [started.as_str(), "#", robot, "#", mission] {
+        gsi1sk.push_str(part);
     }
-    item.insert("areaM2".into(), n(report.area_m2.to_string()));
-    item.insert("durationS".into(), n(report.duration_s.to_string()));
-    item.insert("batteryStart".into(), n(report.battery.start.to_string()));
-    item.insert("batteryEnd".into(), n(report.battery.end.to_string()));
-    if !report.errors.is_empty() {
-        let errors = report
-            .errors
-            .iter()
-            .map(|e| {
-                AttributeValue::M(HashMap::from([
-                    ("code".to_string(), s(e.code.clone())),
-                    ("at".to_string(), s(format_rfc3339(e.at))),
-                ]))
-            })
-            .collect();
-        item.insert("errors".into(), AttributeValue::L(errors));
+    let mut item = ITEM.get_or_init(|| template(&ITEM_ATTRIBUTES)).clone();
+    for (name, value) in item.iter_mut() {
+        *value = match name.as_str() {
+            attr::PK => s(report.pk()),
+            attr::SK => s(report.sk()),
+            "robotId" => s(robot.to_owned()),
+            "missionId" => s(mission.to_owned()),
+            "schema" => n(report.schema.to_string()),
+            attr::REV => n(report.rev.to_string()),
+            "status" => s(report.status.as_str().to_owned()),
+            // Each attribute name occurs once: the strings built above are moved in.
+            "startedAt" => s(std::mem::take(&mut started)),
+            "endedAt" => match report.ended_at {
+                Some(ended) => s(format_rfc3339(ended)),
+                None => continue, // removed below
+            },
+            "areaM2" => n(report.area_m2.to_string()),
+            "durationS" => n(report.duration_s.to_string()),
+            "batteryStart" => n(report.battery.start.to_string()),
+            "batteryEnd" => n(report.battery.end.to_string()),
+            "errors" => {
+                let entry = ERROR_ENTRY.get_or_init(|| template(&["code", "at"]));
+                let errors = report
+                    .errors
+                    .iter()
+                    .map(|e| {
+                        let mut map = entry.clone();
+                        for (name, value) in map.iter_mut() {
+                            *value = if name == "code" {
+                                s(e.code.clone())
+                            } else {
+                                s(format_rfc3339(e.at))
+                            };
+                        }
+                        AttributeValue::M(map)
+                    })
+                    .collect();
+                AttributeValue::L(errors)
+            }
+            attr::GSI1_PK => s(report.day_shard_key(day_shards)),
+            attr::GSI1_SK => s(std::mem::take(&mut gsi1sk)),
+            attr::EXPIRES_AT => {
+                let base = report.ended_at.unwrap_or(report.started_at);
+                n((base.unix_timestamp() + i64::from(ttl_days) * 86_400).to_string())
+            }
+            "ingestedAt" => s(format_rfc3339(now)),
+            _ => continue,
+        };
     }
-    item.insert(attr::GSI1_PK.into(), s(report.day_shard_key(day_shards)));
-    item.insert(
-        attr::GSI1_SK.into(),
-        s(format!(
-            "{started}#{}#{}",
-            report.robot_id, report.mission_id
-        )),
-    );
-    if ttl_days > 0 {
-        let base = report.ended_at.unwrap_or(report.started_at);
-        let expires = base.unix_timestamp() + i64::from(ttl_days) * 86_400;
-        item.insert(attr::EXPIRES_AT.into(), n(expires.to_string()));
+    if report.ended_at.is_none() {
+        item.remove("endedAt");
     }
-    item.insert("ingestedAt".into(), s(format_rfc3339(now)));
+    if report.errors.is_empty() {
+        item.remove("errors");
+    }
+    if ttl_days == 0 {
+        item.remove(attr::EXPIRES_AT);
+    }
     item
 }
 
@@ -285,6 +342,92 @@ mod tests {
             AttributeValue::N((ended + 30 * 86_400).to_string())
         );
         assert_eq!(item["errors"].as_l().unwrap().len(), 1);
+    }
+
+    /// The item layout written plainly, one insert per attribute: `mission_item` builds the
+    /// same map from templates.
+    fn reference_item(
+        report: &MissionReport,
+        ttl_days: u32,
+        day_shards: u32,
+        now: OffsetDateTime,
+    ) -> HashMap<String, AttributeValue> {
+        let s = |v: String| AttributeValue::S(v);
+        let n = |v: String| AttributeValue::N(v);
+        let started = format_rfc3339(report.started_at);
+        let mut item = HashMap::new();
+        item.insert("pk".into(), s(report.pk()));
+        item.insert("sk".into(), s(report.sk()));
+        item.insert("robotId".into(), s(report.robot_id.as_str().into()));
+        item.insert("missionId".into(), s(report.mission_id.as_str().into()));
+        item.insert("schema".into(), n(report.schema.to_string()));
+        item.insert("rev".into(), n(report.rev.to_string()));
+        item.insert("status".into(), s(report.status.as_str().into()));
+        item.insert("startedAt".into(), s(started.clone()));
+        if let Some(ended) = report.ended_at {
+            item.insert("endedAt".into(), s(format_rfc3339(ended)));
+        }
+        item.insert("areaM2".into(), n(report.area_m2.to_string()));
+        item.insert("durationS".into(), n(report.duration_s.to_string()));
+        item.insert("batteryStart".into(), n(report.battery.start.to_string()));
+        item.insert("batteryEnd".into(), n(report.battery.end.to_string()));
+        if !report.errors.is_empty() {
+            let errors = report
+                .errors
+                .iter()
+                .map(|e| {
+                    AttributeValue::M(HashMap::from([
+                        ("code".to_string(), s(e.code.clone())),
+                        ("at".to_string(), s(format_rfc3339(e.at))),
+                    ]))
+                })
+                .collect();
+            item.insert("errors".into(), AttributeValue::L(errors));
+        }
+        item.insert("gsi1pk".into(), s(report.day_shard_key(day_shards)));
+        item.insert(
+            "gsi1sk".into(),
+            s(format!(
+                "{started}#{}#{}",
+                report.robot_id, report.mission_id
+            )),
+        );
+        if ttl_days > 0 {
+            let base = report.ended_at.unwrap_or(report.started_at);
+            let expires = base.unix_timestamp() + i64::from(ttl_days) * 86_400;
+            item.insert("expiresAt".into(), n(expires.to_string()));
+        }
+        item.insert("ingestedAt".into(), s(format_rfc3339(now)));
+        item
+    }
+
+    #[test]
+    fn item_matches_the_plain_layout() {
+        let running = MissionReport::from_json(
+            br#"{"schema":1,"robotId":"rb-7","missionId":"01JD3Z8X6Y7ZQ4W5V6T7S8R9PQ","rev":1,
+            "status":"running","startedAt":"2026-11-23T23:30:00.125-02:00","areaM2":0,
+            "durationS":0,"battery":{"start":90,"end":80}}"#,
+        )
+        .unwrap();
+        let mut many = report(3);
+        many.errors = (0..20)
+            .map(|i| fleet_core::MissionError {
+                code: format!("code-{i}"),
+                at: many.started_at + time::Duration::milliseconds(i * 1_250),
+            })
+            .collect();
+        let now =
+            OffsetDateTime::UNIX_EPOCH + time::Duration::nanoseconds(1_732_374_000_123_456_789);
+        for r in [report(1), report(2), running, many] {
+            for ttl in [0, 30, 365] {
+                for shards in [1, 8] {
+                    assert_eq!(
+                        mission_item(&r, ttl, shards, now),
+                        reference_item(&r, ttl, shards, now)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

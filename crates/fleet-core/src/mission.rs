@@ -4,6 +4,8 @@
 //! false` in the schema). The payload carries a `schema` number, so a new field comes with a new
 //! schema number, and a typo such as `endAt` is caught instead of silently dropping `endedAt`.
 
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use time::{Date, OffsetDateTime};
@@ -11,7 +13,7 @@ use time::{Date, OffsetDateTime};
 use crate::error::{DecodeError, ValidationError};
 use crate::ids::{MissionId, RobotId};
 use crate::json::{Fields, as_f64_min, as_int, as_str, as_timestamp};
-use crate::timefmt::{format_key_seconds, rfc3339_utc};
+use crate::timefmt::{push_date, push_key_seconds, rfc3339_utc};
 
 /// The only mission report schema this crate understands.
 pub const MISSION_SCHEMA_VERSION: u32 = 1;
@@ -159,6 +161,19 @@ impl<'de> Deserialize<'de> for MissionReport {
 impl MissionReport {
     /// Parses and validates one mission report payload (the bytes of one stream record).
     pub fn from_json(bytes: &[u8]) -> Result<MissionReport, DecodeError> {
+        check_size(bytes)?;
+        if let Some(report) = fast::report(bytes) {
+            return Ok(report);
+        }
+        // Off the fast path: the field-by-field walk accepts the rest of the contract (`rev:
+        // 3.0`, escaped strings, …) and names the field of anything it refuses.
+        MissionReport::from_json_walk(bytes)
+    }
+
+    /// [`MissionReport::from_json`] without the typed fast path: parses into a `Value` and walks
+    /// it. The reference the fast path is tested against.
+    #[doc(hidden)]
+    pub fn from_json_walk(bytes: &[u8]) -> Result<MissionReport, DecodeError> {
         check_size(bytes)?;
         let v: Value = serde_json::from_slice(bytes).map_err(DecodeError::Json)?;
         MissionReport::from_value(&v)
@@ -362,11 +377,13 @@ impl MissionReport {
     /// (`2026-11-23T15:00:04Z`) so keys sort by time; sub-second digits are dropped from the key
     /// (the item keeps the full `startedAt`), and the mission id keeps keys unique.
     pub fn sk(&self) -> String {
-        format!(
-            "MISSION#{}#{}",
-            format_key_seconds(self.started_at),
-            self.mission_id
-        )
+        let id = self.mission_id.as_str();
+        let mut key = String::with_capacity(29 + id.len());
+        key.push_str("MISSION#");
+        push_key_seconds(&mut key, self.started_at);
+        key.push('#');
+        key.push_str(id);
+        key
     }
 
     /// The UTC calendar day the mission started.
@@ -402,6 +419,219 @@ fn error_entry_fast(item: &Value) -> Option<MissionError> {
     })
 }
 
+/// The typed fast path of [`MissionReport::from_json`]: one pass over the bytes with borrowed
+/// strings, straight into a [`MissionReport`]. It accepts a strict subset of what the
+/// `Value`-based walk accepts and builds the same value for it; anything else (an unknown or
+/// repeated field, a wrong type, a value out of range, an escaped key or id, `rev: 3.0`, …)
+/// returns `None`, and the caller runs the walk, which names the field and the problem.
+mod fast {
+    use std::fmt;
+
+    use serde::de::{self, Deserializer as _, MapAccess, SeqAccess, Visitor};
+    use time::OffsetDateTime;
+
+    use super::{Battery, MAX_MISSION_ERRORS, MissionError, MissionReport, MissionStatus};
+    use crate::ids::{MissionId, RobotId};
+    use crate::timefmt::parse_rfc3339;
+
+    /// Why the fast path gave up; never shown (the walk produces the real error).
+    fn bail<E: de::Error>() -> E {
+        E::custom("not on the fast path")
+    }
+
+    pub(super) fn report(bytes: &[u8]) -> Option<MissionReport> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let report = (&mut de).deserialize_map(ReportVisitor).ok()?;
+        de.end().ok()?;
+        Some(report)
+    }
+
+    fn timestamp<E: de::Error>(s: &str) -> Result<OffsetDateTime, E> {
+        parse_rfc3339(s).map_err(|_| bail())
+    }
+
+    /// Sets `slot` once; a repeated key gives up (the walk keeps the last one).
+    fn once<T, E: de::Error>(slot: &mut Option<T>, value: T) -> Result<(), E> {
+        if slot.replace(value).is_some() {
+            return Err(bail());
+        }
+        Ok(())
+    }
+
+    struct ReportVisitor;
+
+    impl<'de> Visitor<'de> for ReportVisitor {
+        type Value = MissionReport;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a mission report object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MissionReport, A::Error> {
+            let mut schema: Option<u32> = None;
+            let mut robot_id: Option<RobotId> = None;
+            let mut mission_id: Option<MissionId> = None;
+            let mut rev: Option<u32> = None;
+            let mut status: Option<MissionStatus> = None;
+            let mut started_at: Option<OffsetDateTime> = None;
+            let mut ended_at: Option<OffsetDateTime> = None;
+            let mut area_m2: Option<f64> = None;
+            let mut duration_s: Option<u32> = None;
+            let mut battery: Option<Battery> = None;
+            let mut errors: Option<Vec<MissionError>> = None;
+            while let Some(key) = map.next_key::<&'de str>()? {
+                match key {
+                    "schema" => once(&mut schema, map.next_value()?)?,
+                    "robotId" => {
+                        let s: &str = map.next_value()?;
+                        once(
+                            &mut robot_id,
+                            RobotId::parse_at("robotId", s).map_err(|_| bail())?,
+                        )?
+                    }
+                    "missionId" => {
+                        let s: &str = map.next_value()?;
+                        once(
+                            &mut mission_id,
+                            MissionId::parse_at("missionId", s).map_err(|_| bail())?,
+                        )?
+                    }
+                    "rev" => once(&mut rev, map.next_value()?)?,
+                    "status" => {
+                        let s: &str = map.next_value()?;
+                        once(&mut status, MissionStatus::parse(s).ok_or_else(bail)?)?
+                    }
+                    "startedAt" => once(&mut started_at, timestamp(map.next_value()?)?)?,
+                    "endedAt" => once(&mut ended_at, timestamp(map.next_value()?)?)?,
+                    "areaM2" => once(&mut area_m2, map.next_value()?)?,
+                    "durationS" => once(&mut duration_s, map.next_value()?)?,
+                    "battery" => once(&mut battery, map.next_value::<FastBattery>()?.0)?,
+                    "errors" => once(&mut errors, map.next_value::<FastErrors>()?.0)?,
+                    // An unknown field: the walk names it.
+                    _ => return Err(bail()),
+                }
+            }
+            let report = MissionReport {
+                schema: schema.ok_or_else(bail)?,
+                robot_id: robot_id.ok_or_else(bail)?,
+                mission_id: mission_id.ok_or_else(bail)?,
+                rev: rev.ok_or_else(bail)?,
+                status: status.ok_or_else(bail)?,
+                started_at: started_at.ok_or_else(bail)?,
+                ended_at,
+                area_m2: area_m2.ok_or_else(bail)?,
+                duration_s: duration_s.ok_or_else(bail)?,
+                battery: battery.ok_or_else(bail)?,
+                errors: errors.unwrap_or_default(),
+            };
+            // The remaining rules (schema number, rev >= 1, area >= 0, code lengths, status and
+            // endedAt, endedAt after startedAt, …); a breach goes to the walk for its message.
+            report.validate().map_err(|_| bail())?;
+            Ok(report)
+        }
+    }
+
+    /// `{start, end}`, each an integer in 0..=100, nothing else.
+    struct FastBattery(Battery);
+
+    impl<'de> de::Deserialize<'de> for FastBattery {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(BatteryVisitor)
+        }
+    }
+
+    struct BatteryVisitor;
+
+    impl<'de> Visitor<'de> for BatteryVisitor {
+        type Value = FastBattery;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a battery object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FastBattery, A::Error> {
+            let (mut start, mut end): (Option<u8>, Option<u8>) = (None, None);
+            while let Some(key) = map.next_key::<&'de str>()? {
+                match key {
+                    "start" => once(&mut start, map.next_value()?)?,
+                    "end" => once(&mut end, map.next_value()?)?,
+                    _ => return Err(bail()),
+                }
+            }
+            let pct = |p: Option<u8>| p.filter(|p| *p <= 100).ok_or_else(bail::<A::Error>);
+            Ok(FastBattery(Battery {
+                start: pct(start)?,
+                end: pct(end)?,
+            }))
+        }
+    }
+
+    /// The `errors` array: at most [`MAX_MISSION_ERRORS`] entries of exactly `{code, at}`.
+    struct FastErrors(Vec<MissionError>);
+
+    impl<'de> de::Deserialize<'de> for FastErrors {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_seq(ErrorsVisitor)
+        }
+    }
+
+    struct ErrorsVisitor;
+
+    impl<'de> Visitor<'de> for ErrorsVisitor {
+        type Value = FastErrors;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an errors array")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FastErrors, A::Error> {
+            let mut errors = Vec::with_capacity(16);
+            while let Some(entry) = seq.next_element::<FastEntry>()? {
+                if errors.len() == MAX_MISSION_ERRORS {
+                    return Err(bail());
+                }
+                errors.push(entry.0);
+            }
+            Ok(FastErrors(errors))
+        }
+    }
+
+    struct FastEntry(MissionError);
+
+    impl<'de> de::Deserialize<'de> for FastEntry {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(EntryVisitor)
+        }
+    }
+
+    struct EntryVisitor;
+
+    impl<'de> Visitor<'de> for EntryVisitor {
+        type Value = FastEntry;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an error entry")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FastEntry, A::Error> {
+            let (mut code, mut at): (Option<&'de str>, Option<OffsetDateTime>) = (None, None);
+            while let Some(key) = map.next_key::<&'de str>()? {
+                match key {
+                    "code" => once(&mut code, map.next_value()?)?,
+                    "at" => once(&mut at, timestamp(map.next_value()?)?)?,
+                    _ => return Err(bail()),
+                }
+            }
+            // The code's length is checked by `validate`.
+            Ok(FastEntry(MissionError {
+                code: code.ok_or_else(bail)?.to_owned(),
+                at: at.ok_or_else(bail)?,
+            }))
+        }
+    }
+}
+
 /// Refuses payloads over [`crate::MAX_PAYLOAD_BYTES`].
 pub(crate) fn check_size(bytes: &[u8]) -> Result<(), DecodeError> {
     if bytes.len() > crate::MAX_PAYLOAD_BYTES {
@@ -428,17 +658,20 @@ pub fn check_partition_key(robot_id: &RobotId, partition_key: &str) -> Result<()
 
 /// `ROBOT#<robotId>`.
 pub fn robot_partition_key(robot_id: &RobotId) -> String {
-    format!("ROBOT#{robot_id}")
+    let mut key = String::with_capacity(6 + robot_id.as_str().len());
+    key.push_str("ROBOT#");
+    key.push_str(robot_id.as_str());
+    key
 }
 
 /// `DAY#<yyyy-mm-dd>#<shard>`.
 pub fn day_partition_key(day: Date, shard: u32) -> String {
-    format!(
-        "DAY#{:04}-{:02}-{:02}#{shard}",
-        day.year(),
-        u8::from(day.month()),
-        day.day()
-    )
+    let mut key = String::with_capacity(26);
+    key.push_str("DAY#");
+    push_date(&mut key, day);
+    key.push('#');
+    let _ = write!(key, "{shard}");
+    key
 }
 
 /// The day shard of a robot: 64-bit FNV-1a of the robot id, modulo `shards` (0 counts as 1).
@@ -505,6 +738,28 @@ mod tests {
         );
         assert_eq!(r.errors.len(), 1);
         assert_eq!(r.duration_s, 2466);
+    }
+
+    #[test]
+    fn the_fast_path_takes_well_formed_reports() {
+        for v in [
+            valid(),
+            json!({
+                "schema": 1, "robotId": "rb-1", "missionId": "01JD3Z8Q6M9X4V2K7T5R3N1PZA",
+                "rev": 1, "status": "running", "startedAt": "2026-11-23T17:00:04.5+02:00",
+                "areaM2": 0, "durationS": 0, "battery": { "end": 0, "start": 0 }
+            }),
+        ] {
+            let bytes = serde_json::to_vec_pretty(&v).unwrap();
+            let fast = fast::report(&bytes).expect("on the fast path");
+            assert_eq!(fast, MissionReport::from_json_walk(&bytes).unwrap());
+        }
+        // What it does not take goes to the walk, which accepts this one.
+        let mut v = valid();
+        v["rev"] = json!(2.0);
+        let bytes = serde_json::to_vec(&v).unwrap();
+        assert!(fast::report(&bytes).is_none());
+        assert_eq!(MissionReport::from_json(&bytes).unwrap().rev, 2);
     }
 
     #[test]
@@ -902,5 +1157,12 @@ mod tests {
     fn day_partition_key_format() {
         let d = Date::from_calendar_date(2026, time::Month::January, 5).unwrap();
         assert_eq!(day_partition_key(d, 3), "DAY#2026-01-05#3");
+        let d = Date::from_calendar_date(7, time::Month::December, 31).unwrap();
+        assert_eq!(
+            day_partition_key(d, 4_000_000_000),
+            "DAY#0007-12-31#4000000000"
+        );
+        let d = Date::from_calendar_date(-1, time::Month::December, 31).unwrap();
+        assert_eq!(day_partition_key(d, 0), "DAY#-001-12-31#0");
     }
 }

@@ -324,6 +324,23 @@ impl ShadowRecord {
     /// a presence event; one with `current` is a documents message.
     pub fn from_json(bytes: &[u8]) -> Result<ShadowRecord, DecodeError> {
         check_size(bytes)?;
+        let keep = fast::Keep {
+            previous: true,
+            metadata: true,
+        };
+        if let Some(docs) = fast::documents(bytes, keep) {
+            return Ok(ShadowRecord::Documents(docs));
+        }
+        // Off the fast path (presence events, escaped keys, `version: 5.0`, …): the
+        // field-by-field walk, which also names the field of anything it refuses.
+        ShadowRecord::from_json_walk(bytes)
+    }
+
+    /// [`ShadowRecord::from_json`] without the typed fast path: parses into a `Value` and walks
+    /// it. The reference the fast path is tested against.
+    #[doc(hidden)]
+    pub fn from_json_walk(bytes: &[u8]) -> Result<ShadowRecord, DecodeError> {
+        check_size(bytes)?;
         let v: Value = serde_json::from_slice(bytes).map_err(DecodeError::Json)?;
         ShadowRecord::from_value(&v)
     }
@@ -331,6 +348,33 @@ impl ShadowRecord {
     /// [`ShadowRecord::from_json`], then checks that the record's robot is the partition key.
     pub fn from_record(bytes: &[u8], partition_key: &str) -> Result<ShadowRecord, DecodeError> {
         let record = ShadowRecord::from_json(bytes)?;
+        check_partition_key(record.robot_id(), partition_key)?;
+        Ok(record)
+    }
+
+    /// [`ShadowRecord::from_record`] for a consumer of the current state only (the indexer):
+    /// `previous` and `current.metadata` are validated as usual but come back as `None`, and on
+    /// the fast path they are never built.
+    pub fn from_record_current(
+        bytes: &[u8],
+        partition_key: &str,
+    ) -> Result<ShadowRecord, DecodeError> {
+        check_size(bytes)?;
+        let keep = fast::Keep {
+            previous: false,
+            metadata: false,
+        };
+        let record = match fast::documents(bytes, keep) {
+            Some(docs) => ShadowRecord::Documents(docs),
+            None => {
+                let mut record = ShadowRecord::from_json_walk(bytes)?;
+                if let ShadowRecord::Documents(d) = &mut record {
+                    d.previous = None;
+                    d.current.metadata = None;
+                }
+                record
+            }
+        };
         check_partition_key(record.robot_id(), partition_key)?;
         Ok(record)
     }
@@ -451,6 +495,332 @@ impl ShadowRecord {
     }
 }
 
+/// The typed fast path of the shadow decoders, for documents messages: one pass over the bytes
+/// with borrowed strings. Only the sections asked for are built as `Value`s (the indexer needs
+/// `current.state`, not `previous` or `metadata`); the rest is still parsed and checked exactly
+/// as the `Value` parser would (same number, string and nesting rules), without allocating.
+/// It accepts a strict subset of what the `Value`-based walk accepts and builds the same value
+/// for it; anything else (a presence event, a repeated or escaped key, a wrong type, a value
+/// out of range, …) returns `None`, and the caller runs the walk, which names the field and the
+/// problem.
+mod fast {
+    use std::fmt;
+
+    use serde::Deserialize as _;
+    use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
+    use serde_json::Value;
+
+    use super::{MAX_JSON_INTEGER, MAX_SHADOW_TIMESTAMP, ShadowDoc, ShadowDocuments, ShadowState};
+    use crate::ids::{RobotId, validate_shadow_name};
+
+    /// Why the fast path gave up; never shown (the walk produces the real error).
+    fn bail<E: de::Error>() -> E {
+        E::custom("not on the fast path")
+    }
+
+    /// Sets `slot` once; a repeated key gives up (the walk keeps the last one).
+    fn once<T, E: de::Error>(slot: &mut Option<T>, value: T) -> Result<(), E> {
+        if slot.replace(value).is_some() {
+            return Err(bail());
+        }
+        Ok(())
+    }
+
+    /// Which parts of a documents message to build.
+    #[derive(Clone, Copy)]
+    pub(super) struct Keep {
+        /// `previous` (as a whole).
+        pub(super) previous: bool,
+        /// `current.metadata` (and `previous.metadata` when `previous` is kept).
+        pub(super) metadata: bool,
+    }
+
+    pub(super) fn documents(bytes: &[u8], keep: Keep) -> Option<ShadowDocuments> {
+        // The `Value` parser refuses invalid UTF-8 anywhere, also in the parts skipped here.
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let docs = (&mut de).deserialize_map(DocumentsVisitor { keep }).ok()?;
+        de.end().ok()?;
+        Some(docs)
+    }
+
+    struct DocumentsVisitor {
+        keep: Keep,
+    }
+
+    impl<'de> Visitor<'de> for DocumentsVisitor {
+        type Value = ShadowDocuments;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a shadow documents object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ShadowDocuments, A::Error> {
+            let keep = self.keep;
+            let mut current: Option<ShadowDoc> = None;
+            let mut previous: Option<Option<ShadowDoc>> = None;
+            let mut timestamp: Option<u64> = None;
+            let mut client_token: Option<Option<&'de str>> = None;
+            let mut thing_name: Option<RobotId> = None;
+            let mut shadow_name: Option<Option<&'de str>> = None;
+            while let Some(key) = map.next_key::<&'de str>()? {
+                match key {
+                    // A presence event: the walk decides.
+                    "eventType" => return Err(bail()),
+                    "current" => once(
+                        &mut current,
+                        map.next_value_seed(DocSeed {
+                            state: true,
+                            metadata: keep.metadata,
+                        })?
+                        .ok_or_else(bail)?,
+                    )?,
+                    "previous" => {
+                        let seed = DocSeed {
+                            state: keep.previous,
+                            metadata: keep.previous && keep.metadata,
+                        };
+                        let doc = map.next_value_seed(seed)?;
+                        once(&mut previous, if keep.previous { doc } else { None })?
+                    }
+                    "timestamp" => once(&mut timestamp, map.next_value()?)?,
+                    "clientToken" => once(&mut client_token, map.next_value()?)?,
+                    "thingName" => {
+                        let s: &str = map.next_value()?;
+                        let id = RobotId::parse_at("thingName", s).map_err(|_| bail())?;
+                        once(&mut thing_name, id)?
+                    }
+                    "shadowName" => once(&mut shadow_name, map.next_value()?)?,
+                    // Fields AWS may add: accepted, but still well-formed JSON.
+                    _ => {
+                        map.next_value::<Skip>()?;
+                    }
+                }
+            }
+            let timestamp = timestamp
+                .filter(|t| *t < MAX_SHADOW_TIMESTAMP as u64)
+                .ok_or_else(bail)?;
+            let shadow_name = shadow_name.flatten();
+            if let Some(name) = shadow_name {
+                validate_shadow_name("shadowName", name).map_err(|_| bail())?;
+            }
+            Ok(ShadowDocuments {
+                previous: previous.flatten(),
+                current: current.ok_or_else(bail)?,
+                timestamp: timestamp as i64,
+                client_token: client_token.flatten().map(str::to_owned),
+                thing_name: thing_name.ok_or_else(bail)?,
+                shadow_name: shadow_name.map(str::to_owned),
+            })
+        }
+    }
+
+    /// A `current` or `previous` document (`null` gives `None`); builds its state sections and
+    /// metadata only when asked, and checks them either way.
+    #[derive(Clone, Copy)]
+    struct DocSeed {
+        state: bool,
+        metadata: bool,
+    }
+
+    impl<'de> DeserializeSeed<'de> for DocSeed {
+        type Value = Option<ShadowDoc>;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_option(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for DocSeed {
+        type Value = Option<ShadowDoc>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a shadow document object or null")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut version: Option<u64> = None;
+            let mut state: Option<ShadowState> = None;
+            let mut metadata: Option<Option<Value>> = None;
+            while let Some(key) = map.next_key::<&'de str>()? {
+                match key {
+                    "version" => once(&mut version, map.next_value()?)?,
+                    "state" => {
+                        let s = map.next_value_seed(StateSeed { keep: self.state })?;
+                        once(&mut state, s.unwrap_or_default())?
+                    }
+                    "metadata" => {
+                        let m = map.next_value_seed(ObjectSeed {
+                            keep: self.metadata,
+                        })?;
+                        once(&mut metadata, m)?
+                    }
+                    _ => {
+                        map.next_value::<Skip>()?;
+                    }
+                }
+            }
+            Ok(Some(ShadowDoc {
+                state: state.unwrap_or_default(),
+                metadata: metadata.flatten(),
+                version: version
+                    .filter(|v| *v <= MAX_JSON_INTEGER)
+                    .ok_or_else(bail)?,
+            }))
+        }
+    }
+
+    /// `state`: `null` or an object whose `desired`, `reported` and `delta` are objects or null.
+    struct StateSeed {
+        keep: bool,
+    }
+
+    impl<'de> DeserializeSeed<'de> for StateSeed {
+        type Value = Option<ShadowState>;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_option(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for StateSeed {
+        type Value = Option<ShadowState>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a shadow state object or null")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let (mut desired, mut reported, mut delta) = (None, None, None);
+            let seed = ObjectSeed { keep: self.keep };
+            while let Some(key) = map.next_key::<&'de str>()? {
+                match key {
+                    "desired" => once(&mut desired, map.next_value_seed(seed)?)?,
+                    "reported" => once(&mut reported, map.next_value_seed(seed)?)?,
+                    "delta" => once(&mut delta, map.next_value_seed(seed)?)?,
+                    _ => {
+                        map.next_value::<Skip>()?;
+                    }
+                }
+            }
+            Ok(Some(ShadowState {
+                desired: desired.flatten(),
+                reported: reported.flatten(),
+                delta: delta.flatten(),
+            }))
+        }
+    }
+
+    /// A JSON object (built as a `Value` when `keep`) or `null` (`None`); anything else gives up.
+    #[derive(Clone, Copy)]
+    struct ObjectSeed {
+        keep: bool,
+    }
+
+    impl<'de> DeserializeSeed<'de> for ObjectSeed {
+        type Value = Option<Value>;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            if self.keep {
+                match Value::deserialize(d)? {
+                    Value::Null => Ok(None),
+                    v @ Value::Object(_) => Ok(Some(v)),
+                    _ => Err(bail()),
+                }
+            } else {
+                match Skip::deserialize(d)?.0 {
+                    Kind::Null => Ok(None),
+                    Kind::Object => Ok(None),
+                    Kind::Other => Err(bail()),
+                }
+            }
+        }
+    }
+
+    /// What a skipped value was.
+    enum Kind {
+        Null,
+        Object,
+        Other,
+    }
+
+    /// Any JSON value, parsed through `deserialize_any` exactly as `Value` parses it (so a number
+    /// out of range, a lone surrogate or nesting too deep fails here too) but not kept.
+    struct Skip(Kind);
+
+    impl<'de> de::Deserialize<'de> for Skip {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(SkipVisitor)
+        }
+    }
+
+    struct SkipVisitor;
+
+    impl<'de> Visitor<'de> for SkipVisitor {
+        type Value = Skip;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any json value")
+        }
+
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skip, E> {
+            Ok(Skip(Kind::Other))
+        }
+
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skip, E> {
+            Ok(Skip(Kind::Other))
+        }
+
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skip, E> {
+            Ok(Skip(Kind::Other))
+        }
+
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skip, E> {
+            Ok(Skip(Kind::Other))
+        }
+
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Skip, E> {
+            Ok(Skip(Kind::Other))
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Skip, E> {
+            Ok(Skip(Kind::Null))
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Skip, E> {
+            Ok(Skip(Kind::Null))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+            while seq.next_element::<Skip>()?.is_some() {}
+            Ok(Skip(Kind::Other))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+            while map.next_key::<Skip>()?.is_some() {
+                map.next_value::<Skip>()?;
+            }
+            Ok(Skip(Kind::Object))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,6 +864,39 @@ mod tests {
         assert_eq!(d.client_token.as_deref(), Some("tok-1"));
         assert_eq!(r.robot_id().as_str(), "rb-000123");
         assert_eq!(r.doc_id(), "rb-000123");
+    }
+
+    #[test]
+    fn the_fast_path_takes_well_formed_documents() {
+        let mut named = classic(3, 1_732_374_000);
+        named["shadowName"] = json!("schedule");
+        named["somethingNew"] = json!({"a": [1, 2.5, "x", null, true]});
+        for v in [classic(17, 1_732_374_000), named] {
+            let bytes = serde_json::to_vec(&v).unwrap();
+            let keep = fast::Keep {
+                previous: true,
+                metadata: true,
+            };
+            let docs = fast::documents(&bytes, keep).expect("on the fast path");
+            assert_eq!(
+                ShadowRecord::Documents(docs),
+                ShadowRecord::from_json_walk(&bytes).unwrap()
+            );
+            let keep = fast::Keep {
+                previous: false,
+                metadata: false,
+            };
+            let docs = fast::documents(&bytes, keep).expect("on the fast path");
+            assert!(docs.previous.is_none() && docs.current.metadata.is_none());
+            assert!(docs.current.state.reported.is_some());
+        }
+        // Presence events always go to the walk.
+        let bytes = serde_json::to_vec(&presence("connected", 5)).unwrap();
+        let keep = fast::Keep {
+            previous: true,
+            metadata: true,
+        };
+        assert!(fast::documents(&bytes, keep).is_none());
     }
 
     #[test]

@@ -76,7 +76,7 @@ fn parse_record(position: usize, record: Value) -> KinesisRecord {
         Some(Value::Object(map)) => map,
         _ => serde_json::Map::new(),
     };
-    let event_id = take_string(&mut outer, "eventID").unwrap_or_default();
+    let mut event_id = take_string(&mut outer, "eventID").unwrap_or_default();
     let sequence_number = take_string(&mut kinesis, "sequenceNumber")
         .filter(|s| !s.trim().is_empty())
         .or_else(|| {
@@ -86,10 +86,14 @@ fn parse_record(position: usize, record: Value) -> KinesisRecord {
                 .map(|(_, seq)| seq.to_string())
                 .filter(|s| !s.trim().is_empty())
         });
-    let shard_id = event_id
-        .split_once(':')
-        .map(|(shard, _)| shard.to_string())
-        .unwrap_or_default();
+    // The shard id is the part before ':'; the event id's own string is reused for it.
+    let shard_id = match event_id.find(':') {
+        Some(colon) => {
+            event_id.truncate(colon);
+            event_id
+        }
+        None => String::new(),
+    };
     let partition_key = take_string(&mut kinesis, "partitionKey").unwrap_or_default();
     let stream_arn = take_string(&mut outer, "eventSourceARN").unwrap_or_default();
     let approximate_arrival = kinesis

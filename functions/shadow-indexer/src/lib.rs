@@ -128,14 +128,12 @@ pub async fn build(config: Config, sdk: &aws_config::SdkConfig) -> Result<Handle
 
 /// Decodes one record: shadow documents or presence, for the robot of the partition key.
 pub fn decode(record: &fleet_lambda::KinesisRecord, bytes: &[u8]) -> Result<ShadowRecord, Reject> {
-    let mut decoded = ShadowRecord::from_record(bytes, &record.partition_key)?;
-    // The index keeps the current state only: drop the previous document and the per-field
-    // metadata now, which are most of a record's memory while the batch is in flight.
-    if let ShadowRecord::Documents(d) = &mut decoded {
-        d.previous = None;
-        d.current.metadata = None;
-    }
-    Ok(decoded)
+    // The index keeps the current state only: the previous document and the per-field metadata
+    // are validated but not kept (they are most of a record's parsing and memory).
+    Ok(ShadowRecord::from_record_current(
+        bytes,
+        &record.partition_key,
+    )?)
 }
 
 /// The bulk request of a batch: one document per id, the newest version of it. Consumes the
