@@ -21,7 +21,8 @@ cargo bench -p mission-ingest -p shadow-indexer --bench decode -- --warm-up-time
 echo "==> release binaries"
 cargo build --release -p mission-ingest -p shadow-indexer -p fleet-bench
 
-"$root/tools/standins.sh" start "$run_dir"
+# moto with HTTP keep-alive: DynamoDB keeps connections alive, werkzeug (moto's default) doesn't.
+MOTO_KEEPALIVE=1 "$root/tools/standins.sh" start "$run_dir"
 # shellcheck disable=SC1091
 . "$run_dir/env"
 for fn in mission-ingest shadow-indexer; do

@@ -23,10 +23,19 @@ re-put the parent's records), so a read walks the keys from the iterator's posit
 meets a gap it falls back to moto's scan.
 
     python tools/moto_server.py -H 127.0.0.1 -p 5000     # same arguments as moto_server
+    python tools/moto_server.py --keepalive -H 127.0.0.1 -p 5000
+
+`--keepalive` serves the same moto application through waitress instead of werkzeug's
+development server. werkzeug answers every request with `Connection: close`, so every SDK call
+against it pays a new TCP connection; AWS endpoints keep connections alive, and so does waitress.
+The function benchmark (`make bench`) uses it so that the CPU it measures per record is what the
+function spends on a kept-alive connection, as in Lambda. The tests and the local stack keep
+moto's own server.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -83,8 +92,30 @@ def apply() -> None:
     _kinesis.Shard.get_records = _get_records
 
 
+def serve_keepalive(argv: list[str]) -> None:
+    """moto's application on waitress (HTTP/1.1 keep-alive, a pool of 8 threads)."""
+    import argparse
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from waitress import serve
+
+    parser = argparse.ArgumentParser(prog="moto_server.py --keepalive")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    app = DomainDispatcherApplication(create_backend_app)
+    print(f"moto (keep-alive, waitress) on http://{args.host}:{args.port}", flush=True)
+    serve(app, host=args.host, port=args.port, threads=8, ident="moto", _quiet=True)
+
+
 if __name__ == "__main__":
     apply()
-    from moto.server import main
+    argv = sys.argv[1:]
+    if "--keepalive" in argv:
+        argv.remove("--keepalive")
+        serve_keepalive(argv)
+    else:
+        from moto.server import main
 
-    main(sys.argv[1:])
+        main(argv)

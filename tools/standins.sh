@@ -3,6 +3,7 @@
 #
 #   tools/standins.sh start DIR   starts both, waits until they answer, writes DIR/env (shell exports)
 #   tools/standins.sh stop DIR    stops what `start` started (by pid file); safe to call twice
+#   MOTO_KEEPALIVE=1 tools/standins.sh start DIR   moto with HTTP keep-alive (tools/moto_server.py)
 #
 # The venv comes from $ROBOFLEET_VENV (default: .venv beside this script's parent).
 set -euo pipefail
@@ -35,8 +36,10 @@ start)
   osmem=$(ls "$venv"/lib/python3.*/site-packages/osmem_server/bin/osmem-server 2>/dev/null | head -n1)
   [ -n "$osmem" ] || { echo "error: osmem-server binary not found in $venv: run 'make venv' first" >&2; exit 1; }
   moto_port=$(free_port); os_port=$(free_port)
-  # moto through tools/moto_server.py: moto's own server with its Kinesis shard made O(1).
-  "$venv/bin/python" "$root/tools/moto_server.py" -H 127.0.0.1 -p "$moto_port" >"$dir/moto.log" 2>&1 &
+  # moto through tools/moto_server.py: moto's own server with its Kinesis shard made O(1);
+  # MOTO_KEEPALIVE=1 serves it with HTTP keep-alive (waitress) instead (the function benchmark).
+  keepalive=(); [ "${MOTO_KEEPALIVE:-0}" = 1 ] && keepalive=(--keepalive)
+  "$venv/bin/python" "$root/tools/moto_server.py" "${keepalive[@]}" -H 127.0.0.1 -p "$moto_port" >"$dir/moto.log" 2>&1 &
   echo $! >"$dir/moto.pid"
   "$osmem" -addr "127.0.0.1:$os_port" -no-stdin-watch >"$dir/osmem.log" 2>&1 &
   echo $! >"$dir/osmem.pid"

@@ -113,5 +113,53 @@ class NoLambdaPush(unittest.TestCase):
         self.assertEqual(len(stream.shards["shardId-000000000000"].records), 4)
 
 
+class KeepAlive(unittest.TestCase):
+    def test_keepalive_server_answers_many_calls_on_one_connection(self) -> None:
+        import http.client
+        import socket
+        import subprocess
+        import time
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "moto_server.py")
+        server = subprocess.Popen(
+            [sys.executable, launcher, "--keepalive", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.time() + 30
+            while True:
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    conn.connect()
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.1)
+            headers = {
+                "Content-Type": "application/x-amz-json-1.0",
+                "X-Amz-Target": "DynamoDB_20120810.ListTables",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=x/20261124/us-east-1/dynamodb/aws4_request, "
+                "SignedHeaders=host, Signature=0",
+            }
+            for _ in range(3):
+                conn.request("POST", "/", body=b"{}", headers=headers)
+                resp = conn.getresponse()
+                body = resp.read()
+                self.assertEqual(resp.status, 200, body)
+                self.assertIn(b"TableNames", body)
+                self.assertNotEqual((resp.getheader("Connection") or "").lower(), "close")
+            # Still the first connection: the server never closed it.
+            self.assertIsNotNone(conn.sock)
+            conn.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -68,6 +68,17 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let binary_bytes = std::fs::metadata(&binary)?.len();
+    let moto_keepalive = keeps_alive(&args.aws_endpoint)
+        .await
+        .with_context(|| format!("probing {}", args.aws_endpoint))?;
+    if !moto_keepalive && !args.keepalive_dynamodb {
+        eprintln!(
+            "note: {} closes every connection (moto's werkzeug server), so each DynamoDB call pays a \
+             new TCP connection: start moto with `tools/moto_server.py --keepalive` to measure as \
+             against DynamoDB",
+            args.aws_endpoint
+        );
+    }
     let sdk = fleet_testkit::sdk_config_for(&args.aws_endpoint).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue =
@@ -213,6 +224,7 @@ async fn main() -> anyhow::Result<()> {
     let report = json!({
         "function": args.function,
         "dynamodb": if args.keepalive_dynamodb { "keep-alive stub" } else { "moto" },
+        "moto_keeps_connections_alive": moto_keepalive,
         "binary": binary.display().to_string(),
         "binary_bytes": binary_bytes,
         "init_ms": init.as_secs_f64() * 1e3,
@@ -253,4 +265,32 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
+}
+
+/// Whether the HTTP server at `url` (`http://host:port`) keeps a connection open after a response,
+/// i.e. does not answer `Connection: close` to an HTTP/1.1 request.
+async fn keeps_alive(url: &str) -> anyhow::Result<bool> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let authority = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let mut conn = tokio::net::TcpStream::connect(authority).await?;
+    let request = format!("GET /moto-api/ HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+    conn.write_all(request.as_bytes()).await?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await??;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    if !head.starts_with("http/1.1") {
+        bail!("not an HTTP/1.1 answer: {:?}", head.lines().next());
+    }
+    Ok(!head.lines().any(|l| l.trim() == "connection: close"))
 }
