@@ -40,6 +40,20 @@ fn config_env_vars(binary: &str) -> Option<&'static [&'static str]> {
 }
 
 #[test]
+fn every_function_gets_the_allocator_settings() {
+    for f in stack().functions() {
+        for (name, value) in fleet_lambda::ALLOCATOR_ENV {
+            assert_eq!(
+                f.environment.get(*name).and_then(|v| v.as_str()),
+                Some(*value),
+                "{}: {name}",
+                f.logical_id
+            );
+        }
+    }
+}
+
+#[test]
 fn every_function_is_arm64_on_al2023() {
     let stack = stack();
     assert!(!stack.functions().is_empty());
@@ -64,7 +78,8 @@ fn every_function_sets_exactly_the_variables_its_config_reads() {
                 f.logical_id, f.binary
             );
         };
-        let expected: BTreeSet<&str> = expected.iter().copied().collect();
+        let allocator = fleet_lambda::ALLOCATOR_ENV.iter().map(|(k, _)| *k);
+        let expected: BTreeSet<&str> = expected.iter().copied().chain(allocator).collect();
         let actual: BTreeSet<&str> = f.environment.keys().map(String::as_str).collect();
         assert_eq!(
             actual, expected,

@@ -33,3 +33,20 @@ pub use outcome::{Outcome, Reject};
 pub use record::{KinesisRecord, parse_event};
 pub use rejects::{MemoryRejectSink, RejectSink, RejectSinkError};
 pub use serve::{BatchHandler, serve};
+
+/// The allocator settings template.yaml gives every function (Globals): commit arena memory as
+/// it is touched and return freed pages at once. mimalloc reads them at process start, so they
+/// must be in the environment, not set from code. Without them peak RSS in lambda-bench was
+/// 30 MiB instead of 18.6 MiB.
+pub const ALLOCATOR_ENV: &[(&str, &str)] = &[
+    ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
+    ("MIMALLOC_PURGE_DELAY", "0"),
+];
+
+/// mimalloc as the global allocator (feature `mimalloc`, on in the function crates): decoding a
+/// batch and building its requests is mostly small, short-lived allocations, which glibc malloc
+/// serves slower. It applies to every binary linking the kit with the feature: the functions,
+/// their benches and tests, and the local stack that runs them in-process.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -136,8 +136,16 @@ async fn main() -> anyhow::Result<()> {
     }
     let log = std::fs::File::create(&args.log)?;
     let started = Instant::now();
+    // The allocator settings template.yaml gives every function (Globals), then any `MIMALLOC_*`
+    // of our own environment, for tuning.
+    let mut allocator_env: Vec<(String, String)> = fleet_lambda::ALLOCATOR_ENV
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    allocator_env.extend(std::env::vars().filter(|(k, _)| k.starts_with("MIMALLOC_")));
     let mut child = tokio::process::Command::new(&binary)
         .env_clear()
+        .envs(allocator_env)
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_LAMBDA_RUNTIME_API", &api.address)
         .env("AWS_LAMBDA_FUNCTION_NAME", &args.function)
