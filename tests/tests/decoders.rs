@@ -10,65 +10,9 @@ use fleet_lambda::Batch;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-fn arb_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(|f| json!(f)),
-        ".{0,20}".prop_map(Value::String),
-        prop::sample::select(vec![
-            "rb-1",
-            "01JD3Z8X6Y7ZQ4W5V6T7S8R9PQ",
-            "2026-11-23T15:00:04Z",
-            "completed",
-            "connected"
-        ])
-        .prop_map(|s| json!(s)),
-    ];
-    leaf.prop_recursive(4, 64, 8, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(
-                prop::sample::select(vec![
-                    "schema",
-                    "robotId",
-                    "missionId",
-                    "rev",
-                    "status",
-                    "startedAt",
-                    "endedAt",
-                    "areaM2",
-                    "durationS",
-                    "battery",
-                    "start",
-                    "end",
-                    "errors",
-                    "code",
-                    "at",
-                    "current",
-                    "previous",
-                    "state",
-                    "reported",
-                    "desired",
-                    "version",
-                    "timestamp",
-                    "thingName",
-                    "shadowName",
-                    "clientId",
-                    "eventType",
-                    "x",
-                ])
-                .prop_map(str::to_string),
-                inner,
-                0..8,
-            )
-            .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
+#[path = "../../crates/fleet-core/tests/common/arb_json.rs"]
+mod arb_json;
+use arb_json::arb_json;
 
 fn event_with(data: Vec<String>) -> Value {
     let records: Vec<Value> = data

@@ -7,14 +7,11 @@ use std::path::PathBuf;
 
 use fleet_core::{DecodeError, MissionReport, ShadowRecord};
 use proptest::prelude::*;
-use serde_json::{Map, Number, Value, json};
+use serde_json::Value;
 
-fn load(rel: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+mod common;
+use common::arb_json::{KEYS, arb_json};
+use common::load;
 
 fn same_error(a: &DecodeError, b: &DecodeError) -> bool {
     a.kind() == b.kind() && a.field() == b.field() && a.to_string() == b.to_string()
@@ -233,72 +230,6 @@ fn hand_written_edge_cases_agree() {
     assert_shadow_agrees(&bytes);
 }
 
-const KEYS: &[&str] = &[
-    "schema",
-    "robotId",
-    "missionId",
-    "rev",
-    "status",
-    "startedAt",
-    "endedAt",
-    "areaM2",
-    "durationS",
-    "battery",
-    "start",
-    "end",
-    "errors",
-    "code",
-    "at",
-    "current",
-    "previous",
-    "state",
-    "reported",
-    "desired",
-    "delta",
-    "metadata",
-    "version",
-    "timestamp",
-    "clientToken",
-    "thingName",
-    "shadowName",
-    "clientId",
-    "eventType",
-    "extra",
-];
-
-fn leaf() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| json!(n)),
-        any::<u64>().prop_map(|n| json!(n)),
-        (-5i64..200).prop_map(|n| json!(n)),
-        any::<f64>().prop_filter_map("finite", |f| Number::from_f64(f).map(Value::Number)),
-        (-5.0f64..200.0).prop_map(|f| json!(f)),
-        ".{0,12}".prop_map(Value::String),
-        "20[0-9]{2}-[01][0-9]-[0-3][0-9][Tt ][0-2][0-9]:[0-5][0-9]:[0-6][0-9](\\.[0-9]{1,10})?([Zz]|[+-][0-2][0-9]:[0-5][0-9])"
-            .prop_map(Value::String),
-        prop::sample::select(vec!["rb-1", "completed", "running", "connected", "presence", "stuck"])
-            .prop_map(|s| json!(s)),
-    ]
-}
-
-fn arb_json() -> impl Strategy<Value = Value> {
-    leaf().prop_recursive(4, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(|kv| {
-                Value::Object(
-                    kv.into_iter()
-                        .map(|(k, v)| (k.to_owned(), v))
-                        .collect::<Map<_, _>>(),
-                )
-            }),
-        ]
-    })
-}
-
-/// Sets or removes a value at a path of keys and indices.
 fn edit(doc: &mut Value, path: &[(usize, Option<&'static str>)], new: Option<Value>) {
     let Some((last, parents)) = path.split_last() else {
         return;
