@@ -106,7 +106,8 @@ def serve_keepalive(argv: list[str]) -> None:
     os.environ.setdefault("MOTO_PORT", str(args.port))
     app = DomainDispatcherApplication(create_backend_app)
     print(f"moto (keep-alive, waitress) on http://{args.host}:{args.port}", flush=True)
-    serve(app, host=args.host, port=args.port, threads=8, ident="moto", _quiet=True)
+    # Every SDK client keeps a pool of connections: allow many more than waitress's default 100.
+    serve(app, host=args.host, port=args.port, threads=8, connection_limit=1000, ident="moto", _quiet=True)
 
 
 if __name__ == "__main__":
