@@ -14,18 +14,23 @@ run_dir=$root/.run/bench-$$
 trap '"$root/tools/standins.sh" stop "$run_dir"; rm -rf "$run_dir"' EXIT INT TERM
 mkdir -p target/bench
 
-echo "==> criterion benches (decode + validate + request building)"
-cargo bench -p mission-ingest -p shadow-indexer --bench decode -- --warm-up-time 2 --measurement-time 5 \
-  2>&1 | tee target/bench/criterion.txt | grep -E '^(mission|shadow)|time:|thrpt:'
-
 echo "==> release binaries"
-cargo build --release -p mission-ingest -p shadow-indexer -p fleet-bench
+cargo build --release -p lambda-bench
+# The functions of the registry (crates/fleet-local/src/functions.rs), one per line.
+functions=$(target/release/lambda-bench --list)
+packages=()
+for fn in $functions; do packages+=(-p "$fn"); done
+cargo build --release "${packages[@]}"
+
+echo "==> criterion benches (decode + validate + request building)"
+cargo bench "${packages[@]}" --bench decode -- --warm-up-time 2 --measurement-time 5 \
+  2>&1 | tee target/bench/criterion.txt | grep -E '^[a-z]|time:|thrpt:'
 
 # moto with HTTP keep-alive: DynamoDB keeps connections alive, werkzeug (moto's default) doesn't.
 MOTO_KEEPALIVE=1 "$root/tools/standins.sh" start "$run_dir"
 # shellcheck disable=SC1091
 . "$run_dir/env"
-for fn in mission-ingest shadow-indexer; do
+for fn in $functions; do
   echo "==> lambda-bench $fn"
   target/release/lambda-bench --function "$fn" --batches "${BENCH_BATCHES:-5}" \
     --report "target/bench/lambda-$fn.json" --log "target/bench/lambda-$fn.log"

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use fleet_local::dev::{self, DevOptions, RunningStack};
-use fleet_local::rejects::{RejectItem, RejectsClient, Selection};
+use fleet_ops::rejects::{RejectItem, RejectsClient, Selection};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 
@@ -48,7 +48,8 @@ fn mission_topic(robot: &str) -> String {
 
 /// Publishes every message with QoS 1 and returns once the broker acknowledged them all.
 async fn publish_all(mqtt_url: &str, client_id: &str, messages: &[(String, Vec<u8>)]) {
-    let (host, port) = fleet_local::broker::parse_mqtt_url(mqtt_url).unwrap();
+    let target = fleet_sim::MqttTarget::parse_url(mqtt_url).unwrap();
+    let (host, port) = (target.host, target.port);
     let mut opts = MqttOptions::new(client_id, host, port);
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut eventloop) = AsyncClient::new(opts, 100);
@@ -195,20 +196,12 @@ fn rejects(stack: &RunningStack) -> RejectsClient {
 }
 
 /// Polls `check` until it returns true or [`SETTLE`] passes.
-async fn eventually<F, Fut>(what: &str, stack: &RunningStack, check: F)
+async fn eventually<F, Fut>(what: &str, stack: &RunningStack, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    eventually_within(SETTLE, what, stack, check).await;
-}
-
-async fn eventually_within<F, Fut>(settle: Duration, what: &str, stack: &RunningStack, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + settle;
+    let deadline = Instant::now() + SETTLE;
     loop {
         if check().await {
             return;
@@ -227,15 +220,10 @@ where
 /// Publishes the workload and checks every store; returns the original sequence number of the
 /// malformed record.
 async fn exercise(stack: &RunningStack) -> String {
-    exercise_within(stack, SETTLE).await
-}
-
-/// `first` covers what the first invocation costs (compiling, under cargo lambda watch).
-async fn exercise_within(stack: &RunningStack, first: Duration) -> String {
     let w = workload();
     publish_all(&stack.endpoints.mqtt, "e2e-publisher", &w.messages).await;
 
-    eventually_within(first, "three missions stored", stack, || async {
+    eventually("three missions stored", stack, || async {
         missions(stack).await.len() == 3
     })
     .await;
@@ -449,60 +437,14 @@ async fn embedded_broker_pipeline_stores_indexes_rejects_and_replays() {
     assert!(summary.robots_indexed >= 2, "{summary:?}");
 }
 
-/// mosquitto on a free port with a config allowing anonymous clients on that listener.
-struct Mosquitto {
-    _child: tokio::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_mosquitto() -> Mosquitto {
-    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("mosquitto is not installed: `make test` installs it (apt-get install mosquitto)");
-    let dir = tempfile::tempdir().unwrap();
-    let port = fleet_testkit::free_port();
-    let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )
-    .unwrap();
-    let child = tokio::process::Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("mosquitto.log")).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "mosquitto did not listen on {port}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Mosquitto {
-        _child: child,
-        url: format!("mqtt://127.0.0.1:{port}"),
-        _dir: dir,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mosquitto_as_external_broker_carries_the_same_pipeline() {
-    let broker = start_mosquitto().await;
+    let broker = fleet_testkit::Mosquitto::start("");
     let logs = tempfile::tempdir().unwrap();
     let mut opts = options(&fleet_testkit::unique_name("e2e-mq"), logs.path());
-    opts.mqtt_url = Some(broker.url.clone());
+    opts.mqtt_url = Some(broker.url());
     let stack = dev::start(opts).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(stack.endpoints.mqtt, broker.url);
+    assert_eq!(stack.endpoints.mqtt, broker.url());
     exercise(&stack).await;
     let summary = stack.shutdown().await;
     assert_eq!(summary.records_lost, 0, "{summary:?}");
@@ -606,12 +548,11 @@ async fn disabling_the_mapping_in_moto_pauses_the_poller_and_enabling_resumes_it
     assert_eq!(summary.backlog, 0, "{summary:?}");
 }
 
-/// `--invoke watch`: the same handlers, compiled and served by `cargo lambda watch` from the
-/// venv, invoked over its Lambda Invoke API. Slow the first time (it compiles both functions),
-/// so it runs only when asked: `cargo test -p robofleet-e2e --test local_stack -- --ignored`.
+/// `--invoke watch`: the function binaries of this build, as processes behind the Lambda
+/// Runtime API of `cargo lambda watch` (from the venv), invoked over its Invoke API. Nothing is
+/// compiled for it: `cargo test` has built the binaries before any test runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "compiles the functions under cargo lambda watch (minutes); run with --ignored"]
-async fn functions_run_under_cargo_lambda_watch() {
+async fn functions_run_behind_the_runtime_api_of_cargo_lambda_watch() {
     let logs = tempfile::tempdir().unwrap();
     let mut opts = options(&fleet_testkit::unique_name("e2e-watch"), logs.path());
     opts.invoke = dev::InvokeMode::Watch;
@@ -624,7 +565,7 @@ async fn functions_run_under_cargo_lambda_watch() {
             .as_deref()
             .is_some_and(|l| l.starts_with("http://127.0.0.1:"))
     );
-    exercise_within(&stack, Duration::from_secs(20 * 60)).await;
+    exercise(&stack).await;
     let summary = stack.shutdown().await;
     assert_eq!(summary.records_lost, 0, "{summary:?}");
     assert_eq!(summary.missions_stored, 3, "{summary:?}");

@@ -1,4 +1,5 @@
-//! Adapter errors, classified by what the caller should do.
+//! Adapter errors, classified by what the caller should do, and [`chain`], the one way an SDK
+//! or HTTP error becomes text without losing its causes.
 
 /// A mission write failed.
 #[derive(Debug, thiserror::Error)]
@@ -51,4 +52,38 @@ pub enum IndexError {
         "could not sign the request for opensearch: {0}; check the function's role and credentials"
     )]
     Signing(String),
+}
+
+/// An error and its whole source chain as one line (`outer: cause: root cause`). The AWS SDK's
+/// own `Display` is terse (`service error`, `dispatch failure`): the useful part is in the
+/// sources.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        // Some errors repeat their source in their own message; print each text once.
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_keeps_every_cause() {
+        let e = Outer(std::io::Error::other("connection refused"));
+        assert_eq!(chain(&e), "outer: connection refused");
+        assert_eq!(chain(&std::io::Error::other("alone")), "alone");
+    }
 }

@@ -7,10 +7,13 @@
 //!   index template installed on a cold start. SigV4-signed against AWS domains.
 //! - [`rejects`]: the SQS rejects queue, a [`fleet_lambda::RejectSink`].
 //! - [`retry`]: exponential backoff with full jitter, bounded by the invocation's deadline.
+//! - [`config`]: the SDK configuration of tools and tests (an endpoint, or the default chain).
+//! - [`error`]: the adapters' errors, and [`error::chain`] for an error with its causes.
 //!
 //! Adapters are thin: all decisions about payloads live in `fleet-core`, all batch logic in
 //! `fleet-lambda`. They are tested over real HTTP against moto and osmem-server.
 
+pub mod config;
 pub mod error;
 pub mod missions;
 pub mod rejects;

@@ -1,4 +1,4 @@
-//! The DynamoDB missions table (DESIGN.md §3).
+//! The DynamoDB missions table (docs/architecture.md §3).
 //!
 //! One conditional `PutItem` per report: the write lands only if the mission is new or the stored
 //! `rev` is lower (`attribute_not_exists(pk) OR rev < :rev`). A failed condition is a duplicate
@@ -176,16 +176,7 @@ where
     match (e.code(), e.message()) {
         (Some(code), Some(msg)) => format!("{code}: {msg}"),
         (Some(code), None) => code.to_string(),
-        _ => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            text
-        }
+        _ => crate::error::chain(e),
     }
 }
 

@@ -1,4 +1,8 @@
-//! Exponential backoff with full jitter, bounded by the invocation's deadline.
+//! Exponential backoff with full jitter, bounded by the invocation's deadline: the one backoff
+//! of the workspace. The functions' adapters retry with [`Backoff::run`] (or
+//! [`Backoff::next_delay`] where a round is partly done), the local stand-ins and tools with
+//! [`Backoff::delay`], and the local event source mappings, whose retries Lambda spaces
+//! without jitter, with [`Backoff::ceiling`].
 
 use std::future::Future;
 use std::time::Duration;
@@ -39,15 +43,39 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// A backoff from `base` doubling up to `cap`, with unlimited attempts and no reserve (for
+    /// loops that are not bounded by an invocation).
+    pub fn exponential(base: Duration, cap: Duration) -> Self {
+        Backoff {
+            max_attempts: u32::MAX,
+            base,
+            cap,
+            reserve: Duration::ZERO,
+        }
+    }
+
+    /// The upper bound of the sleep before attempt `n + 1`: `min(cap, base·2ⁿ)`.
+    pub fn ceiling(&self, n: u32) -> Duration {
+        self.base.saturating_mul(1u32 << n.min(16)).min(self.cap)
+    }
+
     /// The sleep before attempt `n + 1` (full jitter: uniform in `[0, min(cap, base·2ⁿ)]`).
     pub fn delay(&self, n: u32) -> Duration {
-        let ceiling = self.base.saturating_mul(1u32 << n.min(16)).min(self.cap);
-        let ms = ceiling.as_millis() as u64;
+        let ms = self.ceiling(n).as_millis() as u64;
         Duration::from_millis(if ms == 0 {
             0
         } else {
             rand::rng().random_range(0..=ms)
         })
+    }
+
+    /// After `attempts` attempts failed transiently: the sleep before the next one, or `None`
+    /// when the attempts are used up or the sleep would leave less than the reserve before the
+    /// deadline.
+    pub fn next_delay(&self, attempts: u32, deadline: Deadline) -> Option<Duration> {
+        let sleep = self.delay(attempts.saturating_sub(1));
+        (attempts < self.max_attempts && deadline.remaining() >= sleep + self.reserve)
+            .then_some(sleep)
     }
 
     /// Runs `op` until it is done, attempts run out, or the next sleep would pass the deadline.
@@ -63,11 +91,10 @@ impl Backoff {
                 Attempt::Done(v) => return Ok(v),
                 Attempt::Transient(e) => {
                     attempt += 1;
-                    let sleep = self.delay(attempt - 1);
-                    if attempt >= self.max_attempts || deadline.remaining() < sleep + self.reserve {
-                        return Err((e, attempt));
+                    match self.next_delay(attempt, deadline) {
+                        Some(sleep) => tokio::time::sleep(sleep).await,
+                        None => return Err((e, attempt)),
                     }
-                    tokio::time::sleep(sleep).await;
                 }
             }
         }
@@ -91,6 +118,14 @@ mod tests {
             assert!(d <= Duration::from_millis(100));
             assert!(d <= Duration::from_millis(10) * (1 << n.min(16)));
         }
+    }
+
+    #[test]
+    fn the_ceiling_doubles_up_to_the_cap_without_jitter() {
+        let b = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(10));
+        assert_eq!(b.ceiling(0), Duration::from_millis(100));
+        assert_eq!(b.ceiling(3), Duration::from_millis(800));
+        assert_eq!(b.ceiling(40), Duration::from_secs(10));
     }
 
     #[tokio::test(start_paused = true)]

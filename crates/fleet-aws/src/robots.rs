@@ -1,4 +1,4 @@
-//! The OpenSearch robots index (DESIGN.md §3).
+//! The OpenSearch robots index (docs/architecture.md §3).
 //!
 //! Every batch becomes one `_bulk` request of `index` actions with `version_type=external`, sent
 //! to the `robots` alias. Each item is classified as Vector classifies bulk items: 2xx written,
@@ -132,7 +132,7 @@ impl RobotIndex {
         }
         let response = request.send().await.map_err(|e| IndexError::Unavailable {
             status: 0,
-            message: error_chain(&e),
+            message: crate::error::chain(&e),
         })?;
         let status = response.status().as_u16();
         let bytes = response
@@ -140,7 +140,7 @@ impl RobotIndex {
             .await
             .map_err(|e| IndexError::Unavailable {
                 status,
-                message: error_chain(&e),
+                message: crate::error::chain(&e),
             })?;
         Ok((status, bytes.to_vec()))
     }
@@ -212,9 +212,8 @@ impl RobotIndex {
             let batch: Vec<&IndexDoc> = pending.iter().map(|&i| &docs[i]).collect();
             let round = self.send_bulk(&batch).await;
             attempt += 1;
-            let sleep = self.backoff.delay(attempt - 1);
-            let last = attempt >= self.backoff.max_attempts
-                || deadline.remaining() < sleep + self.backoff.reserve;
+            let next = self.backoff.next_delay(attempt, deadline);
+            let last = next.is_none();
             let mut again = Vec::new();
             for (&i, item) in pending.iter().zip(round) {
                 match item {
@@ -222,7 +221,7 @@ impl RobotIndex {
                     other => results[i] = Some(other),
                 }
             }
-            if !again.is_empty() {
+            if let (false, Some(sleep)) = (again.is_empty(), next) {
                 tracing::debug!(
                     items = again.len(),
                     attempt,
@@ -357,17 +356,6 @@ fn check(status: u16, body: &[u8]) -> Result<(), IndexError> {
 fn snippet(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     text.chars().take(300).collect()
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -13,14 +13,6 @@ pub struct Env<F: Fn(&str) -> Option<String>> {
     lookup: F,
 }
 
-/// The process environment.
-pub fn process_env() -> Env<fn(&str) -> Option<String>> {
-    fn get(name: &str) -> Option<String> {
-        std::env::var(name).ok()
-    }
-    Env { lookup: get }
-}
-
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// Wraps a lookup function (`|name| map.get(name).cloned()`).
     pub fn from_lookup(lookup: F) -> Self {
@@ -33,11 +25,6 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             Some(v) if !v.trim().is_empty() => Ok(v),
             _ => Err(ConfigError::Missing { name }),
         }
-    }
-
-    /// An optional variable; empty counts as unset.
-    pub fn optional(&self, name: &'static str) -> Option<String> {
-        (self.lookup)(name).filter(|v| !v.trim().is_empty())
     }
 
     /// A required variable parsed into `T`.
@@ -55,18 +42,6 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 value: value.clone(),
                 problem: e.to_string(),
             })
-    }
-
-    /// An optional variable parsed into `T`, or `default` when unset.
-    pub fn parse_or<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
-    where
-        T: FromStr,
-        T::Err: std::fmt::Display,
-    {
-        match self.optional(name) {
-            None => Ok(default),
-            Some(_) => self.parse(name),
-        }
     }
 }
 
@@ -107,12 +82,5 @@ mod tests {
             text.contains("DAY_SHARDS") && text.contains("ten"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn parse_or_uses_default_only_when_unset() {
-        assert_eq!(env(&[]).parse_or("N", 7u32).unwrap(), 7);
-        assert_eq!(env(&[("N", "3")]).parse_or("N", 7u32).unwrap(), 3);
-        assert!(env(&[("N", "x")]).parse_or("N", 7u32).is_err());
     }
 }

@@ -24,19 +24,20 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::broker::{BrokerOptions, EmbeddedBroker};
-use crate::error::{DevError, InvokeError};
-use crate::esm::{self, Invoker, MappingConfig, Poller, PollerHandle};
-use crate::invoke::{
-    CountingInvoker, HandlerFn, InProcessInvoker, InvokeCounters, RenamingInvoker,
-};
+use fleet_console::parse_duration;
+use fleet_esm::invoke::{CountingInvoker, InProcessInvoker, InvokeCounters, RenamingInvoker};
+use fleet_esm::scheduler::{ScheduleKind, ScheduleSpec, ScheduleStatus, Scheduler};
+use fleet_esm::{Invoker, MappingConfig, Poller, PollerHandle};
+use fleet_iot::broker::{BrokerAddr, BrokerOptions, EmbeddedBroker};
+use fleet_iot::rules::{RuleDef, RulesEngine, RulesRunner, RunnerConfig, Sinks};
+use fleet_iot::shadow::{ShadowHandle, ShadowService};
+
+use crate::error::DevError;
+use crate::functions;
 use crate::names::{self, DEFAULT_STACK_NAME, LocalEndpoints, LocalResolver, ROBOTS_ALIAS_VAR};
 use crate::provision;
 use crate::report::{DevReport, DevSummary, Endpoints, Resources, StreamSummary};
-use crate::rules::{RuleDef, RulesEngine, RulesRunner, RunnerConfig, Sinks};
-use crate::scheduler::{ScheduleKind, ScheduleSpec, ScheduleStatus, Scheduler};
-use crate::shadow::{ShadowHandle, ShadowService};
-use crate::standins::{self, ManagedProcess, Standin};
+use crate::standins::{self, Standin};
 
 /// How functions run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
@@ -101,29 +102,36 @@ pub struct DevOptions {
     /// Where stand-in logs go (default: `.run/dev-<stack>` beside the template).
     #[arg(long)]
     pub log_dir: Option<PathBuf>,
+    /// With `--invoke watch`: where the function binaries are (default: beside this program,
+    /// `target/<profile>` of the workspace build).
+    #[arg(long)]
+    pub functions_dir: Option<PathBuf>,
     /// On shutdown, wait up to this long for the streams to drain before stopping.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub drain: Duration,
 }
 
 impl DevOptions {
-    /// Defaults for `template`, as the CLI would have them.
+    /// The options of `robofleet dev --template <template> --stack-name <stack_name>`: every
+    /// other field takes its default from the flags' own declarations.
     pub fn new(template: impl Into<PathBuf>, stack_name: impl Into<String>) -> Self {
-        Self {
-            template: template.into(),
-            index_template: None,
-            stack_name: stack_name.into(),
-            region: "us-east-1".into(),
-            parameter_overrides: Vec::new(),
-            mqtt_url: None,
-            mqtt_port: 0,
-            aws_endpoint: None,
-            opensearch_url: None,
-            venv: None,
-            iot_data_port: 0,
-            invoke: InvokeMode::InProcess,
-            log_dir: None,
-            drain: Duration::from_secs(10),
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            options: DevOptions,
+        }
+        let argv: [std::ffi::OsString; 5] = [
+            "dev".into(),
+            "--template".into(),
+            template.into().into_os_string(),
+            "--stack-name".into(),
+            stack_name.into().into(),
+        ];
+        match Flags::try_parse_from(argv) {
+            Ok(flags) => flags.options,
+            // Only a change to the flag declarations themselves can get here.
+            Err(e) => panic!("the default flags of robofleet dev do not parse: {e}"),
         }
     }
 
@@ -155,38 +163,6 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
         .map(|(k, v)| (k.trim().to_string(), v.to_string()))
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("`{s}` is not Key=Value"))
-}
-
-/// `90s`, `5m`, `2h`, `1h30m`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(n));
-    }
-    let mut total = 0u64;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("`{s}` is not a duration like 90s, 5m or 1h"))?;
-        num.clear();
-        total += n * match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            _ => return Err(format!("`{s}`: unknown unit `{c}` (use s, m or h)")),
-        };
-    }
-    if !num.is_empty() {
-        return Err(format!(
-            "`{s}`: the last number has no unit (use s, m or h)"
-        ));
-    }
-    Ok(Duration::from_secs(total))
 }
 
 /// One event source mapping's poller and what it reads.
@@ -292,7 +268,7 @@ pub struct RunningStack {
     aws: Option<Standin>,
     opensearch: Option<Standin>,
     broker: Option<EmbeddedBroker>,
-    lambda_watch: Option<ManagedProcess>,
+    lambda_watch: Option<fleet_esm::watch::LambdaWatch>,
     rules: Option<RulesRunner>,
     shadow: Option<ShadowHandle>,
     mappings: Vec<MappingRun>,
@@ -307,7 +283,7 @@ pub struct RunningStack {
 pub async fn start(opts: DevOptions) -> Result<RunningStack, DevError> {
     let started = Instant::now();
     let started_at = fleet_core::timefmt::format_rfc3339(time::OffsetDateTime::now_utc());
-    let venv = standins::resolve_venv(opts.venv.as_deref());
+    let venv = fleet_process::resolve_venv(opts.venv.as_deref());
     let log_dir = opts.log_dir();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
@@ -331,7 +307,7 @@ pub async fn start(opts: DevOptions) -> Result<RunningStack, DevError> {
         stack_name: opts.stack_name.clone(),
         region: opts.region.clone(),
         notes: Vec::new(),
-        sdk: crate::sdk_config(None, &opts.region).await,
+        sdk: fleet_aws::config::sdk_config(None, &opts.region).await,
         invoke_mode: opts.invoke,
         started,
         started_at,
@@ -357,18 +333,11 @@ pub async fn start(opts: DevOptions) -> Result<RunningStack, DevError> {
             stack.aws = Some(a);
             stack.opensearch = Some(o);
         }
-        (a, o) => {
-            let err = match (&a, &o) {
-                (Err(_), _) => a.as_ref().err().map(|e| e.to_string()),
-                _ => o.as_ref().err().map(|e| e.to_string()),
-            };
-            for s in [a.ok(), o.ok()].into_iter().flatten() {
+        (Err(e), other) | (other, Err(e)) => {
+            if let Ok(s) = other {
                 s.stop().await;
             }
-            return Err(DevError::Component {
-                component: "stand-ins",
-                detail: err.unwrap_or_default(),
-            });
+            return Err(e.into());
         }
     }
     match bring_up(&mut stack, &opts, shutdown_rx).await {
@@ -387,31 +356,24 @@ async fn bring_up(
 ) -> Result<(), DevError> {
     let aws_url = stack.endpoints.aws.clone();
     let os_url = stack.endpoints.opensearch.clone();
-    stack.sdk = crate::sdk_config(Some(&aws_url), &opts.region).await;
+    stack.sdk = fleet_aws::config::sdk_config(Some(&aws_url), &opts.region).await;
     let sdk = stack.sdk.clone();
 
     // MQTT broker.
-    let mqtt_url = match &opts.mqtt_url {
-        Some(url) => {
-            crate::broker::parse_mqtt_url(url).map_err(|e| DevError::Usage(e.to_string()))?;
-            url.clone()
-        }
+    let broker_addr = match &opts.mqtt_url {
+        Some(url) => external_broker(url)?,
         None => {
             let broker = EmbeddedBroker::start(BrokerOptions {
                 port: opts.mqtt_port,
                 ..BrokerOptions::default()
             })
-            .await
-            .map_err(|e| DevError::Component {
-                component: "embedded mqtt broker",
-                detail: e.to_string(),
-            })?;
-            let url = broker.url.clone();
+            .await?;
+            let addr = broker.addr.clone();
             stack.broker = Some(broker);
-            url
+            addr
         }
     };
-    stack.endpoints.mqtt = mqtt_url.clone();
+    stack.endpoints.mqtt = broker_addr.to_string();
 
     // 2. Template, pass 1: names. Storage.
     let load_opts = fleet_template::LoadOptions {
@@ -420,9 +382,9 @@ async fn bring_up(
         account_id: names::LOCAL_ACCOUNT_ID.to_string(),
         parameter_overrides: opts.parameter_overrides.iter().cloned().collect(),
     };
-    let template_err = |e: fleet_template::TemplateError| DevError::Template {
+    let template_err = |source: fleet_template::TemplateError| DevError::Template {
         path: opts.template.clone(),
-        detail: e.to_string(),
+        source,
     };
     let first = fleet_template::load_with(&opts.template, &load_opts, &LocalResolver::default())
         .map_err(template_err)?;
@@ -438,15 +400,11 @@ async fn bring_up(
 
     // Shadow service first: its URL goes into the functions' environment.
     let shadow = ShadowService::start(
-        &mqtt_url,
+        &broker_addr,
         SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), opts.iot_data_port),
         shutdown_rx.clone(),
     )
-    .await
-    .map_err(|e| DevError::Component {
-        component: "shadow service",
-        detail: e.to_string(),
-    })?;
+    .await?;
     stack.endpoints.iot_data = shadow.http_url.clone();
     stack.shadow = Some(shadow);
 
@@ -513,21 +471,14 @@ async fn bring_up(
             sinks.queues.insert(q.queue_name.clone(), url.clone());
         }
     }
-    let engine = RulesEngine::new(rules, &sinks).map_err(|e| DevError::Component {
-        component: "rules engine",
-        detail: e.to_string(),
-    })?;
-    let runner = crate::rules::run(
+    let engine = RulesEngine::new(rules, &sinks)?;
+    let runner = fleet_iot::rules::run(
         Arc::new(engine),
-        RunnerConfig::new(mqtt_url.clone()),
+        RunnerConfig::new(broker_addr.clone()),
         aws_sdk_kinesis::Client::new(&sdk),
         aws_sdk_sqs::Client::new(&sdk),
         shutdown_rx.clone(),
-    )
-    .map_err(|e| DevError::Component {
-        component: "rules engine",
-        detail: e.to_string(),
-    })?;
+    );
     stack.rules = Some(runner);
 
     // 4. Functions.
@@ -537,7 +488,10 @@ async fn bring_up(
             let mut inv = InProcessInvoker::new();
             for f in tpl.functions() {
                 let env = environments.get(&f.logical_id).cloned().unwrap_or_default();
-                let Some(handler) = in_process_handler(&f.binary, &env, &sdk).await? else {
+                let timeout = Duration::from_secs(u64::from(f.timeout_s));
+                let Some(handler) =
+                    functions::in_process_handler(&f.binary, &env, &sdk, timeout).await?
+                else {
                     stack.notes.push(format!(
                         "function {} (binary {}) has no in-process handler in this build; its mappings and schedules are not run (use --invoke watch)",
                         f.logical_id, f.binary
@@ -552,19 +506,38 @@ async fn bring_up(
             Arc::new(inv)
         }
         InvokeMode::Watch => {
-            let venv = standins::resolve_venv(opts.venv.as_deref());
-            let (process, url) =
-                crate::watch::start(&venv, &opts.root(), &opts.log_dir(), &environments).await?;
-            stack.endpoints.lambda = Some(url.clone());
-            stack.lambda_watch = Some(process);
+            let venv = fleet_process::resolve_venv(opts.venv.as_deref());
+            let functions_dir = opts
+                .functions_dir
+                .clone()
+                .or_else(fleet_esm::watch::build_dir_of_current_exe)
+                .unwrap_or_else(|| opts.root().join("target/debug"));
+            let mut watched: Vec<fleet_esm::watch::WatchedFunction> = Vec::new();
             let mut rename = BTreeMap::new();
             for f in tpl.functions() {
                 rename.insert(f.logical_id.clone(), f.binary.clone());
                 rename.insert(f.function_name.clone(), f.binary.clone());
                 invokable.push(f.logical_id.clone());
+                if !watched.iter().any(|w| w.binary == f.binary) {
+                    watched.push(fleet_esm::watch::WatchedFunction {
+                        binary: f.binary.clone(),
+                        environment: environments.get(&f.logical_id).cloned().unwrap_or_default(),
+                    });
+                }
             }
+            let watch = fleet_esm::watch::start(
+                &venv,
+                &opts.root(),
+                &opts.log_dir(),
+                &functions_dir,
+                &watched,
+            )
+            .await?;
+            let url = watch.url.clone();
+            stack.endpoints.lambda = Some(url.clone());
+            stack.lambda_watch = Some(watch);
             Arc::new(RenamingInvoker::new(
-                Arc::new(esm::HttpInvoker::new(&url)),
+                Arc::new(fleet_esm::HttpInvoker::new(&url)),
                 rename,
             ))
         }
@@ -587,34 +560,36 @@ async fn bring_up(
             .cloned()
             .unwrap_or_else(|| m.function_logical_id.clone());
         let config = MappingConfig::from_template(m, &uuid, &function_name);
-        let sink = match &config.on_failure {
-            Some(dest) => {
-                Some(
-                    esm::failure_sink(&sdk, dest)
-                        .await
-                        .map_err(|e| DevError::Component {
-                            component: "event source mapping",
-                            detail: format!("{}: on-failure destination: {e}", m.logical_id),
-                        })?,
-                )
-            }
-            None => None,
+        let mapping_err = |source: fleet_esm::MappingError| DevError::Mapping {
+            mapping: m.logical_id.clone(),
+            source,
         };
+        let sink =
+            match &config.on_failure {
+                Some(dest) => Some(fleet_esm::failure_sink(&sdk, dest).await.map_err(
+                    |source| DevError::OnFailure {
+                        mapping: m.logical_id.clone(),
+                        source,
+                    },
+                )?),
+                None => None,
+            };
         let mut poller = Poller::new(
             config,
-            Arc::new(esm::KinesisSource::new(kinesis.clone(), &m.stream_name)),
+            Arc::new(fleet_esm::KinesisSource::new(
+                kinesis.clone(),
+                &m.stream_name,
+            )),
             invoker.clone(),
-            Arc::new(esm::LambdaMappingState::new(lambda_client.clone(), &uuid)),
+            Arc::new(fleet_esm::LambdaMappingState::new(
+                lambda_client.clone(),
+                &uuid,
+            )),
         );
         if let Some(sink) = sink {
             poller = poller.on_failure(sink);
         }
-        let handle = poller
-            .spawn(shutdown_rx.clone())
-            .map_err(|e| DevError::Component {
-                component: "event source mapping",
-                detail: format!("{}: {e}", m.logical_id),
-            })?;
+        let handle = poller.spawn(shutdown_rx.clone()).map_err(mapping_err)?;
         stack.mappings.push(MappingRun {
             logical_id: m.logical_id.clone(),
             stream_logical_id: m.stream_logical_id.clone(),
@@ -639,23 +614,32 @@ async fn bring_up(
 
     // Ready when the MQTT subscribers are.
     let ready = Duration::from_secs(20);
+    let not_ready = |component| DevError::NotReady {
+        component,
+        broker: broker_addr.to_string(),
+        secs: ready.as_secs(),
+    };
     if let Some(r) = &stack.rules
         && !r.wait_ready(ready).await
     {
-        return Err(DevError::Component {
-            component: "rules engine",
-            detail: format!("no subscription acknowledged by {mqtt_url} within 20 s"),
-        });
+        return Err(not_ready("rules engine"));
     }
     if let Some(s) = &stack.shadow
         && !s.wait_ready(ready).await
     {
-        return Err(DevError::Component {
-            component: "shadow service",
-            detail: format!("no subscription acknowledged by {mqtt_url} within 20 s"),
-        });
+        return Err(not_ready("shadow service"));
     }
     Ok(())
+}
+
+/// The broker of `--mqtt-url`, parsed by the simulator's parser (the one of the workspace);
+/// the stack's own clients speak plain MQTT over TCP.
+fn external_broker(url: &str) -> Result<BrokerAddr, DevError> {
+    let target = fleet_sim::MqttTarget::parse_url(url).map_err(DevError::MqttUrl)?;
+    if target.tls.is_some() {
+        return Err(DevError::MqttTls(url.to_string()));
+    }
+    Ok(BrokerAddr::new(target.host, target.port))
 }
 
 /// The template's schedules that target a function this stack can invoke, as the scheduler
@@ -697,66 +681,11 @@ pub fn schedule_specs(tpl: &fleet_template::Stack, invokable: &[String]) -> Vec<
 
 /// The template's topic rules as the rules engine takes them.
 pub fn rule_defs(tpl: &fleet_template::Stack) -> Result<Vec<RuleDef>, DevError> {
-    tpl.topic_rules()
+    Ok(tpl
+        .topic_rules()
         .into_iter()
-        .map(|r| {
-            RuleDef::from_spec(r).map_err(|e| DevError::Component {
-                component: "rules engine",
-                detail: e.to_string(),
-            })
-        })
-        .collect()
-}
-
-/// Builds the in-process handler of a function binary, or `None` for a binary this build does
-/// not link.
-async fn in_process_handler(
-    binary: &str,
-    env: &BTreeMap<String, String>,
-    sdk: &aws_config::SdkConfig,
-) -> Result<Option<HandlerFn>, DevError> {
-    let lookup = |k: &str| env.get(k).cloned();
-    let build_err = |message: String| {
-        DevError::Invoke(InvokeError::Build {
-            function: binary.to_string(),
-            message,
-        })
-    };
-    let fail = |function: &'static str| {
-        move |e: lambda_runtime::Error| InvokeError::Function {
-            function: function.to_string(),
-            message: e.to_string(),
-        }
-    };
-    match binary {
-        "mission-ingest" => {
-            let config = mission_ingest::Config::from_lookup(lookup)
-                .map_err(|e| build_err(e.to_string()))?;
-            let handler = Arc::new(
-                mission_ingest::build(config, sdk)
-                    .await
-                    .map_err(|e| build_err(e.to_string()))?,
-            );
-            Ok(Some(Arc::new(move |event| {
-                let h = handler.clone();
-                Box::pin(async move { h.handle(event).await.map_err(fail("mission-ingest")) })
-            })))
-        }
-        "shadow-indexer" => {
-            let config = shadow_indexer::Config::from_lookup(lookup)
-                .map_err(|e| build_err(e.to_string()))?;
-            let handler = Arc::new(
-                shadow_indexer::build(config, sdk)
-                    .await
-                    .map_err(|e| build_err(e.to_string()))?,
-            );
-            Ok(Some(Arc::new(move |event| {
-                let h = handler.clone();
-                Box::pin(async move { h.handle(event).await.map_err(fail("shadow-indexer")) })
-            })))
-        }
-        _ => Ok(None),
-    }
+        .map(RuleDef::from_spec)
+        .collect::<Result<_, _>>()?)
 }
 
 impl RunningStack {
@@ -1086,17 +1015,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_take_units() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert!(parse_duration("5").is_ok());
-        assert!(parse_duration("5x").is_err());
-        assert!(parse_duration("1h5").is_err());
-    }
-
-    #[test]
     fn key_values_split_on_the_first_equals() {
         assert_eq!(
             parse_key_value("StreamMode=PROVISIONED"),
@@ -1201,7 +1119,8 @@ Resources:
 
     #[tokio::test]
     async fn template_schedules_fire_their_function_with_the_scheduled_event() {
-        use crate::esm::InvokeOutcome;
+        use fleet_esm::InvokeError;
+        use fleet_esm::InvokeOutcome;
         use futures::future::BoxFuture;
         #[derive(Default)]
         struct Rec(Mutex<Vec<(String, serde_json::Value)>>);

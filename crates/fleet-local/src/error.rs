@@ -1,56 +1,33 @@
 //! Typed errors of the local stack.
 //!
-//! Each enum belongs to one job (stand-ins, provisioning, scheduling, invoking, rejects) and
-//! [`DevError`] gathers them for `robofleet dev`. Messages are lowercase and say what to do next.
+//! Each enum belongs to one job (stand-ins, provisioning, the report file) and [`DevError`]
+//! gathers them, with the errors of the parts it starts (broker, rules, shadow service, event
+//! source mappings, scheduler, functions), for `robofleet dev`. Every variant keeps its cause;
+//! messages are lowercase and say what to do next.
 
 use std::path::PathBuf;
 
-/// A stand-in process (moto server, osmem-server, `cargo lambda watch`) could not be started or
-/// did not answer.
+use fleet_process::ProcessError;
+
+/// A stand-in (moto server, osmem-server) could not be started, or an attached one does not
+/// answer.
 #[derive(Debug, thiserror::Error)]
 pub enum StandinError {
-    /// The venv lacks the program.
-    #[error("{program} not found at {path}: run `make venv` (or pass --venv / set ROBOFLEET_VENV)")]
-    Missing {
-        /// Name of the program.
-        program: &'static str,
-        /// Where it was looked for.
+    /// The process could not be found, started, or did not answer.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// The moto launcher could not be written beside the logs.
+    #[error("cannot write the moto launcher {path}: {source}")]
+    Launcher {
+        /// Where it was written.
         path: PathBuf,
-    },
-    /// Spawning the process failed.
-    #[error("could not start {program}: {source}")]
-    Spawn {
-        /// Name of the program.
-        program: &'static str,
-        /// The OS error.
+        /// The cause.
         #[source]
         source: std::io::Error,
     },
-    /// The process exited before it answered.
-    #[error("{program} exited before it answered ({status}); its log is {log}")]
-    Exited {
-        /// Name of the program.
-        program: &'static str,
-        /// Exit status as text.
-        status: String,
-        /// Path of its log file.
-        log: PathBuf,
-    },
-    /// The process did not answer in time.
-    #[error("{program} did not answer at {url} within {secs} s; see its log {log}")]
-    Timeout {
-        /// Name of the program.
-        program: &'static str,
-        /// URL that was probed.
-        url: String,
-        /// How long we waited.
-        secs: u64,
-        /// Path of its log file.
-        log: PathBuf,
-    },
     /// An attached endpoint does not answer.
     #[error(
-        "{what} at {url} does not answer ({detail}); start it or drop the flag to let `robofleet dev` start one"
+        "{what} at {url} does not answer ({source}); start it or drop the flag to let `robofleet dev` start one"
     )]
     Unreachable {
         /// Which stand-in.
@@ -58,16 +35,8 @@ pub enum StandinError {
         /// Its URL.
         url: String,
         /// What went wrong.
-        detail: String,
-    },
-    /// Local I/O around the process (log file, free port).
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The OS error.
         #[source]
-        source: std::io::Error,
+        source: reqwest::Error,
     },
 }
 
@@ -126,102 +95,29 @@ pub enum ProvisionError {
     },
 }
 
-/// A schedule expression is malformed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ScheduleError {
-    /// Not `rate(...)`, `cron(...)` or `at(...)`.
-    #[error(
-        "schedule expression `{0}` is not rate(...), cron(...) or at(...); fix it in template.yaml"
-    )]
-    Syntax(String),
-    /// A rate expression is wrong.
-    #[error("rate expression `{expr}`: {problem}")]
-    Rate {
-        /// The expression.
-        expr: String,
-        /// What is wrong.
-        problem: String,
-    },
-    /// A cron expression is wrong.
-    #[error("cron expression `{expr}`: {problem}")]
-    Cron {
-        /// The expression.
-        expr: String,
-        /// What is wrong.
-        problem: String,
-    },
-    /// An at expression is wrong.
-    #[error("at expression `{expr}`: {problem}; use at(yyyy-mm-ddThh:mm:ss)")]
-    At {
-        /// The expression.
-        expr: String,
-        /// What is wrong.
-        problem: String,
-    },
-}
-
-/// Invoking a function failed as a whole (not an item failure inside a good response).
+/// The dev report file could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum InvokeError {
-    /// No function with that name is known to the invoker.
-    #[error("no function named `{0}` in this stack; check the template's function logical ids")]
-    UnknownFunction(String),
-    /// The handler returned an error (the whole batch failed, as a Lambda error would).
-    #[error("function `{function}` failed: {message}")]
-    Function {
-        /// Function name.
-        function: String,
-        /// The handler's error text.
-        message: String,
-    },
-    /// The handler could not be built (bad config, client set-up).
+pub enum ReportError {
+    /// The file could not be read (missing: `robofleet dev` is not running here).
     #[error(
-        "function `{function}` could not start: {message}; check its environment in template.yaml"
+        "cannot read the dev report {path}: {source}; is `robofleet dev` running from this directory?"
     )]
-    Build {
-        /// Function name.
-        function: String,
-        /// The cause as text (the build error types differ per function crate).
-        message: String,
-    },
-    /// The HTTP call to `cargo lambda watch` failed.
-    #[error("invoking `{function}` through cargo lambda watch failed: {detail}")]
-    Http {
-        /// Function name.
-        function: String,
-        /// Transport error or status and body.
-        detail: String,
-    },
-}
-
-/// `robofleet rejects` failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RejectsError {
-    /// Neither a flag nor the dev report names the queue.
-    #[error("no rejects queue known: pass --queue-url, or run `robofleet dev` so that {0} exists")]
-    NoQueue(PathBuf),
-    /// The dev report could not be read.
-    #[error(
-        "cannot read the dev report {path}: {detail}; pass --aws-endpoint and --queue-url instead"
-    )]
-    Report {
+    Read {
         /// Path of the report.
         path: PathBuf,
         /// The cause.
-        detail: String,
-    },
-    /// An SQS or Kinesis call failed.
-    #[error("{what} failed: {source}; check the aws endpoint and the queue url")]
-    Aws {
-        /// The call.
-        what: &'static str,
-        /// The SDK error.
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: std::io::Error,
     },
-    /// Replay was asked without a selection.
-    #[error("nothing selected: pass --kind, --robot or --all")]
-    NoSelection,
+    /// The file is not a dev report.
+    #[error("the dev report {path} is not valid: {source}")]
+    Parse {
+        /// Path of the report.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// `robofleet dev` could not start or run.
@@ -235,25 +131,66 @@ pub enum DevError {
     Provision(#[from] ProvisionError),
     /// A schedule in the template is malformed.
     #[error(transparent)]
-    Schedule(#[from] ScheduleError),
+    Schedule(#[from] fleet_esm::ScheduleError),
     /// A function could not be prepared.
     #[error(transparent)]
-    Invoke(#[from] InvokeError),
+    Invoke(#[from] fleet_esm::InvokeError),
+    /// `cargo lambda watch` could not be started.
+    #[error(transparent)]
+    Watch(#[from] fleet_esm::WatchError),
     /// The template could not be loaded.
-    #[error("cannot load the template {path}: {detail}")]
+    #[error("cannot load the template {path}: {source}")]
     Template {
         /// Path of template.yaml.
         path: PathBuf,
-        /// The loader's message.
-        detail: String,
+        /// The loader's error.
+        #[source]
+        source: fleet_template::TemplateError,
     },
-    /// A component (broker, rules, shadow service, poller) failed to start.
-    #[error("{component} failed to start: {detail}")]
-    Component {
-        /// Which component.
-        component: &'static str,
+    /// `--mqtt-url` is not a usable broker URL.
+    #[error("--mqtt-url: {0}")]
+    MqttUrl(#[source] fleet_sim::SimError),
+    /// `--mqtt-url` asks for TLS, which the stack's own clients do not speak.
+    #[error(
+        "--mqtt-url {0}: the local stack connects to its broker over plain tcp; give an mqtt:// url"
+    )]
+    MqttTls(String),
+    /// The embedded MQTT broker failed to start.
+    #[error("the embedded mqtt broker failed to start: {0}")]
+    Broker(#[from] fleet_iot::BrokerError),
+    /// The shadow service failed to start.
+    #[error("the shadow service failed to start: {0}")]
+    Shadow(#[from] fleet_iot::ShadowError),
+    /// The template's topic rules cannot run.
+    #[error("the rules engine cannot run the template's rules: {0}")]
+    Rules(#[from] fleet_iot::RuleError),
+    /// An event source mapping cannot run.
+    #[error("event source mapping {mapping} cannot run: {source}")]
+    Mapping {
+        /// Mapping logical id.
+        mapping: String,
         /// The cause.
-        detail: String,
+        #[source]
+        source: fleet_esm::MappingError,
+    },
+    /// An event source mapping's on-failure destination cannot be used.
+    #[error("event source mapping {mapping}: its on-failure destination cannot be used: {source}")]
+    OnFailure {
+        /// Mapping logical id.
+        mapping: String,
+        /// The cause.
+        #[source]
+        source: fleet_esm::SinkError,
+    },
+    /// A part did not subscribe to the broker in time.
+    #[error("the {component} had no subscription acknowledged by {broker} within {secs} s")]
+    NotReady {
+        /// Which part.
+        component: &'static str,
+        /// The broker.
+        broker: String,
+        /// How long it waited.
+        secs: u64,
     },
     /// The report file could not be written.
     #[error("cannot write the report {path}: {source}; pick another --report path")]
@@ -264,9 +201,12 @@ pub enum DevError {
         #[source]
         source: std::io::Error,
     },
-    /// A flag is wrong.
+    /// The simulator's flags (`--sim-arg`) do not parse.
+    #[error("--sim-arg: {0}")]
+    SimArgs(#[source] clap::Error),
+    /// Ctrl-C or SIGTERM arrived before the stack was up, or a second Ctrl-C skipped the drain.
     #[error("{0}")]
-    Usage(String),
+    Interrupted(&'static str),
     /// The workload ran but its own check failed (the simulator's verification).
     #[error("the fleet simulator's verification failed: {0}")]
     Workload(String),

@@ -222,23 +222,6 @@ pub fn local_shard_count(mode: Option<&str>, shard_count: Option<u32>) -> (u32, 
     }
 }
 
-/// The stream name inside a Kinesis stream ARN (`arn:aws:kinesis:r:a:stream/NAME`).
-pub fn stream_name_from_arn(arn: &str) -> Option<&str> {
-    arn.rsplit_once(":stream/")
-        .map(|(_, n)| n)
-        .filter(|n| !n.is_empty())
-}
-
-/// Renders an env file for `cargo lambda watch --env-file` (`KEY=value` lines, values quoted).
-pub fn env_file(env: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    for (k, v) in env {
-        let escaped = v.replace('\\', "\\\\").replace('"', "\\\"");
-        out.push_str(&format!("{k}=\"{escaped}\"\n"));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,15 +298,6 @@ mod tests {
         assert_eq!(local_shard_count(Some("PROVISIONED"), Some(3)).0, 3);
         assert_eq!(local_shard_count(None, Some(2)).0, 2);
         assert_eq!(local_shard_count(None, None).0, 1);
-    }
-
-    #[test]
-    fn stream_name_comes_from_the_arn() {
-        assert_eq!(
-            stream_name_from_arn("arn:aws:kinesis:us-east-1:123456789012:stream/s-missions"),
-            Some("s-missions")
-        );
-        assert_eq!(stream_name_from_arn("not-an-arn"), None);
     }
 
     #[test]
@@ -411,12 +385,5 @@ mod tests {
         for var in mission_ingest::Config::ENV_VARS {
             assert!(env.contains_key(*var), "{var} missing");
         }
-    }
-
-    #[test]
-    fn env_file_quotes_values() {
-        let mut env = BTreeMap::new();
-        env.insert("A".to_string(), "x \"y\"".to_string());
-        assert_eq!(env_file(&env), "A=\"x \\\"y\\\"\"\n");
     }
 }

@@ -1,94 +1,46 @@
 //! The live progress of `robofleet dev` and its closing summary.
 //!
-//! On a terminal an indicatif spinner line is redrawn every second; otherwise (CI, a pipe, a
-//! log file) one plain line is printed every few seconds. The text itself comes from pure
-//! functions ([`progress_line`], [`summary_text`]) so it is unit-tested.
+//! The line itself is fleet-console's ([`ProgressLine`]): a spinner redrawn every second on a
+//! terminal, otherwise (CI, a pipe, a log file) a plain line every few seconds. The text comes
+//! from pure functions ([`progress_line`], [`summary_text`]) so it is unit-tested.
 
-use std::io::IsTerminal;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use fleet_console::{Progress, ProgressLine, Rate};
 
 use crate::dev::StackStats;
 use crate::report::{DevReport, DevSummary};
 
-/// Redraws the progress line.
+/// Redraws the progress line of `robofleet dev`.
 pub struct ProgressView {
-    bar: Option<ProgressBar>,
-    plain_every: Duration,
-    last_plain: Option<Instant>,
-    window: std::collections::VecDeque<(f64, u64)>,
+    line: ProgressLine,
+    rate: Rate,
 }
 
 impl ProgressView {
     /// A view: a spinner on a terminal (unless `plain`), plain lines otherwise.
     pub fn new(plain: bool) -> Self {
-        let bar = (!plain && std::io::stdout().is_terminal()).then(|| {
-            let b = ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stdout());
-            if let Ok(style) =
-                ProgressStyle::with_template("{spinner} {elapsed_precise} {wide_msg}")
-            {
-                b.set_style(style);
-            }
-            b
-        });
         Self {
-            bar,
-            plain_every: Duration::from_secs(5),
-            last_plain: None,
-            window: std::collections::VecDeque::new(),
+            line: ProgressLine::new(Progress::detect(plain)),
+            // Messages per second over the last five seconds: robots publish in bursts.
+            rate: Rate::new(Duration::from_secs(5)),
         }
     }
 
     /// Shows `stats` (call about once a second).
     pub fn update(&mut self, stats: &StackStats) {
-        // Messages per second over the last five seconds: robots publish in bursts.
-        self.window.push_back((stats.elapsed_s, stats.messages_in));
-        while self.window.len() > 2
-            && self
-                .window
-                .front()
-                .is_some_and(|(t, _)| stats.elapsed_s - t > 5.0)
-        {
-            self.window.pop_front();
-        }
-        let rate = match self.window.front() {
-            Some((t, n)) if stats.elapsed_s > *t => {
-                stats.messages_in.saturating_sub(*n) as f64 / (stats.elapsed_s - t)
-            }
-            _ => 0.0,
-        };
-        let line = progress_line(stats, rate);
-        match &self.bar {
-            Some(b) => {
-                b.set_message(line);
-                b.tick();
-            }
-            None => {
-                if self
-                    .last_plain
-                    .is_none_or(|t| t.elapsed() >= self.plain_every)
-                {
-                    println!("[{:>6.0}s] {line}", stats.elapsed_s);
-                    self.last_plain = Some(Instant::now());
-                }
-            }
-        }
+        let rate = self.rate.sample(stats.elapsed_s, stats.messages_in);
+        self.line.update(progress_line(stats, rate));
     }
 
     /// Prints a line above the progress line.
     pub fn println(&self, text: &str) {
-        match &self.bar {
-            Some(b) => b.println(text),
-            None => println!("{text}"),
-        }
+        self.line.println(text);
     }
 
     /// Removes the progress line.
     pub fn finish(&mut self) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
-        }
+        self.line.finish();
     }
 }
 

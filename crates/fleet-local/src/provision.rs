@@ -460,7 +460,9 @@ async fn create_mapping(
     let position = match m.starting_position {
         fleet_template::StartingPosition::Latest => lambda::EventSourcePosition::Latest,
         fleet_template::StartingPosition::TrimHorizon => lambda::EventSourcePosition::TrimHorizon,
-        fleet_template::StartingPosition::AtTimestamp => lambda::EventSourcePosition::AtTimestamp,
+        fleet_template::StartingPosition::AtTimestamp(_) => {
+            lambda::EventSourcePosition::AtTimestamp
+        }
     };
     let resp = client
         .create_event_source_mapping()

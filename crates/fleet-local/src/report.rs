@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::DevError;
+use crate::error::{DevError, ReportError};
 
 /// Default location of the report file, relative to the working directory.
 pub const DEFAULT_REPORT: &str = ".run/robofleet-dev.json";
@@ -120,7 +120,7 @@ pub struct DevSummary {
     /// Per stream, by logical id.
     pub streams: BTreeMap<String, StreamSummary>,
     /// Schedules and their fires.
-    pub schedules: Vec<crate::scheduler::ScheduleStatus>,
+    pub schedules: Vec<fleet_esm::scheduler::ScheduleStatus>,
     /// Records put but neither processed, dead-lettered nor still waiting. Must be 0.
     pub records_lost: u64,
     /// Problems worth a look (a component that failed, a stand-in that died).
@@ -166,9 +166,15 @@ impl DevReport {
     }
 
     /// Reads a report file.
-    pub fn read(path: &Path) -> Result<Self, String> {
-        let body = std::fs::read(path).map_err(|e| e.to_string())?;
-        serde_json::from_slice(&body).map_err(|e| e.to_string())
+    pub fn read(path: &Path) -> Result<Self, ReportError> {
+        let body = std::fs::read(path).map_err(|source| ReportError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_slice(&body).map_err(|source| ReportError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 

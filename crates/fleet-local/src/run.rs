@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use fleet_console::parse_duration;
 use tokio::sync::watch;
 
-use crate::dev::{self, DevOptions, RunningStack, parse_duration};
+use crate::dev::{self, DevOptions, RunningStack};
 use crate::error::DevError;
 use crate::progress::{self, ProgressView};
 use crate::report::{DEFAULT_REPORT, DevSummary};
@@ -24,6 +24,13 @@ pub enum WorkloadKind {
     Demo,
     /// The fleet simulator (`robofleet sim`) against the stack.
     Sim,
+}
+
+/// The workload, with the simulator's flags parsed.
+enum Workload {
+    None,
+    Demo,
+    Sim(Box<fleet_sim::SimArgs>),
 }
 
 /// `robofleet dev`.
@@ -52,21 +59,15 @@ pub struct DevArgs {
     pub plain: bool,
 }
 
-#[derive(Parser)]
-struct SimCommand {
-    #[command(flatten)]
-    args: fleet_sim::SimArgs,
-}
-
-/// The simulator's arguments: the user's `--sim-arg`s, with defaults for what they leave out
+/// The simulator's flags: the user's `--sim-arg`s, with defaults for what they leave out
 /// (`--robots`, and a steady run as long as the dev run).
-pub fn sim_argv(robots: u64, duration: Option<Duration>, extra: &[String]) -> Vec<String> {
+pub fn sim_flags(robots: u64, duration: Option<Duration>, extra: &[String]) -> Vec<String> {
     let has = |flag: &str| {
         extra
             .iter()
             .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
     };
-    let mut argv = vec!["sim".to_string()];
+    let mut argv = Vec::new();
     if !has("--robots") {
         argv.extend(["--robots".to_string(), robots.to_string()]);
     }
@@ -82,8 +83,8 @@ pub fn sim_argv(robots: u64, duration: Option<Duration>, extra: &[String]) -> Ve
 }
 
 fn sim_targets(stack: &RunningStack) -> Result<fleet_sim::Targets, DevError> {
-    let mqtt = fleet_sim::MqttTarget::parse_url(&stack.endpoints.mqtt)
-        .map_err(|e| DevError::Usage(e.to_string()))?;
+    let mqtt =
+        fleet_sim::MqttTarget::parse_url(&stack.endpoints.mqtt).map_err(DevError::MqttUrl)?;
     let missions_table = stack
         .resources
         .tables
@@ -117,13 +118,16 @@ async fn terminate() {
 
 /// Runs `robofleet dev` to the end and returns its summary.
 pub async fn run(args: DevArgs) -> Result<DevSummary, DevError> {
-    let sim_args = if args.workload == WorkloadKind::Sim {
-        let argv = sim_argv(args.robots, args.duration, &args.sim_args);
-        let parsed = SimCommand::try_parse_from(&argv)
-            .map_err(|e| DevError::Usage(format!("--sim-arg: {e}")))?;
-        Some(parsed.args)
-    } else {
-        None
+    // The simulator's flags are checked before anything starts.
+    let workload = match args.workload {
+        WorkloadKind::None => Workload::None,
+        WorkloadKind::Demo => Workload::Demo,
+        WorkloadKind::Sim => {
+            let flags = sim_flags(args.robots, args.duration, &args.sim_args);
+            Workload::Sim(Box::new(
+                fleet_sim::SimArgs::from_flags(flags).map_err(DevError::SimArgs)?,
+            ))
+        }
     };
     // In-process handlers would print their EMF metric lines over the progress display.
     fleet_lambda::metrics::disable();
@@ -135,8 +139,8 @@ pub async fn run(args: DevArgs) -> Result<DevSummary, DevError> {
     // Ctrl-C during start-up drops the half-built stack, which kills what it started.
     let mut stack = tokio::select! {
         r = dev::start(args.stack.clone()) => r?,
-        _ = tokio::signal::ctrl_c() => return Err(DevError::Usage("interrupted during start-up".into())),
-        _ = terminate() => return Err(DevError::Usage("terminated during start-up".into())),
+        _ = tokio::signal::ctrl_c() => return Err(DevError::Interrupted("interrupted during start-up")),
+        _ = terminate() => return Err(DevError::Interrupted("terminated during start-up")),
     };
     stack.write_report(&args.report)?;
     let mut view = ProgressView::new(args.plain);
@@ -151,25 +155,25 @@ pub async fn run(args: DevArgs) -> Result<DevSummary, DevError> {
         Box<dyn std::future::Future<Output = Result<fleet_sim::SimReport, fleet_sim::SimError>>>,
     > = Box::pin(futures::future::pending());
     let mut sim_running = false;
-    match args.workload {
-        WorkloadKind::None => view.println("workload: none (publish to the broker yourself)"),
-        WorkloadKind::Demo => {
+    match workload {
+        Workload::None => view.println("workload: none (publish to the broker yourself)"),
+        Workload::Demo => {
             view.println(&format!("workload: demo, {} robots", args.robots));
-            let url = stack.endpoints.mqtt.clone();
+            let mqtt = fleet_sim::MqttTarget::parse_url(&stack.endpoints.mqtt)
+                .map_err(DevError::MqttUrl)?;
+            let broker = fleet_iot::BrokerAddr::new(mqtt.host, mqtt.port);
             let demo = demo.clone();
             demo_task = Some(tokio::spawn(workload::run_demo(
-                url,
+                broker,
                 args.robots,
                 demo,
                 stop_rx,
             )));
         }
-        WorkloadKind::Sim => {
+        Workload::Sim(sim) => {
             let targets = sim_targets(&stack)?;
-            let sim =
-                sim_args.ok_or_else(|| DevError::Usage("simulator arguments missing".into()))?;
             view.println(&format!("workload: fleet simulator, {} robots", sim.robots));
-            sim_fut = Box::pin(fleet_sim::run(sim, targets, fleet_sim::Progress::Silent));
+            sim_fut = Box::pin(fleet_sim::run(*sim, targets, fleet_sim::Progress::Silent));
             sim_running = true;
         }
     }
@@ -249,7 +253,7 @@ pub async fn run(args: DevArgs) -> Result<DevSummary, DevError> {
         s = stack.shutdown() => s,
         _ = tokio::signal::ctrl_c() => {
             println!("robofleet dev: second Ctrl-C, stopped without draining; no summary written");
-            return Err(DevError::Usage("stopped without draining (second Ctrl-C)".into()));
+            return Err(DevError::Interrupted("stopped without draining (second Ctrl-C)"));
         }
     };
     println!("{}", progress::summary_text(&summary));
@@ -266,33 +270,26 @@ mod tests {
 
     #[test]
     fn sim_arguments_get_defaults_the_user_did_not_give() {
-        let argv = sim_argv(7, Some(Duration::from_secs(120)), &[]);
+        let argv = sim_flags(7, Some(Duration::from_secs(120)), &[]);
         assert_eq!(
             argv,
-            [
-                "sim",
-                "--robots",
-                "7",
-                "--mode",
-                "steady",
-                "--duration",
-                "105s"
-            ]
+            ["--robots", "7", "--mode", "steady", "--duration", "105s"]
         );
-        let argv = sim_argv(
+        let argv = sim_flags(
             7,
             None,
             &["--mode=day".into(), "--robots".into(), "50".into()],
         );
         assert_eq!(
             argv,
-            ["sim", "--duration", "3600s", "--mode=day", "--robots", "50"]
+            ["--duration", "3600s", "--mode=day", "--robots", "50"]
         );
-        assert!(SimCommand::try_parse_from(sim_argv(3, None, &[])).is_ok());
+        assert!(fleet_sim::SimArgs::from_flags(sim_flags(3, None, &[])).is_ok());
     }
 
     #[test]
     fn dev_args_parse_like_the_cli() {
+        use clap::Parser;
         #[derive(Parser)]
         struct Cli {
             #[command(flatten)]

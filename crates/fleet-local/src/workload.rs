@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use fleet_iot::BrokerAddr;
 use rumqttc::{AsyncClient, QoS};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -74,16 +75,16 @@ fn now_rfc3339() -> String {
     )
 }
 
-/// Runs `robots` demo robots against `mqtt_url` until `shutdown` turns true.
+/// Runs `robots` demo robots against `broker` until `shutdown` turns true.
 pub async fn run_demo(
-    mqtt_url: String,
+    broker: BrokerAddr,
     robots: u64,
     counters: Arc<DemoCounters>,
     shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks = Vec::new();
     for k in 1..=robots.max(1) {
-        let url = mqtt_url.clone();
+        let url = broker.clone();
         let counters = counters.clone();
         let shutdown = shutdown.clone();
         tasks.push(tokio::spawn(async move {
@@ -96,16 +97,13 @@ pub async fn run_demo(
 }
 
 async fn robot(
-    url: String,
+    url: BrokerAddr,
     k: u64,
     counters: Arc<DemoCounters>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let id = robot_id(k);
-    let Ok(opts) = crate::broker::mqtt_options(&url, &id) else {
-        counters.errors.fetch_add(1, Ordering::Relaxed);
-        return;
-    };
+    let opts = fleet_iot::broker::mqtt_options(&url, &id);
     let (client, mut eventloop) = AsyncClient::new(opts, 100);
     let driver = tokio::spawn(async move {
         loop {

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use fleet_console::parse_duration;
 
 use crate::error::SimError;
 use crate::faults::MalformedKind;
@@ -253,34 +254,56 @@ impl MqttTarget {
         }
     }
 
-    /// Parses `mqtt://host[:port]` or `mqtts://host[:port]` (also `tcp://`, `ssl://`).
+    /// Parses `mqtt://host[:port]` or `mqtts://host[:port]` (also `tcp://`, `ssl://`, `tls://`,
+    /// or a bare `host[:port]`). An IPv6 host is written in brackets: `mqtt://[::1]:1883`. The
+    /// port defaults to 1883, or 8883 with TLS. This is the one MQTT URL parser of the workspace:
+    /// the local stack parses its `--mqtt-url` with it too.
     pub fn parse_url(url: &str) -> Result<Self, SimError> {
+        let bad = |problem: String| {
+            SimError::arg(
+                "--broker",
+                format!("`{url}`: {problem}; use mqtt://host:port or mqtts://host:port"),
+            )
+        };
         let (scheme, rest) = url.split_once("://").unwrap_or(("mqtt", url));
         let tls = match scheme {
             "mqtt" | "tcp" => false,
             "mqtts" | "ssl" | "tls" => true,
-            other => {
-                return Err(SimError::arg(
-                    "--broker",
-                    format!("unknown scheme `{other}`; use mqtt://host:port or mqtts://host:port"),
-                ));
-            }
+            other => return Err(bad(format!("unknown scheme `{other}`"))),
         };
         let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_string(),
-                p.parse::<u16>().map_err(|_| {
-                    SimError::arg("--broker", format!("`{p}` is not a port number"))
-                })?,
-            ),
-            None => (rest.to_string(), if tls { 8883 } else { 1883 }),
+        if rest.contains('/') || rest.contains('@') {
+            return Err(bad("expected only host and port after the scheme".into()));
+        }
+        let (host, port) = match rest.strip_prefix('[') {
+            // [v6] or [v6]:port
+            Some(v6) => match v6.split_once(']') {
+                Some((h, "")) => (h, None),
+                Some((h, p)) => match p.strip_prefix(':') {
+                    Some(p) => (h, Some(p)),
+                    None => return Err(bad("a port follows `]:`".into())),
+                },
+                None => return Err(bad("the `[` of an IPv6 host is not closed".into())),
+            },
+            None => match rest.rsplit_once(':') {
+                // A bare IPv6 address without brackets: no port.
+                Some((h, _)) if h.contains(':') => (rest, None),
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            },
+        };
+        let port = match port {
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| bad(format!("`{p}` is not a port number")))?,
+            None if tls => 8883,
+            None => 1883,
         };
         if host.is_empty() {
-            return Err(SimError::arg("--broker", "the url has no host"));
+            return Err(bad("the url has no host".into()));
         }
         Ok(MqttTarget {
-            host,
+            host: host.to_string(),
             port,
             tls: tls.then_some(TlsTarget {
                 ca_file: None,
@@ -295,10 +318,14 @@ impl MqttTarget {
         self.host.ends_with(".amazonaws.com") || self.host.ends_with(".amazonaws.com.cn")
     }
 
-    /// `host:port` for messages.
+    /// `scheme://host:port` for messages (an IPv6 host in brackets).
     pub fn display(&self) -> String {
         let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
-        format!("{scheme}://{}:{}", self.host, self.port)
+        if self.host.contains(':') {
+            format!("{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            format!("{scheme}://{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -345,30 +372,6 @@ impl FromStr for Shard {
         }
         Ok(Shard { index, count })
     }
-}
-
-/// Parses `250ms`, `30s`, `5m`, `2h` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration; use e.g. 500ms, 30s, 5m, 2h"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" | "min" => v * 60.0,
-        "h" => v * 3600.0,
-        other => return Err(format!("unknown unit `{other}`; use ms, s, m or h")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("`{s}` is not a positive duration"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 impl SimArgs {
@@ -487,16 +490,6 @@ mod tests {
     }
 
     #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("-1s").is_err());
-    }
-
-    #[test]
     fn broker_urls_parse() {
         let t = MqttTarget::parse_url("mqtt://127.0.0.1:1884").unwrap();
         assert_eq!(t, MqttTarget::plain("127.0.0.1", 1884));
@@ -505,6 +498,21 @@ mod tests {
         assert_eq!(MqttTarget::parse_url("localhost").unwrap().port, 1883);
         assert!(MqttTarget::parse_url("http://x:1").is_err());
         assert!(MqttTarget::parse_url("mqtt://x:port").is_err());
+        assert!(MqttTarget::parse_url("mqtt://x:1/path").is_err());
+        assert!(MqttTarget::parse_url("mqtt://user@x:1").is_err());
+        assert_eq!(
+            MqttTarget::parse_url("tcp://broker.local").unwrap(),
+            MqttTarget::plain("broker.local", 1883)
+        );
+        let v6 = MqttTarget::parse_url("mqtt://[::1]:2000").unwrap();
+        assert_eq!(v6, MqttTarget::plain("::1", 2000));
+        assert_eq!(v6.display(), "mqtt://[::1]:2000");
+        assert_eq!(
+            MqttTarget::parse_url("mqtt://[fe80::1]").unwrap().port,
+            1883
+        );
+        assert_eq!(MqttTarget::parse_url("mqtts://[::1]").unwrap().port, 8883);
+        assert!(MqttTarget::parse_url("mqtt://[::1").is_err());
     }
 
     #[test]

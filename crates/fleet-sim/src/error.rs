@@ -93,13 +93,9 @@ impl SimError {
 
     /// Wraps an SDK error, keeping its whole source chain in the text.
     pub(crate) fn aws<E: std::error::Error>(service: &'static str, err: E) -> Self {
-        let mut detail = err.to_string();
-        let mut source = err.source();
-        while let Some(s) = source {
-            detail.push_str(": ");
-            detail.push_str(&s.to_string());
-            source = s.source();
+        SimError::Aws {
+            service,
+            detail: fleet_aws::error::chain(&err),
         }
-        SimError::Aws { service, detail }
     }
 }

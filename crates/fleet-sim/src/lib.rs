@@ -2,7 +2,7 @@
 //!
 //! Virtual robots connect as real MQTT sessions (rumqttc, client id = thing name) to the local
 //! stack's broker, any broker URL, or AWS IoT Core with mutual TLS; they behave like robots of
-//! DESIGN.md §2 (reported shadow state, desired-state commands, mission reports rev 1 and rev 2
+//! docs/architecture.md §2 (reported shadow state, desired-state commands, mission reports rev 1 and rev 2
 //! on Basic Ingest at QoS 0) following a traffic shape, with faults injected on purpose. With
 //! `--verify` the simulator then reads DynamoDB, OpenSearch and the rejects queue and accounts for
 //! every message it handed to the broker.
@@ -39,11 +39,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use fleet_console::{ProgressLine, Rate};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 pub use args::{Mode, MqttTarget, Shard, SimArgs, TargetArgs, Targets, TlsTarget};
 pub use error::SimError;
+pub use fleet_console::Progress;
 pub use report::SimReport;
 
 use crate::faults::FaultConfig;
@@ -51,26 +53,6 @@ use crate::ledger::RobotLedger;
 use crate::mqtt::{ConnectLimiter, SessionFactory};
 use crate::robot::{LiveStats, Shared, SimClock};
 use crate::verify::Verifier;
-
-/// How a run shows its progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// A live progress line on the terminal (indicatif), summary on stdout.
-    Bar,
-    /// A progress line on stderr every 5 s (no terminal, CI, `robofleet dev`), summary on stdout.
-    Log,
-    /// Nothing until the report is returned.
-    Silent,
-}
-
-impl Progress {
-    fn say(&self, text: &str) {
-        match self {
-            Progress::Bar | Progress::Log => println!("{text}"),
-            Progress::Silent => tracing::debug!("{text}"),
-        }
-    }
-}
 
 fn fault_config(args: &SimArgs) -> FaultConfig {
     FaultConfig {
@@ -90,51 +72,30 @@ fn progress_task(
     mut done: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let bar = (progress == Progress::Bar).then(|| {
-            let b = indicatif::ProgressBar::new_spinner();
-            b.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-            );
-            b
-        });
-        let mut last = 0u64;
-        let mut last_at = Instant::now();
+        let mut line = ProgressLine::new(progress);
+        let mut rate = Rate::new(Duration::from_secs(5));
+        let started = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut n = 0u64;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = done.changed() => break,
             }
-            n += 1;
             let live = &shared.live;
             let published = live.published.load(Ordering::Relaxed);
-            let rate = (published - last) as f64 / last_at.elapsed().as_secs_f64().max(0.001);
-            last = published;
-            last_at = Instant::now();
+            let per_s = rate.sample(started.elapsed().as_secs_f64(), published);
             let left = end.saturating_duration_since(Instant::now()).as_secs();
-            let msg = format!(
-                "{}/{} robots connected, {:.0} msg/s, {} missions in flight, {} published, {}s left",
+            line.update(format!(
+                "sim: {}/{} robots connected, {:.0} msg/s, {} missions in flight, {} published, {}s left",
                 live.connected.load(Ordering::Relaxed),
                 robots,
-                rate,
+                per_s,
                 live.in_flight.load(Ordering::Relaxed),
                 published,
                 left
-            );
-            match &bar {
-                Some(b) => {
-                    b.set_message(msg);
-                    b.tick();
-                }
-                None if progress == Progress::Log && n.is_multiple_of(5) => eprintln!("sim: {msg}"),
-                None => {}
-            }
+            ));
         }
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
+        line.finish();
     })
 }
 
@@ -404,6 +365,11 @@ async fn verify_run(
     progress: Progress,
 ) -> Result<(), SimError> {
     report.verified = true;
+    report.checked = report::Checked {
+        missions: v.has_missions(),
+        robots_index: v.has_index(),
+        rejects: v.has_rejects(),
+    };
     let deadline = traffic_done + args.grace;
     let all: Vec<&RobotLedger> = ledgers.iter().collect();
     let mut pending_missions: Vec<&RobotLedger> = all.clone();

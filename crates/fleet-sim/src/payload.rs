@@ -1,4 +1,4 @@
-//! What a robot puts on the wire (robot protocol v1, DESIGN.md §2): topics, mission reports,
+//! What a robot puts on the wire (robot protocol v1, docs/architecture.md §2): topics, mission reports,
 //! shadow updates, and the malformed payloads of each kind the consumers reject.
 //!
 //! Payloads are built with `serde_json` straight from the contract; the tests check them against

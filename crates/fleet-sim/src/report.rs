@@ -46,6 +46,29 @@ pub struct Stored {
     pub robots_indexed: Option<u64>,
 }
 
+/// Which stores `--verify` read. A store it could not read (no target for it) is reported as
+/// not checked, and the verdict covers only the stores it checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Checked {
+    /// The missions table (needs `--missions-table`).
+    pub missions: bool,
+    /// The robots index (needs `--opensearch-url`).
+    pub robots_index: bool,
+    /// The rejects queue (needs `--rejects-queue-url`).
+    pub rejects: bool,
+}
+
+impl Checked {
+    /// `(store, flag that enables it, checked)` for each store.
+    fn stores(&self) -> [(&'static str, &'static str, bool); 3] {
+        [
+            ("missions", "--missions-table", self.missions),
+            ("robots index", "--opensearch-url", self.robots_index),
+            ("rejects", "--rejects-queue-url", self.rejects),
+        ]
+    }
+}
+
 /// Throughput.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Rate {
@@ -89,6 +112,8 @@ pub struct SimReport {
     pub published: Published,
     /// Whether `--verify` ran.
     pub verified: bool,
+    /// Which stores `--verify` read.
+    pub checked: Checked,
     /// What the stores hold.
     pub stored: Stored,
     /// Missions expected but not stored.
@@ -197,6 +222,19 @@ impl SimReport {
             ));
         }
         if self.verified {
+            let checked: Vec<String> = self
+                .checked
+                .stores()
+                .iter()
+                .map(|(store, flag, yes)| {
+                    if *yes {
+                        format!("{store} yes")
+                    } else {
+                        format!("{store} NOT CHECKED (no {flag})")
+                    }
+                })
+                .collect();
+            s.push_str(&format!("  checked     {}\n", checked.join(", ")));
             let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
             s.push_str(&format!(
                 "  stored      {} missions, {} robots indexed\n",
@@ -246,11 +284,24 @@ impl SimReport {
             ));
         }
         if self.problems.is_empty() {
-            s.push_str(if self.verified {
-                "  PASS\n"
+            if self.verified {
+                let (yes, no): (Vec<_>, Vec<_>) =
+                    self.checked.stores().into_iter().partition(|(_, _, c)| *c);
+                let names = |v: Vec<(&str, &str, bool)>| {
+                    v.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join(", ")
+                };
+                if no.is_empty() {
+                    s.push_str(&format!("  PASS ({})\n", names(yes)));
+                } else {
+                    s.push_str(&format!(
+                        "  PASS for {}; not checked: {}\n",
+                        names(yes),
+                        names(no)
+                    ));
+                }
             } else {
-                "  done\n"
-            });
+                s.push_str("  done\n");
+            }
         } else {
             s.push_str(&format!("  FAIL: {}\n", self.problems.join("; ")));
         }
@@ -297,6 +348,36 @@ mod tests {
         }
         r.lost = 0;
         r.judge();
-        assert!(r.passed() && r.summary().contains("PASS"));
+        // Nothing was read: the verdict says so instead of a plain PASS.
+        assert!(r.passed());
+        assert!(
+            r.summary()
+                .contains("PASS for ; not checked: missions, robots index, rejects"),
+            "{}",
+            r.summary()
+        );
+        r.checked = Checked {
+            missions: true,
+            robots_index: true,
+            rejects: false,
+        };
+        let summary = r.summary();
+        assert!(
+            summary.contains("PASS for missions, robots index; not checked: rejects"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("rejects NOT CHECKED (no --rejects-queue-url)"),
+            "{summary}"
+        );
+        r.checked.rejects = true;
+        assert!(
+            r.summary()
+                .contains("PASS (missions, robots index, rejects)")
+        );
+        assert_eq!(
+            serde_json::to_value(&r).unwrap()["checked"],
+            serde_json::json!({"missions": true, "robots_index": true, "rejects": true})
+        );
     }
 }

@@ -976,11 +976,3 @@ pub async fn run_controller(
         }
     }
 }
-
-/// Global counter of publishes, for the rate in the report.
-pub fn total_published(ledgers: &[RobotLedger]) -> u64 {
-    ledgers
-        .iter()
-        .map(|l| l.mission_reports + l.shadow_updates + l.malformed_total())
-        .sum()
-}

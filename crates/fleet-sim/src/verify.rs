@@ -31,26 +31,13 @@ use crate::robot::Sample;
 pub const VERIFY_CONCURRENCY: usize = 16;
 
 /// An SDK configuration for the targets: the given endpoint (moto) with test credentials unless
-/// the environment has some, or the normal AWS chain.
+/// the environment has some, or the normal AWS chain; the region from `AWS_REGION`, else
+/// `AWS_DEFAULT_REGION`, else us-east-1.
 pub async fn sdk_config(targets: &Targets) -> aws_config::SdkConfig {
     let region = std::env::var("AWS_REGION")
         .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
         .unwrap_or_else(|_| "us-east-1".to_string());
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region));
-    if let Some(endpoint) = &targets.aws_endpoint {
-        loader = loader.endpoint_url(endpoint);
-        if std::env::var("AWS_ACCESS_KEY_ID").is_err() {
-            loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-                "robofleet-sim",
-                "robofleet-sim",
-                None,
-                None,
-                "robofleet-sim",
-            ));
-        }
-    }
-    loader.load().await
+    fleet_aws::config::sdk_config(targets.aws_endpoint.as_deref(), &region).await
 }
 
 /// Reads the stores.
@@ -328,12 +315,15 @@ impl Verifier {
         };
         let mut out = HashMap::new();
         let mut pending: Vec<HashMap<String, AttributeValue>> = keys.iter().map(key_map).collect();
+        // Unprocessed keys are retried with exponential backoff and jitter, as DynamoDB asks.
+        let backoff =
+            fleet_aws::Backoff::exponential(Duration::from_millis(50), Duration::from_secs(1));
         let mut rounds = 0;
         while !pending.is_empty() {
-            rounds += 1;
-            if rounds > 1 {
-                tokio::time::sleep(Duration::from_millis(50 * rounds.min(20))).await;
+            if rounds > 0 {
+                tokio::time::sleep(backoff.delay(rounds - 1)).await;
             }
+            rounds += 1;
             let request = KeysAndAttributes::builder()
                 .set_keys(Some(std::mem::take(&mut pending)))
                 .consistent_read(true)

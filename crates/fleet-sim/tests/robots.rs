@@ -1,4 +1,4 @@
-//! Robot behaviour over a real broker (mosquitto) with a minimal shadow service written here:
+//! Robot behaviour over a real broker (mosquitto) and the real shadow service of fleet-iot:
 //! everything the simulator reports as handed over is what a subscriber on the broker saw.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,6 +10,17 @@ use std::time::Duration;
 use common::*;
 use fleet_sim::{MqttTarget, Progress, Targets};
 use serde_json::Value;
+
+/// Whether `reported` holds every value of `desired` (IoT Core's rule for "no delta": nested
+/// objects compare key by key, anything else by equality).
+fn covers(reported: &Value, desired: &Value) -> bool {
+    match (reported, desired) {
+        (Value::Object(r), Value::Object(d)) => d
+            .iter()
+            .all(|(k, dv)| r.get(k).is_some_and(|rv| covers(rv, dv))),
+        (r, d) => r == d,
+    }
+}
 
 fn local_targets(port: u16) -> Targets {
     Targets {
@@ -113,7 +124,12 @@ async fn robots_act_on_desired_state_commands_and_clear_the_delta() {
     let shadows = shadow_service(broker.port).await;
     let seen = observer(
         broker.port,
-        &["$aws/events/presence/+/+", "$aws/things/+/shadow/update"],
+        &[
+            "$aws/events/presence/+/+",
+            "$aws/things/+/shadow/update",
+            "$aws/things/+/shadow/update/delta",
+            "$aws/things/+/shadow/update/documents",
+        ],
     )
     .await;
     // A compressed day of 12 s; every robot gets one app command.
@@ -138,25 +154,58 @@ async fn robots_act_on_desired_state_commands_and_clear_the_delta() {
     let p = &report.published;
     assert_eq!(p.commands, 8, "{p:?}");
     assert_eq!(p.commands_handled, 8, "{p:?}");
-    let shadows = shadows.lock().unwrap().clone();
+    let seen = seen.lock().unwrap().clone();
+    let json = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap();
     for k in 0..8 {
         let thing = format!("rb-cmd-{k:06}");
-        let s = shadows
-            .get(&thing)
+        let doc = shadows
+            .document(&thing)
             .unwrap_or_else(|| panic!("no shadow for {thing}"));
-        // The robot reported the command back, so nothing is left pending in desired.
-        assert!(s.desired.is_empty(), "{thing}: {:?}", s.desired);
+        let reported = &doc["state"]["reported"];
+        // IoT Core keeps desired state; the robot reported the command back, so desired and
+        // reported agree and no delta is pending.
+        assert!(doc["state"]["desired"].is_object(), "{thing}: {doc}");
+        assert!(doc["state"].get("delta").is_none(), "{thing}: {doc}");
         assert!(
-            s.reported.contains_key("command") || s.reported.contains_key("schedule"),
-            "{thing}"
+            reported.get("command").is_some() || reported.get("schedule").is_some(),
+            "{thing}: {doc}"
         );
         for key in ["battery", "status", "position", "firmware", "errorCodes"] {
-            assert!(s.reported.contains_key(key), "{thing} lacks {key}");
+            assert!(reported.get(key).is_some(), "{thing} lacks {key}");
         }
+        // The first version at which reported matched desired, from the documents topic...
+        let in_sync = seen
+            .iter()
+            .filter(|(t, _)| t == &format!("$aws/things/{thing}/shadow/update/documents"))
+            .map(|(_, b)| json(b))
+            .filter(|d| {
+                let current = &d["current"]["state"];
+                current["desired"]
+                    .as_object()
+                    .is_some_and(|o| !o.is_empty())
+                    && covers(&current["reported"], &current["desired"])
+            })
+            .map(|d| d["current"]["version"].as_u64().unwrap())
+            .min()
+            .unwrap_or_else(|| panic!("{thing}: reported never matched desired"));
+        // ...and no delta from that version on.
+        let late: Vec<u64> = seen
+            .iter()
+            .filter(|(t, _)| t == &format!("$aws/things/{thing}/shadow/update/delta"))
+            .map(|(_, b)| json(b)["version"].as_u64().unwrap())
+            .filter(|v| *v >= in_sync)
+            .collect();
+        assert!(
+            late.is_empty(),
+            "{thing}: delta at versions {late:?} after {in_sync}"
+        );
     }
     // Desired updates came from the app session, reported ones from the robots themselves.
-    let seen = seen.lock().unwrap();
-    let desired = seen
+    let updates: Vec<&(String, Vec<u8>)> = seen
+        .iter()
+        .filter(|(t, _)| t.ends_with("/shadow/update"))
+        .collect();
+    let desired = updates
         .iter()
         .filter(|(_, b)| {
             serde_json::from_slice::<Value>(b)
@@ -166,7 +215,7 @@ async fn robots_act_on_desired_state_commands_and_clear_the_delta() {
         })
         .count();
     assert_eq!(desired, 8);
-    let robots: HashSet<&str> = seen
+    let robots: HashSet<&str> = updates
         .iter()
         .filter_map(|(t, _)| t.split('/').nth(2))
         .collect();

@@ -18,7 +18,7 @@ pub enum TemplateError {
 
     /// The text is not YAML.
     #[error("template is not valid YAML: {0}; run cfn-lint on it for a precise location")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] serde_yaml_ng::Error),
 
     /// A construct the reader deliberately does not evaluate (by name), so the local stack never
     /// runs with a silently wrong value.

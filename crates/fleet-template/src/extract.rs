@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::error::TemplateError;
 use crate::eval::{Evaluator, deferred, single};
+use crate::limits::{self, Limit};
 use crate::model::{
     AttributeDefinition, BucketSpec, Destination, FunctionSpec, GsiSpec, KeySchema, KinesisMapping,
     QueueSpec, Resource, RuleAction, ScheduleSpec, StartingPosition, StreamMode, StreamSpec,
@@ -233,23 +234,17 @@ impl MappingCtx<'_> {
         }
     }
 
-    fn ranged(
-        &self,
-        props: &Value,
-        key: &str,
-        default: i64,
-        ok: impl Fn(i64) -> bool,
-        rule: &str,
-    ) -> Result<i64, TemplateError> {
+    fn ranged(&self, props: &Value, limit: Limit) -> Result<i64, TemplateError> {
+        let key = limit.property;
         match props.get(key) {
-            None => Ok(default),
+            None => Ok(limit.default),
             Some(v) => {
                 let n =
                     int(v).ok_or_else(|| self.err(key, format!("= {v} is not a whole number")))?;
-                if ok(n) {
+                if limit.allows(n) {
                     Ok(n)
                 } else {
-                    Err(self.err(key, format!("= {n} is out of range: {rule}")))
+                    Err(self.err(key, format!("= {n} is out of range: {}", limit.rule())))
                 }
             }
         }
@@ -305,23 +300,12 @@ fn mapping(
         })?;
     let stream_name = ev.physical_name(&stream_logical_id)?;
 
-    let starting_position = match props.get("StartingPosition").and_then(Value::as_str) {
-        Some("LATEST") => StartingPosition::Latest,
-        Some("TRIM_HORIZON") => StartingPosition::TrimHorizon,
-        Some("AT_TIMESTAMP") => StartingPosition::AtTimestamp,
-        Some(other) => {
-            return Err(cx.err(
-                "StartingPosition",
-                format!("= {other:?} is not one of LATEST, TRIM_HORIZON, AT_TIMESTAMP"),
-            ));
-        }
-        None => return Err(cx.err("StartingPosition", "is required for a Kinesis stream")),
-    };
     let starting_position_timestamp = match props.get("StartingPositionTimestamp") {
         None => None,
         Some(v) => Some(
             v.as_f64()
                 .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .filter(|secs| secs.is_finite() && *secs >= 0.0)
                 .ok_or_else(|| {
                     cx.err(
                         "StartingPositionTimestamp",
@@ -330,45 +314,31 @@ fn mapping(
                 })?,
         ),
     };
-    if starting_position == StartingPosition::AtTimestamp && starting_position_timestamp.is_none() {
-        return Err(cx.err("StartingPositionTimestamp", "is required with AT_TIMESTAMP"));
-    }
+    let starting_position = match props.get("StartingPosition").and_then(Value::as_str) {
+        Some("LATEST") => StartingPosition::Latest,
+        Some("TRIM_HORIZON") => StartingPosition::TrimHorizon,
+        Some("AT_TIMESTAMP") => match starting_position_timestamp {
+            Some(secs) => StartingPosition::AtTimestamp(
+                std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs),
+            ),
+            None => {
+                return Err(cx.err("StartingPositionTimestamp", "is required with AT_TIMESTAMP"));
+            }
+        },
+        Some(other) => {
+            return Err(cx.err(
+                "StartingPosition",
+                format!("= {other:?} is not one of LATEST, TRIM_HORIZON, AT_TIMESTAMP"),
+            ));
+        }
+        None => return Err(cx.err("StartingPosition", "is required for a Kinesis stream")),
+    };
 
-    let batch_size = cx.ranged(
-        props,
-        "BatchSize",
-        100,
-        |n| (1..=10_000).contains(&n),
-        "1..=10000",
-    )?;
-    let window = cx.ranged(
-        props,
-        "MaximumBatchingWindowInSeconds",
-        0,
-        |n| (0..=300).contains(&n),
-        "0..=300",
-    )?;
-    let parallel = cx.ranged(
-        props,
-        "ParallelizationFactor",
-        1,
-        |n| (1..=10).contains(&n),
-        "1..=10",
-    )?;
-    let retries = cx.ranged(
-        props,
-        "MaximumRetryAttempts",
-        -1,
-        |n| (-1..=10_000).contains(&n),
-        "-1 (infinite) or 0..=10000",
-    )?;
-    let age = cx.ranged(
-        props,
-        "MaximumRecordAgeInSeconds",
-        -1,
-        |n| n == -1 || (60..=604_800).contains(&n),
-        "-1 (infinite) or 60..=604800",
-    )?;
+    let batch_size = cx.ranged(props, limits::BATCH_SIZE)?;
+    let window = cx.ranged(props, limits::MAX_BATCHING_WINDOW_S)?;
+    let parallel = cx.ranged(props, limits::PARALLELIZATION_FACTOR)?;
+    let retries = cx.ranged(props, limits::MAX_RETRY_ATTEMPTS)?;
+    let age = cx.ranged(props, limits::MAX_RECORD_AGE_S)?;
     let bisect = match props.get("BisectBatchOnFunctionError") {
         None => false,
         Some(v) => boolean(v)
@@ -426,7 +396,6 @@ fn mapping(
         batch_size: batch_size as u32,
         max_batching_window_s: window as u32,
         starting_position,
-        starting_position_timestamp,
         parallelization_factor: parallel as u32,
         bisect_on_error: bisect,
         report_batch_item_failures,

@@ -18,11 +18,13 @@
 //! - [`resolver`]: what `Ref`/`GetAtt` of a resource give ([`PhysicalResolver`], overridable);
 //! - `sam`: SAM Globals;
 //! - `extract`: specs from evaluated resources, with validation;
+//! - [`limits`]: Lambda's limits on a Kinesis mapping, shared with the local poller;
 //! - [`model`]: the spec types.
 
 mod error;
 mod eval;
 mod extract;
+pub mod limits;
 pub mod model;
 mod params;
 pub mod resolver;

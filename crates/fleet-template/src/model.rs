@@ -40,12 +40,15 @@ pub struct FunctionSpec {
     pub tracing: Option<String>,
 }
 
-/// Where a Kinesis mapping starts reading a shard.
+/// Where a Kinesis mapping starts reading a shard (`StartingPosition`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum StartingPosition {
+    /// Only records written after the mapping starts.
     Latest,
+    /// The oldest record still in the stream.
     TrimHorizon,
-    AtTimestamp,
+    /// The first record at or after this time (`StartingPositionTimestamp`).
+    AtTimestamp(std::time::SystemTime),
 }
 
 /// On-failure destination of a mapping.
@@ -76,8 +79,6 @@ pub struct KinesisMapping {
     pub batch_size: u32,
     pub max_batching_window_s: u32,
     pub starting_position: StartingPosition,
-    /// Seconds since the epoch, for `AT_TIMESTAMP`.
-    pub starting_position_timestamp: Option<f64>,
     pub parallelization_factor: u32,
     pub bisect_on_error: bool,
     pub report_batch_item_failures: bool,

@@ -317,8 +317,12 @@ fn raw_event_source_mappings_on_the_alias_are_read() {
     assert_eq!(m.logical_id, "Mapping");
     assert_eq!(m.function_logical_id, "Fn");
     assert_eq!(m.stream_name, "rf-Stream");
-    assert_eq!(m.starting_position, StartingPosition::AtTimestamp);
-    assert_eq!(m.starting_position_timestamp, Some(1_732_374_000.0));
+    assert_eq!(
+        m.starting_position,
+        StartingPosition::AtTimestamp(
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_732_374_000)
+        )
+    );
     assert!(!m.enabled);
     assert_eq!(
         m.on_failure,
@@ -461,7 +465,7 @@ fn real_template_loads_with_defaults() {
     assert_eq!(stack.parameters()["StreamMode"], "ON_DEMAND");
     assert_eq!(stack.parameters()["RuleSuffix"], "");
     assert!(stack.resource("RobotsDomain").is_some());
-    // DESIGN.md §2: with the default suffix the Basic Ingest topic is exactly this one.
+    // docs/architecture.md §2: with the default suffix the Basic Ingest topic is exactly this one.
     assert_eq!(
         stack.outputs()["MissionReportTopic"],
         json!("$aws/rules/mission_reports/robots/<thing>/missions")

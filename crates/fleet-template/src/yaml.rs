@@ -3,7 +3,7 @@
 //! `!Sub s` becomes `{"Fn::Sub": s}`, and so on. Unknown tags are refused by name.
 
 use serde_json::{Map, Number, Value};
-use serde_yaml::Value as Yaml;
+use serde_yaml_ng::Value as Yaml;
 
 use crate::error::TemplateError;
 
@@ -34,7 +34,7 @@ const TAGS: &[(&str, &str)] = &[
 
 /// Parses template text into JSON with long-form intrinsics.
 pub fn parse(text: &str) -> Result<Value, TemplateError> {
-    let yaml: Yaml = serde_yaml::from_str(text)?;
+    let yaml: Yaml = serde_yaml_ng::from_str(text)?;
     convert(&yaml, "")
 }
 
@@ -94,7 +94,7 @@ fn get_att_short(inner: Value, at: &str) -> Result<Value, TemplateError> {
     }
 }
 
-fn number(n: &serde_yaml::Number, at: &str) -> Result<Value, TemplateError> {
+fn number(n: &serde_yaml_ng::Number, at: &str) -> Result<Value, TemplateError> {
     if let Some(i) = n.as_i64() {
         return Ok(Value::Number(i.into()));
     }

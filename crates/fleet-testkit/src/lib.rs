@@ -1,5 +1,11 @@
 //! Helpers shared by the tests that talk to the local stand-ins.
 //!
+//! - the stand-ins' endpoints ([`aws_endpoint`], [`opensearch_url`]) and an SDK config for them
+//!   ([`sdk_config`]);
+//! - fresh resources per test: [`unique_name`], and [`tables`] for the template's tables;
+//! - [`mosquitto::Mosquitto`], a real external broker on a free port;
+//! - [`free_port`].
+//!
 //! `make test` starts one moto server and one osmem-server for the whole run and exports their
 //! URLs (`tools/standins.sh`); every test then creates its own fresh table, stream, queue or index
 //! with [`unique_name`], so tests run in parallel without seeing each other's data.
@@ -8,9 +14,9 @@
 //! variables.
 #![allow(clippy::expect_used)]
 
+pub mod mosquitto;
 pub mod tables;
 
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Environment variable holding the moto server URL.
@@ -57,12 +63,11 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{n}-{}", std::process::id(), &rand[..8])
 }
 
-/// A TCP port that was free a moment ago on 127.0.0.1.
+pub use mosquitto::Mosquitto;
+
+/// A TCP port that was free a moment ago on 127.0.0.1 ([`fleet_process::free_port`]).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding 127.0.0.1:0 must work on a test machine")
+    fleet_process::free_port().expect("binding 127.0.0.1:0 must work on a test machine")
 }
 
 /// An SDK config pointed at the moto server, region us-east-1, with static test credentials.
@@ -72,16 +77,5 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 
 /// An SDK config pointed at `endpoint`, region us-east-1, with static test credentials.
 pub async fn sdk_config_for(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "robofleet-testkit",
-        ))
-        .load()
-        .await
+    fleet_aws::config::sdk_config(Some(endpoint), REGION).await
 }

@@ -1,6 +1,9 @@
 //! `robofleet`: the operator's command line. One subcommand per job; each is a thin call into
 //! the library crate that does the work.
 
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -22,7 +25,19 @@ enum Command {
     /// shadows, event source mappings, schedules), with a workload and live progress.
     Dev(fleet_local::run::DevArgs),
     /// List the rejects queue, or replay chosen records into their stream after a fix.
-    Rejects(fleet_local::rejects::RejectsArgs),
+    Rejects(RejectsCli),
+}
+
+/// `robofleet rejects`: the tool's own flags, and the dev report that names the local stack's
+/// queue and endpoint when no flag does.
+#[derive(clap::Args)]
+struct RejectsCli {
+    #[command(flatten)]
+    args: fleet_ops::rejects::RejectsArgs,
+    /// The `robofleet dev` report to take the queue, endpoint and region from when
+    /// `--queue-url` is not given.
+    #[arg(long, global = true, default_value = fleet_local::report::DEFAULT_REPORT)]
+    report: PathBuf,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,11 +52,43 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Rejects(args) => {
+        Command::Rejects(cli) => {
             init_logs();
-            Ok(runtime()?.block_on(fleet_local::rejects::run(args))?)
+            let mut args = cli.args;
+            fill_from_dev_report(&mut args.target, &cli.report)?;
+            Ok(runtime()?.block_on(fleet_ops::rejects::run(args))?)
         }
     }
+}
+
+/// What `--queue-url` and `--aws-endpoint` leave out comes from the dev report: the local
+/// stack's queue, endpoint and region. Flags given win over the report; without a queue from
+/// either, the report's error says what to pass.
+fn fill_from_dev_report(
+    target: &mut fleet_ops::rejects::RejectsTarget,
+    report: &Path,
+) -> anyhow::Result<()> {
+    if target.queue_url.is_some() && target.aws_endpoint.is_some() {
+        return Ok(());
+    }
+    let report = match fleet_local::report::DevReport::read(report) {
+        Ok(r) => r,
+        Err(_) if target.queue_url.is_some() => return Ok(()),
+        Err(e) => {
+            return Err(e)
+                .context("pass --queue-url (and --aws-endpoint), or run `robofleet dev` first");
+        }
+    };
+    if target.queue_url.is_none() {
+        target.queue_url = report.resources.rejects_queue_url.clone();
+    }
+    target
+        .aws_endpoint
+        .get_or_insert_with(|| report.endpoints.aws.clone());
+    if !report.region.is_empty() {
+        target.region = report.region.clone();
+    }
+    Ok(())
 }
 
 /// Logs to stderr, `RUST_LOG` or warnings; rumqttd's router reports every client that leaves
@@ -65,7 +112,6 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// `robofleet sim`: exits 1 when verification finds lost, extra or stale data.
 fn sim(args: fleet_sim::SimArgs) -> anyhow::Result<()> {
-    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -73,11 +119,7 @@ fn sim(args: fleet_sim::SimArgs) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .try_init();
     let targets = args.target.to_targets()?;
-    let progress = if std::io::stderr().is_terminal() {
-        fleet_sim::Progress::Bar
-    } else {
-        fleet_sim::Progress::Log
-    };
+    let progress = fleet_console::Progress::detect(false);
     let report =
         tokio::runtime::Runtime::new()?.block_on(fleet_sim::run(args, targets, progress))?;
     if !report.passed() {

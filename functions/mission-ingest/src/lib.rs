@@ -9,8 +9,6 @@
 //! `main.rs` only wires [`Config`], the clients and [`Handler`] to the Lambda runtime; the local
 //! stack calls [`Handler::handle`] in-process with the same code.
 
-use std::time::Duration;
-
 use fleet_aws::{MissionStore, PutOutcome, SqsRejectSink, StoreError};
 use fleet_core::{MissionReport, RejectKind};
 use fleet_lambda::batch::Finished;
@@ -24,10 +22,6 @@ pub const FUNCTION: &str = "mission-ingest";
 /// Robots written concurrently within one batch. Records of one robot stay in order. 32 keeps a
 /// 512 MB function busy on DynamoDB latency (~5–10 ms a write) without exhausting its sockets.
 pub const CONCURRENCY: usize = 32;
-
-/// Budget of an invocation that comes without a Lambda deadline (the local stack's in-process
-/// calls): the template's timeout.
-pub const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
 
 /// Everything the function reads from its environment (template.yaml sets exactly these).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,14 +70,6 @@ impl Config {
     }
 }
 
-/// The function could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// Bad configuration.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-}
-
 /// The handler, built once per cold start and reused by every invocation.
 #[derive(Debug, Clone)]
 pub struct Handler {
@@ -92,10 +78,10 @@ pub struct Handler {
 }
 
 /// Builds the handler's clients from `sdk` (endpoints, region and credentials).
-pub async fn build(config: Config, sdk: &aws_config::SdkConfig) -> Result<Handler, BuildError> {
+pub async fn build(config: Config, sdk: &aws_config::SdkConfig) -> Handler {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    Ok(Handler {
+    Handler {
         store: MissionStore::new(
             dynamodb,
             config.missions_table,
@@ -103,19 +89,12 @@ pub async fn build(config: Config, sdk: &aws_config::SdkConfig) -> Result<Handle
             config.day_shards,
         ),
         rejects: SqsRejectSink::new(sqs, config.rejects_queue_url),
-    })
+    }
 }
 
 /// Decodes one record: the mission report contract, and the robot must be the partition key.
 pub fn decode(record: &fleet_lambda::KinesisRecord, bytes: &[u8]) -> Result<MissionReport, Reject> {
     Ok(MissionReport::from_record(bytes, &record.partition_key)?)
-}
-
-impl Handler {
-    /// Handles one Kinesis event; returns the partial batch response.
-    pub async fn handle(&self, event: Value) -> Result<Value, lambda_runtime::Error> {
-        self.handle_within(event, DEFAULT_BUDGET).await
-    }
 }
 
 impl BatchHandler for Handler {

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -37,7 +39,7 @@ async fn run_fixture(name: &str) {
         mission_ttl_days: 365,
         day_shards: 8,
     };
-    let handler = build(config, &sdk).await.unwrap();
+    let handler = build(config, &sdk).await;
 
     let done = handler
         .handle_batch(load(name), Deadline::after(Duration::from_secs(60)))
@@ -149,18 +151,12 @@ async fn every_other_sample_event_through_the_real_handler() {
 }
 
 #[tokio::test]
-async fn throttling_that_outlasts_the_budget_is_an_item_failure() {
-    // An unreachable DynamoDB endpoint stands for a service that keeps failing: the handler
-    // retries with backoff inside the invocation, then reports the lowest sequence number.
+async fn an_unreachable_table_is_an_item_failure_at_the_lowest_sequence_number() {
+    // A refused connection stands for a service that keeps failing: the handler retries with
+    // backoff inside the invocation, then reports the lowest sequence number.
     let port = fleet_testkit::free_port();
     let sdk = fleet_testkit::sdk_config_for(&format!("http://127.0.0.1:{port}")).await;
-    let config = Config {
-        missions_table: "t".into(),
-        rejects_queue_url: format!("http://127.0.0.1:{port}/q"),
-        mission_ttl_days: 0,
-        day_shards: 4,
-    };
-    let handler = build(config, &sdk).await.unwrap();
+    let handler = build(config_for_stub(port), &sdk).await;
     let done = handler
         .handle_batch(load("valid.json"), Deadline::after(Duration::from_secs(3)))
         .await
@@ -172,4 +168,96 @@ async fn throttling_that_outlasts_the_budget_is_an_item_failure() {
     );
     assert_eq!(done.response.batch_item_failures.len(), 1);
     assert_eq!(done.report.succeeded, 0);
+}
+
+fn config_for_stub(port: u16) -> Config {
+    Config {
+        missions_table: "t".into(),
+        rejects_queue_url: format!("http://127.0.0.1:{port}/q"),
+        mission_ttl_days: 0,
+        day_shards: 4,
+    }
+}
+
+/// A DynamoDB endpoint that answers the first `throttled` PutItem calls with DynamoDB's own
+/// throttling error (400 `ProvisionedThroughputExceededException`) and every later one with
+/// success. Returns its port and the count of PutItem calls it saw.
+async fn throttling_dynamodb(throttled: usize) -> (u16, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                let target = headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let json = [("content-type", "application/x-amz-json-1.0")];
+                if target != "DynamoDB_20120810.PutItem" {
+                    return (axum::http::StatusCode::BAD_REQUEST, json, "{}".to_string());
+                }
+                if seen.fetch_add(1, Ordering::SeqCst) < throttled {
+                    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#;
+                    (axum::http::StatusCode::BAD_REQUEST, json, body.to_string())
+                } else {
+                    (axum::http::StatusCode::OK, json, "{}".to_string())
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (port, calls)
+}
+
+/// One valid mission report.
+fn one_report() -> Value {
+    let mut event = load("valid.json");
+    let first = event["Records"][0].clone();
+    event["Records"] = Value::Array(vec![first]);
+    event
+}
+
+#[tokio::test]
+async fn throttling_that_outlasts_the_budget_is_an_item_failure() {
+    let (port, calls) = throttling_dynamodb(usize::MAX).await;
+    let sdk = fleet_testkit::sdk_config_for(&format!("http://127.0.0.1:{port}")).await;
+    let handler = build(config_for_stub(port), &sdk).await;
+    let done = handler
+        .handle_batch(one_report(), Deadline::after(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(done.response.batch_item_failures.len(), 1);
+    assert_eq!((done.report.succeeded, done.report.rejected), (0, 0));
+    assert!(
+        calls.load(Ordering::SeqCst) > 1,
+        "a throttled write is retried before it is given back to Lambda"
+    );
+}
+
+#[tokio::test]
+async fn throttling_that_clears_within_the_budget_stores_the_mission() {
+    let (port, calls) = throttling_dynamodb(2).await;
+    let sdk = fleet_testkit::sdk_config_for(&format!("http://127.0.0.1:{port}")).await;
+    let handler = build(config_for_stub(port), &sdk).await;
+    let done = handler
+        .handle_batch(one_report(), Deadline::after(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(
+        done.response_json()["batchItemFailures"],
+        serde_json::json!([])
+    );
+    assert_eq!(done.report.succeeded, 1);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "two throttled calls, then the write"
+    );
 }

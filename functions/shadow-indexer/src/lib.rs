@@ -30,9 +30,6 @@ pub const FUNCTION: &str = "shadow-indexer";
 /// The index template, the same file the local stack installs.
 pub const INDEX_TEMPLATE: &str = include_str!("../../../opensearch/robots-template.json");
 
-/// Budget of an invocation that comes without a Lambda deadline: the template's timeout.
-pub const DEFAULT_BUDGET: Duration = Duration::from_secs(120);
-
 /// Everything the function reads from its environment (template.yaml sets exactly these).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -76,9 +73,6 @@ impl Config {
 /// The function could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// Bad configuration.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
     /// The HTTP client could not be built.
     #[error("could not build the http client: {0}")]
     Http(#[from] reqwest::Error),
@@ -88,6 +82,11 @@ pub enum BuildError {
     /// An AWS endpoint needs a region to sign requests.
     #[error("OPENSEARCH_ENDPOINT is an AWS domain but no region is configured (AWS_REGION)")]
     NoRegion,
+    /// An AWS endpoint needs credentials to sign requests.
+    #[error(
+        "OPENSEARCH_ENDPOINT is an AWS domain but no credentials are configured (the function's role, or AWS_ACCESS_KEY_ID)"
+    )]
+    NoCredentials,
 }
 
 /// The handler, built once per cold start and reused by every invocation.
@@ -108,7 +107,9 @@ pub async fn build(config: Config, sdk: &aws_config::SdkConfig) -> Result<Handle
         .build()?;
     let signer = if Signer::required_for(&config.opensearch_endpoint) {
         let region = sdk.region().ok_or(BuildError::NoRegion)?.to_string();
-        let credentials = sdk.credentials_provider().ok_or(BuildError::NoRegion)?;
+        let credentials = sdk
+            .credentials_provider()
+            .ok_or(BuildError::NoCredentials)?;
         Some(Signer::new(credentials, region))
     } else {
         None
@@ -174,13 +175,6 @@ pub fn plan(
     (docs, placement)
 }
 
-impl Handler {
-    /// Handles one Kinesis event; returns the partial batch response.
-    pub async fn handle(&self, event: Value) -> Result<Value, lambda_runtime::Error> {
-        self.handle_within(event, DEFAULT_BUDGET).await
-    }
-}
-
 impl BatchHandler for Handler {
     async fn handle_batch(&self, event: Value, deadline: Deadline) -> Result<Finished, EventError> {
         let mut batch = Batch::new(FUNCTION, event)?;
@@ -230,6 +224,56 @@ impl BatchHandler for Handler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fleet_lambda::batch::Item;
+    use serde_json::json;
+
+    /// A classic shadow's documents message for `thing` at `version`, at `timestamp`.
+    fn shadow(position: usize, thing: &str, version: u64, timestamp: u64) -> Item<ShadowRecord> {
+        let doc = json!({
+            "current": {"state": {"reported": {"battery": version}}, "metadata": {}, "version": version},
+            "timestamp": timestamp,
+            "thingName": thing,
+        });
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        Item {
+            position,
+            key: thing.to_string(),
+            value: ShadowRecord::from_record_current(&bytes, thing).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_batch_indexes_each_document_once_at_its_newest_version() {
+        let items = vec![
+            shadow(0, "rb-000001", 5, 1_732_374_000),
+            shadow(1, "rb-000002", 1, 1_732_374_000),
+            shadow(2, "rb-000001", 7, 1_732_374_010),
+            shadow(3, "rb-000001", 6, 1_732_374_005),
+            // The same version again (a redelivery): the first copy stays.
+            shadow(4, "rb-000002", 1, 1_732_374_000),
+        ];
+        let (docs, placement) = plan(items);
+        let ids: Vec<(&str, u64)> = docs
+            .iter()
+            .map(|d| {
+                (
+                    d.id.as_str(),
+                    d.source["reported"]["battery"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(ids, [("rb-000002", 1), ("rb-000001", 7)]);
+        assert_eq!(
+            placement,
+            [(0, None), (1, Some(0)), (2, Some(1)), (3, None), (4, None)]
+        );
+        assert!(
+            docs[1].version
+                > shadow(9, "rb-000001", 6, 1_732_374_005)
+                    .value
+                    .external_version()
+        );
+    }
 
     #[test]
     fn the_embedded_template_is_json_for_the_robots_alias() {

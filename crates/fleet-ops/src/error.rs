@@ -1,0 +1,51 @@
+//! Errors of the operator tools, one enum per tool. Messages are lowercase and say what to do.
+
+/// `robofleet rejects` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RejectsError {
+    /// No queue was named, and no `robofleet dev` report named one either.
+    #[error(
+        "no rejects queue known: pass --queue-url (the stack's RejectsQueueUrl output), or run `robofleet dev`, whose report names it"
+    )]
+    NoQueue,
+    /// An SQS or Kinesis call failed.
+    #[error("{what} failed: {source}; check the aws endpoint and the queue url")]
+    Aws {
+        /// The call.
+        what: &'static str,
+        /// The SDK error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Replay was asked without a selection.
+    #[error("nothing selected: pass --kind, --robot or --all")]
+    NoSelection,
+}
+
+/// One reject could not be put back into its stream; it stays in the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The envelope's stream ARN is not a Kinesis stream ARN.
+    #[error("`{0}` is not a kinesis stream arn")]
+    NotAStream(String),
+    /// The envelope's payload is not base64.
+    #[error("payloadBase64 is not base64")]
+    BadPayload,
+    /// The message is neither a reject envelope nor an on-failure record.
+    #[error("unreadable messages cannot be replayed")]
+    Unreadable,
+    /// A Kinesis call failed.
+    #[error("{call} on {stream} failed: {source}")]
+    Kinesis {
+        /// The call.
+        call: &'static str,
+        /// The stream.
+        stream: String,
+        /// The SDK error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The on-failure batch's records have left the stream.
+    #[error("the batch's records are no longer in the stream (past retention?)")]
+    Trimmed,
+}

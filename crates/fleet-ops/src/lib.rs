@@ -1,0 +1,15 @@
+//! fleet-ops: the operator's tools. They work against a real AWS account, and against the local
+//! stack in the same way (its endpoints come from the `robofleet dev` report).
+//!
+//! - [`rejects`]: `robofleet rejects list|replay`, what the functions dead-lettered, and putting
+//!   chosen records back into their stream after a fix.
+//!
+//! Each tool is a library call that the `robofleet` command wraps in a subcommand; errors are in
+//! [`error`], one enum per tool.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod error;
+pub mod rejects;
+
+pub use error::{RejectsError, ReplayError};

@@ -1,0 +1,318 @@
+//! lambda-bench: runs a function's release binary against a local Lambda Runtime API and the
+//! stand-ins (moto, osmem-server), and measures it from outside the process:
+//!
+//! - init: process start to the first poll of the runtime API (all clients built by then);
+//! - CPU time per record (user + system, every thread) over batches of 1,000 real writes;
+//! - peak RSS.
+//!
+//! `tools/bench.sh` builds the release binaries, starts the stand-ins and runs this for every
+//! function of the registry (`lambda-bench --list`); see docs/benchmarks.md.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use fleet_bench::proc::{cpu_time, peak_rss_kib, rss_kib, user_system};
+use fleet_bench::runtime_api::{Answer, RuntimeApi};
+use fleet_bench::samples;
+use fleet_local::functions::{Downstream, FUNCTIONS, find};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(about = "Measure a function binary's init time, CPU per record and peak RSS")]
+struct Args {
+    /// The function's binary name (`--list` prints them).
+    #[arg(long, required_unless_present = "list")]
+    function: Option<String>,
+    /// Print the functions of the registry, one per line, and exit.
+    #[arg(long)]
+    list: bool,
+    /// The binary (default: target/release/<function>).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// Measured batches (after one warm-up batch).
+    #[arg(long, default_value_t = 5)]
+    batches: usize,
+    /// Records per batch.
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+    /// moto URL (default: $ROBOFLEET_TEST_AWS_ENDPOINT).
+    #[arg(long, env = "ROBOFLEET_TEST_AWS_ENDPOINT")]
+    aws_endpoint: String,
+    /// osmem / OpenSearch URL (default: $ROBOFLEET_TEST_OPENSEARCH_URL).
+    #[arg(long, env = "ROBOFLEET_TEST_OPENSEARCH_URL")]
+    opensearch_url: Option<String>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Point DynamoDB at a minimal in-process endpoint that answers every call with `{}` over
+    /// kept-alive connections, instead of moto (whose server closes every connection): isolates
+    /// the function's own CPU per call, as against DynamoDB, from moto's connection handling.
+    #[arg(long)]
+    keepalive_dynamodb: bool,
+    /// The function's log (stdout + stderr) goes here.
+    #[arg(long, default_value = "target/bench/function.log")]
+    log: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.list {
+        for f in FUNCTIONS {
+            println!("{}", f.binary);
+        }
+        return Ok(());
+    }
+    let name = args.function.clone().unwrap_or_default();
+    let Some(function) = find(&name) else {
+        let known: Vec<&str> = FUNCTIONS.iter().map(|f| f.binary).collect();
+        bail!("unknown function {name:?}: use one of {}", known.join(", "));
+    };
+    let binary = args
+        .binary
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("target/release/{}", function.binary)));
+    if !binary.exists() {
+        bail!(
+            "{} does not exist: build it with `cargo build --release -p {}`",
+            binary.display(),
+            function.binary
+        );
+    }
+    let binary_bytes = std::fs::metadata(&binary)?.len();
+    let moto_keepalive = keeps_alive(&args.aws_endpoint)
+        .await
+        .with_context(|| format!("probing {}", args.aws_endpoint))?;
+    if !moto_keepalive && !args.keepalive_dynamodb {
+        eprintln!(
+            "note: {} closes every connection (moto's werkzeug server), so each DynamoDB call pays a \
+             new TCP connection: start moto with `tools/moto_server.py --keepalive` to measure as \
+             against DynamoDB",
+            args.aws_endpoint
+        );
+    }
+    let sdk = fleet_testkit::sdk_config_for(&args.aws_endpoint).await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue =
+        fleet_testkit::tables::create_queue(&sqs, &fleet_testkit::unique_name("bench-rejects"))
+            .await;
+
+    let mut env: Vec<(String, String)> = vec![("REJECTS_QUEUE_URL".into(), queue)];
+    let event_for: fn(usize, usize) -> serde_json::Value = match function.downstream {
+        Downstream::MissionsTable => {
+            let table = fleet_testkit::unique_name("bench-missions");
+            fleet_testkit::tables::create_missions_table(
+                &aws_sdk_dynamodb::Client::new(&sdk),
+                &table,
+            )
+            .await;
+            env.push(("MISSIONS_TABLE".into(), table));
+            env.push(("MISSION_TTL_DAYS".into(), "365".into()));
+            env.push(("DAY_SHARDS".into(), "8".into()));
+            samples::mission_event
+        }
+        Downstream::RobotsIndex => {
+            let url = args
+                .opensearch_url
+                .clone()
+                .context("--opensearch-url (or ROBOFLEET_TEST_OPENSEARCH_URL) is required")?;
+            env.push(("OPENSEARCH_ENDPOINT".into(), url));
+            env.push((
+                "ROBOTS_ALIAS".into(),
+                fleet_testkit::unique_name("bench-robots"),
+            ));
+            samples::shadow_event
+        }
+    };
+
+    if args.keepalive_dynamodb {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        env.push((
+            "AWS_ENDPOINT_URL_DYNAMODB".into(),
+            format!("http://{}", listener.local_addr()?),
+        ));
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(|| async {
+                ([("content-type", "application/x-amz-json-1.0")], "{}")
+            }),
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
+    let api = RuntimeApi::start(Duration::from_secs(120)).await?;
+    if let Some(dir) = args.log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let log = std::fs::File::create(&args.log)?;
+    let started = Instant::now();
+    // The allocator settings template.yaml gives every function (Globals), then any `MIMALLOC_*`
+    // of our own environment, for tuning.
+    let mut allocator_env: Vec<(String, String)> = fleet_lambda::ALLOCATOR_ENV
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    allocator_env.extend(std::env::vars().filter(|(k, _)| k.starts_with("MIMALLOC_")));
+    let mut child = tokio::process::Command::new(&binary)
+        .env_clear()
+        .envs(allocator_env)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", function.binary)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_ENDPOINT_URL", &args.aws_endpoint)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let pid = child.id().context("the function exited at once")?;
+
+    let first_poll = loop {
+        if let Some(t) = api.first_poll().await {
+            break t;
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the function exited during init ({status}); see {}",
+                args.log.display()
+            );
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            bail!(
+                "no poll of the runtime api within 20 s; see {}",
+                args.log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    };
+    let init = first_poll - started;
+    if let Some(e) = api.init_error().await {
+        bail!("init error: {e}");
+    }
+    let cpu_after_init = cpu_time(pid)?;
+    let rss_after_init_kib = rss_kib(pid)?;
+
+    let check = |answer: Answer, batch: usize| -> anyhow::Result<()> {
+        match answer {
+            Answer::Response(v)
+                if v["batchItemFailures"]
+                    .as_array()
+                    .is_some_and(|a| a.is_empty()) =>
+            {
+                Ok(())
+            }
+            Answer::Response(v) => bail!("batch {batch} had item failures: {v}"),
+            Answer::Error(v) => bail!("batch {batch} failed: {v}"),
+        }
+    };
+    // Warm-up: connections, and for the indexer the index template.
+    let warm_started = Instant::now();
+    let cpu0 = cpu_time(pid)?;
+    check(api.invoke(event_for(args.batch_size, 0)).await?, 0)?;
+    let first_batch_cpu = cpu_time(pid)? - cpu0;
+    let first_batch_wall = warm_started.elapsed();
+
+    let cpu_start = cpu_time(pid)?;
+    let (user_start, system_start) = user_system(pid)?;
+    let wall_start = Instant::now();
+    for b in 1..=args.batches {
+        check(api.invoke(event_for(args.batch_size, b)).await?, b)?;
+        eprintln!("  batch {b}/{} done", args.batches);
+    }
+    let wall = wall_start.elapsed();
+    let cpu = cpu_time(pid)? - cpu_start;
+    let (user_end, system_end) = user_system(pid)?;
+    let system_share = (system_end - system_start).as_secs_f64()
+        / ((user_end - user_start) + (system_end - system_start))
+            .as_secs_f64()
+            .max(1e-9);
+    let rss_kib = peak_rss_kib(pid)?;
+    let _ = child.kill().await;
+
+    let records = (args.batches * args.batch_size) as f64;
+    let cpu_us_per_record = cpu.as_secs_f64() * 1e6 / records;
+    let report = json!({
+        "function": function.binary,
+        "dynamodb": if args.keepalive_dynamodb { "keep-alive stub" } else { "moto" },
+        "moto_keeps_connections_alive": moto_keepalive,
+        "binary": binary.display().to_string(),
+        "binary_bytes": binary_bytes,
+        "init_ms": init.as_secs_f64() * 1e3,
+        "init_cpu_ms": cpu_after_init.as_secs_f64() * 1e3,
+        "batch_size": args.batch_size,
+        "batches_measured": args.batches,
+        "cpu_us_per_record": cpu_us_per_record,
+        "wall_ms_per_batch": wall.as_secs_f64() * 1e3 / args.batches as f64,
+        "first_batch": {"cpu_us_per_record": first_batch_cpu.as_secs_f64() * 1e6 / args.batch_size as f64,
+                        "wall_ms": first_batch_wall.as_secs_f64() * 1e3},
+        "system_cpu_share": system_share,
+        "rss_after_init_mib": rss_after_init_kib as f64 / 1024.0,
+        "peak_rss_mib": rss_kib as f64 / 1024.0,
+        "targets": {"init_ms": 20, "cpu_us_per_record": 290, "peak_rss_mib": 24},
+        "meets_targets": {
+            "init": init <= Duration::from_millis(20),
+            "cpu": cpu_us_per_record <= 290.0,
+            "rss": rss_kib <= 24 * 1024,
+        },
+    });
+    println!(
+        "{}: init {:.1} ms, {:.0} µs CPU/record ({:.0}% in the kernel) over {} × {} records ({:.0} ms wall per batch), RSS {:.1} MiB after init, peak {:.1} MiB, binary {:.1} MiB",
+        function.binary,
+        init.as_secs_f64() * 1e3,
+        cpu_us_per_record,
+        system_share * 100.0,
+        args.batches,
+        args.batch_size,
+        wall.as_secs_f64() * 1e3 / args.batches as f64,
+        rss_after_init_kib as f64 / 1024.0,
+        rss_kib as f64 / 1024.0,
+        binary_bytes as f64 / 1048576.0
+    );
+    if let Some(path) = &args.report {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(())
+}
+
+/// Whether the HTTP server at `url` (`http://host:port`) keeps a connection open after a response,
+/// i.e. does not answer `Connection: close` to an HTTP/1.1 request.
+async fn keeps_alive(url: &str) -> anyhow::Result<bool> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let authority = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let mut conn = tokio::net::TcpStream::connect(authority).await?;
+    let request = format!("GET /moto-api/ HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+    conn.write_all(request.as_bytes()).await?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await??;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    if !head.starts_with("http/1.1") {
+        bail!("not an HTTP/1.1 answer: {:?}", head.lines().next());
+    }
+    Ok(!head.lines().any(|l| l.trim() == "connection: close"))
+}
