@@ -38,14 +38,7 @@ fn event(records: Vec<Value>) -> Value {
 
 /// The decoder the mission function uses, in miniature: parse, validate, check the robot.
 fn decode_mission(record: &KinesisRecord, bytes: &[u8]) -> Result<MissionReport, Reject> {
-    let report = MissionReport::from_json(bytes)?;
-    if report.robot_id.as_str() != record.partition_key {
-        return Err(Reject::new(
-            RejectKind::RobotMismatch,
-            "robot id differs from the partition key",
-        ));
-    }
-    Ok(report)
+    Ok(MissionReport::from_record(bytes, &record.partition_key)?)
 }
 
 fn failures(finished: &Finished) -> Vec<String> {
