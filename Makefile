@@ -20,7 +20,7 @@ SIM_REPORT   ?= .run/sim-report.json
 help:
 	@echo "make dev     install what is missing, run the whole pipeline locally with a simulated fleet"
 	@echo "make test    install what is missing, start moto + osmem, run every test and the template lints"
-	@echo "make lint    cargo fmt --check and clippy -D warnings"
+	@echo "make lint    cargo fmt --check, clippy -D warnings, and cargo-machete (unused dependencies)"
 	@echo "make build   arm64 bootstrap for every function (sam build, offline)"
 	@echo "make bench   criterion benches per function + the whole-function bench (JSON in target/bench)"
 	@echo "make venv    only create/refresh the Python venvs"
@@ -57,10 +57,16 @@ mosquitto:
 test: venv mosquitto
 	@tools/test.sh
 
+# cargo-machete finds dependencies no code uses; it is built once into .tools/ (pinned).
+MACHETE := .tools/bin/cargo-machete
+$(MACHETE):
+	cargo install cargo-machete --version 0.9.2 --locked --root .tools
+
 .PHONY: lint
-lint:
+lint: $(MACHETE)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	$(MACHETE)
 
 # ---------------------------------------------------------------------------------------------
 # Run
