@@ -51,6 +51,11 @@ pub enum TemplateError {
         detail: String,
     },
 
+    /// A `Rules` assertion does not hold for the parameter values: CloudFormation would refuse
+    /// the deploy with the same description.
+    #[error("rule {rule} failed: {description}")]
+    RuleFailed { rule: String, description: String },
+
     /// A reference loops back on itself (a condition or a name that needs itself).
     #[error("circular reference at {at}: break the cycle in the template")]
     Cycle { at: String },

@@ -442,6 +442,18 @@ impl<'a> Evaluator<'a> {
                 }
             }));
         }
+        // `Function.Version` (SAM AutoPublishAlias): the version ARN exists only once the cloud
+        // has published the version, so it is deferred.
+        if let Some((fn_id, "Version")) = name.split_once('.') {
+            let res = self.checked_resource(fn_id, at)?;
+            if res.properties.get("AutoPublishAlias").is_none() {
+                return Err(TemplateError::invalid(
+                    at,
+                    format!("{fn_id} has no AutoPublishAlias, so {name} does not exist"),
+                ));
+            }
+            return Ok(Some(deferred_value(format!("Ref {name}"))));
+        }
         // `Function.Alias` (SAM AutoPublishAlias).
         if let Some((fn_id, "Alias")) = name.split_once('.') {
             let res = self.checked_resource(fn_id, at)?;

@@ -4,7 +4,7 @@
 //!
 //! [`load`] parses the YAML (short tags such as `!Ref`, `!GetAtt`, `!Sub`, `!If`, `!Join` included),
 //! resolves parameters (defaults, overrides, `AllowedValues`, `MinValue`/`MaxValue`, patterns),
-//! evaluates Conditions, merges SAM `Globals` into functions, evaluates every active resource's
+//! checks the `Rules` assertions as CloudFormation does before a deploy, evaluates Conditions, merges SAM `Globals` into functions, evaluates every active resource's
 //! properties, and extracts typed specs: functions, Kinesis event source mappings (from SAM
 //! `Events` and from raw `AWS::Lambda::EventSourceMapping`), schedules, IoT topic rules, tables,
 //! streams, queues and buckets. Mapping settings are checked against Lambda's limits, because
@@ -14,6 +14,7 @@
 //! Layout:
 //! - [`yaml`]: YAML to JSON with long-form intrinsics;
 //! - `params`: parameter resolution and constraints;
+//! - `rules`: the `Rules` section's assertions;
 //! - `eval`: the intrinsic-function evaluator and physical names;
 //! - [`resolver`]: what `Ref`/`GetAtt` of a resource give ([`PhysicalResolver`], overridable);
 //! - `sam`: SAM Globals;
@@ -28,6 +29,7 @@ pub mod limits;
 pub mod model;
 mod params;
 pub mod resolver;
+mod rules;
 mod sam;
 pub mod yaml;
 
@@ -68,6 +70,14 @@ impl Default for LoadOptions {
             account_id: "123456789012".to_string(),
             parameter_overrides: BTreeMap::new(),
         }
+    }
+}
+
+impl LoadOptions {
+    /// These options with one more parameter override.
+    pub fn with_parameter(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.parameter_overrides.insert(name.into(), value.into());
+        self
     }
 }
 
@@ -191,6 +201,7 @@ const TOP_LEVEL: &[&str] = &[
     "Transform",
     "Parameters",
     "Mappings",
+    "Rules",
     "Conditions",
     "Globals",
     "Resources",
@@ -226,12 +237,7 @@ pub fn load_str_with(
         .ok_or_else(|| TemplateError::invalid("", "a template is a mapping"))?;
     for key in top.keys() {
         if !TOP_LEVEL.contains(&key.as_str()) {
-            let err = if key == "Rules" {
-                TemplateError::unsupported("template section Rules", "Rules")
-            } else {
-                TemplateError::invalid(key, "is not a template section")
-            };
-            return Err(err);
+            return Err(TemplateError::invalid(key, "is not a template section"));
         }
     }
     check_transform(&doc)?;
@@ -299,6 +305,8 @@ pub fn load_str_with(
         resources,
         resolver,
     );
+    // CloudFormation checks Rules before anything else is created.
+    rules::check(&ev, doc.get("Rules"))?;
     for name in ev.condition_defs.keys() {
         ev.condition(name, "Conditions")?;
     }

@@ -63,7 +63,8 @@ pub fn default_reference(r: &ResourceRef<'_>) -> Option<String> {
         "AWS::SNS::Topic"
         | "AWS::StepFunctions::StateMachine"
         | "AWS::Serverless::StateMachine" => default_attribute(r, "Arn"),
-        "AWS::KMS::Key" => Some(format!("key-{}", r.logical_id)),
+        // A key's id is a UUID in AWS; offline, its (stack-unique) physical name stands for it.
+        "AWS::KMS::Key" => Some(name),
         "AWS::Kinesis::Stream"
         | "AWS::DynamoDB::Table"
         | "AWS::S3::Bucket"
@@ -106,8 +107,8 @@ pub fn default_attribute(r: &ResourceRef<'_>, attribute: &str) -> Option<String>
         ("AWS::IAM::Role", "Arn") => format!("arn:{p}:iam::{acct}:role/{name}"),
         ("AWS::IAM::Role", "RoleId") => format!("AROA{}", r.logical_id.to_uppercase()),
         ("AWS::Logs::LogGroup", "Arn") => format!("arn:{p}:logs:{reg}:{acct}:log-group:{name}:*"),
-        ("AWS::KMS::Key", "Arn") => format!("arn:{p}:kms:{reg}:{acct}:key/key-{}", r.logical_id),
-        ("AWS::KMS::Key", "KeyId") => format!("key-{}", r.logical_id),
+        ("AWS::KMS::Key", "Arn") => format!("arn:{p}:kms:{reg}:{acct}:key/{name}"),
+        ("AWS::KMS::Key", "KeyId") => name.to_string(),
         ("AWS::IoT::TopicRule", "Arn") => format!("arn:{p}:iot:{reg}:{acct}:rule/{name}"),
         ("AWS::IoT::Policy", "Arn") => format!("arn:{p}:iot:{reg}:{acct}:policy/{name}"),
         ("AWS::OpenSearchService::Domain", "Arn" | "DomainArn") => {

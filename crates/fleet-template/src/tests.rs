@@ -427,8 +427,6 @@ fn other_transforms_and_sections_are_refused() {
     )
     .unwrap_err();
     assert!(matches!(err, TemplateError::Unsupported { .. }), "{err}");
-    let err = load_str("Rules: {}\nResources: {}\n", &opts()).unwrap_err();
-    assert!(matches!(err, TemplateError::Unsupported { .. }), "{err}");
     let err = load_str(
         "Resources:\n  A:\n    Type: AWS::Serverless::Api\n",
         &opts(),
@@ -452,8 +450,18 @@ fn real_template() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
 }
 
+/// The administrators' role: the template requires it (its `Rules` and the parameter's pattern).
+const ADMIN_ARN: &str = "arn:aws:iam::123456789012:role/Admin";
+
+fn real_opts() -> LoadOptions {
+    let mut o = opts();
+    o.parameter_overrides
+        .insert("OpenSearchMasterUserArn".into(), ADMIN_ARN.into());
+    o
+}
+
 fn real() -> Stack {
-    match load(&real_template(), &opts()) {
+    match load(&real_template(), &real_opts()) {
         Ok(s) => s,
         Err(e) => panic!("template.yaml does not load: {e}"),
     }
@@ -506,7 +514,7 @@ fn real_template_functions_are_arm64_al2023_with_their_binaries() {
 fn real_template_environment_values_resolve() {
     let stack = real();
     let mi = stack.function("MissionIngestFunction").unwrap();
-    assert_eq!(mi.environment["MISSIONS_TABLE"], json!("rf-missions"));
+    assert_eq!(mi.environment["MISSIONS_TABLE"], json!("rf-MissionsTable"));
     assert_eq!(
         mi.environment["REJECTS_QUEUE_URL"],
         json!("https://sqs.us-east-1.amazonaws.com/123456789012/rf-rejects")
@@ -539,17 +547,20 @@ fn real_template_every_kinesis_mapping_is_safe() {
             .into_iter()
             .find(|s| s.logical_id == m.stream_logical_id)
             .unwrap();
-        // Finite: a retry cap, or (for -1) a maximum age no longer than the retention.
-        match (m.max_retry_attempts, m.max_record_age_s) {
-            (Some(_), Some(age)) => assert!(age <= stream.retention_hours * 3600),
-            (None, Some(age)) => assert_eq!(age, stream.retention_hours * 3600, "{}", m.logical_id),
-            (_, None) => panic!("{}: record age must be finite", m.logical_id),
-        }
+        // Unlimited retries (a deployment mistake waits in the stream), and a maximum age
+        // that leaves 12 h before the stream trims the record.
+        assert_eq!(m.max_retry_attempts, None, "{}", m.logical_id);
+        let age = m.max_record_age_s.expect("finite record age");
+        assert!(
+            age + 12 * 3600 <= stream.retention_hours * 3600,
+            "{}",
+            m.logical_id
+        );
     }
 }
 
 #[test]
-fn real_template_shadow_path_retries_for_the_whole_retention() {
+fn real_template_shadow_path_retries_until_twelve_hours_before_the_trim() {
     let stack = real();
     let m = stack
         .event_source_mappings()
@@ -557,7 +568,7 @@ fn real_template_shadow_path_retries_for_the_whole_retention() {
         .find(|m| m.function_logical_id == "ShadowIndexerFunction")
         .unwrap();
     assert_eq!(m.max_retry_attempts, None);
-    assert_eq!(m.max_record_age_s, Some(604_800));
+    assert_eq!(m.max_record_age_s, Some(604_800 - 12 * 3600));
     let s = stack
         .streams()
         .into_iter()
@@ -619,7 +630,7 @@ fn real_template_rules_route_to_streams_keyed_by_thing() {
 
 #[test]
 fn real_template_rule_suffix_renames_every_rule() {
-    let mut o = opts();
+    let mut o = real_opts();
     o.parameter_overrides
         .insert("RuleSuffix".into(), "_dev".into());
     let stack = load(&real_template(), &o).unwrap();
@@ -644,7 +655,7 @@ fn real_template_missions_table_matches_the_storage_rules() {
     let t = stack.tables();
     assert_eq!(t.len(), 1);
     let t = t[0];
-    assert_eq!(t.table_name, "rf-missions");
+    assert_eq!(t.table_name, "rf-MissionsTable");
     assert_eq!(t.billing_mode, "PAY_PER_REQUEST");
     assert_eq!(
         t.key_schema,
@@ -674,7 +685,7 @@ fn real_template_queues_keep_messages_fourteen_days() {
     );
     assert_eq!(
         stack.table("MissionsTable").unwrap().table_name,
-        "rf-missions"
+        "rf-MissionsTable"
     );
     let q = stack.queues();
     assert_eq!(q.len(), 2);
@@ -685,7 +696,7 @@ fn real_template_queues_keep_messages_fourteen_days() {
 
 #[test]
 fn real_template_provisioned_mode_sets_shard_counts() {
-    let mut o = opts();
+    let mut o = real_opts();
     o.parameter_overrides
         .insert("StreamMode".into(), "PROVISIONED".into());
     o.parameter_overrides
@@ -733,4 +744,101 @@ fn real_template_robot_policy_keeps_iot_variables_literal() {
             );
         }
     }
+}
+
+const RULES: &str = r#"
+Parameters:
+  Admin: {Type: String, Default: ""}
+  Env: {Type: String, Default: dev}
+  Zones: {Type: CommaDelimitedList, Default: "a,b"}
+Rules:
+  AdminIsSet:
+    RuleCondition: !Equals [!Ref Env, prod]
+    Assertions:
+      - Assert: !Not [!Equals [!Ref Admin, ""]]
+        AssertDescription: set Admin in production
+  ZonesKnown:
+    Assertions:
+      - Assert: !Or [!Contains [!Ref Zones, a], !Contains [[x, y], b]]
+        AssertDescription: zone a is required
+Resources: {}
+"#;
+
+fn load_rules(overrides: &[(&str, &str)]) -> Result<Stack, TemplateError> {
+    let mut o = opts();
+    for (k, v) in overrides {
+        o.parameter_overrides.insert(k.to_string(), v.to_string());
+    }
+    load_str(RULES, &o)
+}
+
+#[test]
+fn rules_are_checked_like_cloudformation_before_anything_else() {
+    // dev: the RuleCondition is false, so an empty Admin passes.
+    load_rules(&[]).unwrap();
+    // prod: the assertion fails with its description.
+    let err = load_rules(&[("Env", "prod")]).unwrap_err();
+    match &err {
+        TemplateError::RuleFailed { rule, description } => {
+            assert_eq!(rule, "AdminIsSet");
+            assert_eq!(description, "set Admin in production");
+        }
+        other => panic!("expected RuleFailed, got {other}"),
+    }
+    load_rules(&[("Env", "prod"), ("Admin", "arn:aws:iam::1:role/a")]).unwrap();
+    // Fn::Contains over a list parameter.
+    let err = load_rules(&[("Zones", "b,c")]).unwrap_err();
+    assert!(
+        matches!(&err, TemplateError::RuleFailed { rule, .. } if rule == "ZonesKnown"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rule_functions_that_need_the_cloud_are_refused_by_name() {
+    for f in ["Fn::EachMemberEquals", "Fn::ValueOf", "Fn::RefAll"] {
+        let text = format!(
+            "Rules:\n  R:\n    Assertions:\n      - Assert: {{\"{f}\": [a, b]}}\nResources: {{}}\n"
+        );
+        let err = load_str(&text, &opts()).unwrap_err();
+        assert!(
+            matches!(&err, TemplateError::Unsupported { what, .. } if what.contains(f)),
+            "{f}: {err}"
+        );
+    }
+    // A rule may only refer to parameters.
+    let err = load_str(
+        "Rules:\n  R:\n    Assertions:\n      - Assert: !Equals [!Ref Q, x]\nResources:\n  Q: {Type: AWS::SQS::Queue}\n",
+        &opts(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, TemplateError::Invalid { .. }), "{err}");
+}
+
+#[test]
+fn a_function_version_is_deferred_through_split_and_select() {
+    let text = r#"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: f}}
+    Properties:
+      Runtime: provided.al2023
+      AutoPublishAlias: live
+  Q:
+    Type: AWS::SQS::Queue
+    Properties:
+      Tags:
+        - Key: version
+          Value: !Select [7, !Split [":", !Ref Fn.Version]]
+"#;
+    let stack = load_str(text, &opts()).unwrap();
+    let tag = &stack.resource("Q").unwrap().properties["Tags"][0]["Value"];
+    assert_eq!(
+        deferred(tag),
+        Some("Fn::Select 7 of Fn::Split of Ref Fn.Version")
+    );
+    let err = load_str(&text.replace("AutoPublishAlias: live", ""), &opts()).unwrap_err();
+    assert!(err.to_string().contains("no AutoPublishAlias"), "{err}");
 }

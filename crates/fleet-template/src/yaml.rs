@@ -21,6 +21,7 @@ const TAGS: &[(&str, &str)] = &[
     ("And", "Fn::And"),
     ("Or", "Fn::Or"),
     ("Not", "Fn::Not"),
+    ("Contains", "Fn::Contains"),
     // Parsed so that the refusal names them; the evaluator refuses them.
     ("FindInMap", "Fn::FindInMap"),
     ("Base64", "Fn::Base64"),
@@ -30,6 +31,11 @@ const TAGS: &[(&str, &str)] = &[
     ("Transform", "Fn::Transform"),
     ("ToJsonString", "Fn::ToJsonString"),
     ("Length", "Fn::Length"),
+    ("EachMemberEquals", "Fn::EachMemberEquals"),
+    ("EachMemberIn", "Fn::EachMemberIn"),
+    ("RefAll", "Fn::RefAll"),
+    ("ValueOf", "Fn::ValueOf"),
+    ("ValueOfAll", "Fn::ValueOfAll"),
 ];
 
 /// Parses template text into JSON with long-form intrinsics.
