@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Lints template.yaml three ways; each must be clean:
+# Lints template.yaml and samconfig.toml four ways; each must be clean:
 #   1. cfn-lint                      (CloudFormation schema and best-practice rules)
 #   2. sam validate --lint           (SAM transform + cfn-lint on the transformed template)
 #   3. checkov (its own venv)        (security policies; every skip is justified inline in the
 #                                     resource's Metadata.checkov.skip with a comment)
+#   4. tools/check_samconfig.py      (SAM CLI's own parser on every environment's
+#                                     parameter_overrides, as `sam deploy --config-env` runs it)
 # Offline: no credentials, a fixed region, telemetry and checkov's platform download off.
 # Values inside SAM Events are NOT checked by any of these: the Rust tests in
 # crates/fleet-template and tests/tests/template.rs check them.
@@ -40,6 +42,7 @@ step() {
   fi
 }
 
+step samconfig "$venv/bin/python" "$root/tools/check_samconfig.py" "$root/samconfig.toml" "$template"
 step cfn-lint "$venv/bin/cfn-lint" "$template"
 # `sam validate` exits 0 even with some warnings; --lint makes cfn-lint findings fatal.
 step sam-validate "$venv/bin/sam" validate --lint --region us-east-1 --template-file "$template"
