@@ -67,6 +67,7 @@ lint: $(MACHETE)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(MACHETE)
+	$(PYTHON) tools/lint_bash32.py
 
 # ---------------------------------------------------------------------------------------------
 # Run

@@ -28,7 +28,8 @@ if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux
 fi
 
 # Function logical id and binary, from the template (Metadata.BuildProperties.Binary).
-mapfile -t functions < <(python3 - "$root/template.yaml" <<'PY'
+functions=()
+while IFS= read -r line; do functions+=("$line"); done < <(python3 - "$root/template.yaml" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 # Resources are two-space indented logical ids; a Binary line belongs to the last one seen.
@@ -52,8 +53,8 @@ if [ "$mode" = sam ]; then
   sam build --beta-features --template-file template.yaml
 else
   bins=()
-  for f in "${functions[@]}"; do bins+=(--bin "${f#* }"); done
-  cargo lambda build --release --arm64 "${bins[@]}"
+  for f in ${functions[@]+"${functions[@]}"}; do bins+=(--bin "${f#* }"); done
+  cargo lambda build --release --arm64 ${bins[@]+"${bins[@]}"}
 fi
 elapsed=$((SECONDS - start))
 
@@ -64,7 +65,7 @@ machine() {
 
 status=0
 printf '\n%-24s %-16s %10s  %s\n' function binary bytes machine
-for f in "${functions[@]}"; do
+for f in ${functions[@]+"${functions[@]}"}; do
   logical=${f% *}; bin=${f#* }
   if [ "$mode" = sam ]; then path=.aws-sam/build/$logical/bootstrap; else path=target/lambda/$bin/bootstrap; fi
   if [ ! -f "$path" ]; then

@@ -2,13 +2,18 @@
 # Maps the shadow indexer's IAM role to a least-privilege role in the OpenSearch security plugin.
 #
 # Why: CloudFormation can configure fine-grained access control, but it cannot create security
-# plugin roles or role mappings. The template therefore makes the indexer role the master user
-# when OpenSearchMasterUserArn is empty (dev: works right after deploy). In production, set
-# OpenSearchMasterUserArn to an administrator role, deploy, then run this script ONCE, with that
-# administrator's credentials, to give the indexer only what it needs:
+# plugin roles or role mappings. The template makes OpenSearchMasterUserArn (your
+# administrators' role, required) the master user; the indexer's role gets nothing until this
+# script, run ONCE after the first deploy with that administrator's credentials, maps it to a
+# role with only what it needs:
 #   - cluster: bulk writes, cluster health, read/put of the index template;
 #   - indices robots and robots-*: write, create index, manage aliases and mappings.
+# Every request the indexer makes is scoped to those indices. In particular it checks the alias
+# with `HEAD /robots/_alias/robots` (index-scoped, allowed by manage_aliases on robots*), not
+# `HEAD /_alias/robots`: without an index in the path the security plugin checks the request
+# against every index, and a role limited to robots* gets 403.
 #
+# Runs on bash 3.2 (macOS): tools/lint_bash32.py checks it in make test.
 # Usage: tools/opensearch-map-indexer.sh <stack-name> <region> [--dry-run]
 # Needs: aws CLI (to read the stack outputs), curl >= 7.75 (--aws-sigv4), and the master
 # user's credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN).
@@ -64,7 +69,7 @@ call() { # method path body
   [ -n "${AWS_SESSION_TOKEN:-}" ] && token=(-H "x-amz-security-token: $AWS_SESSION_TOKEN")
   curl --fail-with-body -sS -X "$1" "$endpoint$2" \
     --aws-sigv4 "aws:amz:$region:es" --user "${AWS_ACCESS_KEY_ID:?}:${AWS_SECRET_ACCESS_KEY:?}" \
-    "${token[@]}" -H 'content-type: application/json' --data "$3"
+    ${token[@]+"${token[@]}"} -H 'content-type: application/json' --data "$3"
   echo
 }
 

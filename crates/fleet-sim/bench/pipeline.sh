@@ -39,18 +39,18 @@ cleanup() {
 trap cleanup EXIT
 
 echo "==> building robofleet and the stack holder"
-(cd "$ROOT" && cargo build -q "${CARGO_FLAGS[@]}" -p robofleet-cli)
+(cd "$ROOT" && cargo build -q ${CARGO_FLAGS[@]+"${CARGO_FLAGS[@]}"} -p robofleet-cli)
 # Run the holder's test binary itself: no rebuild in between if someone edits the tree.
-HOLDER=$(cd "$ROOT" && cargo test "${CARGO_FLAGS[@]}" -p robofleet-e2e --test sim_e2e --no-run 2>&1 \
+HOLDER=$(cd "$ROOT" && cargo test ${CARGO_FLAGS[@]+"${CARGO_FLAGS[@]}"} -p robofleet-e2e --test sim_e2e --no-run 2>&1 \
   | sed -n 's/.*Executable tests\/sim_e2e.rs (\(.*\))/\1/p' | tail -n1)
 [ -n "$HOLDER" ] || { echo "could not build the stack holder (tests/tests/sim_e2e.rs)"; exit 1; }
 cp "$ROOT/$HOLDER" "$RUN/stack-holder"
 
-echo "==> own moto + osmem"
+echo "==> own aws front (moto inside) + osmem"
 "$ROOT/tools/standins.sh" start "$RUN/standins" >/dev/null
 # shellcheck disable=SC1091
 . "$RUN/standins/env"
-MOTO_PID=$(cat "$RUN/standins/moto.pid")
+MOTO_PID=$(cat "$RUN/standins/front.pid") # the front runs moto in-process
 OSMEM_PID=$(cat "$RUN/standins/osmem.pid")
 
 echo "==> mosquitto"
@@ -70,15 +70,14 @@ field() { python3 -c "import json,sys; print(json.load(open('$RUN/stack.json'))[
 STACK_PID=$(field pid)
 
 ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-declare -A PIDS=([broker]=$MOSQ_PID [stack]=$STACK_PID [moto]=$MOTO_PID [osmem]=$OSMEM_PID)
 
-printf '\n%-9s %9s %9s %8s %8s %8s  %s\n' "target" "pub/s" "proc/s" "drain_s" "p99_ms" "lost" "CPU ms per 1,000 messages (broker stack moto osmem sim)"
+printf '\n%-9s %9s %9s %8s %8s %8s  %s\n' "target" "pub/s" "proc/s" "drain_s" "p99_ms" "lost" "CPU ms per 1,000 messages (broker stack front+moto osmem sim)"
 for step in $RATES; do
   # A step is RATE or RATE:MISSION_SHARE.
   rate=${step%%:*}; share=$MISSION_SHARE
   [ "$step" != "$rate" ] && share=${step#*:}
-  declare -A BEFORE=()
-  for k in "${!PIDS[@]}"; do BEFORE[$k]=$(ticks "${PIDS[$k]}"); done
+  before_broker=$(ticks "$MOSQ_PID"); before_stack=$(ticks "$STACK_PID")
+  before_moto=$(ticks "$MOTO_PID"); before_osmem=$(ticks "$OSMEM_PID")
   report="$OUT/steady-$rate-share$share.json"
   start_sim=$(date +%s.%N)
   set +e
@@ -91,8 +90,8 @@ for step in $RATES; do
     --robots-alias "$(field alias)" --rejects-queue-url "$(field rejects)" >"$RUN/sim-$rate.log" 2>&1
   set -e
   python3 - "$report" "$RUN/sim.time" "$HZ" "$step" \
-    "$(( $(ticks "$MOSQ_PID") - BEFORE[broker] ))" "$(( $(ticks "$STACK_PID") - BEFORE[stack] ))" \
-    "$(( $(ticks "$MOTO_PID") - BEFORE[moto] ))" "$(( $(ticks "$OSMEM_PID") - BEFORE[osmem] ))" <<'PY'
+    "$(( $(ticks "$MOSQ_PID") - before_broker ))" "$(( $(ticks "$STACK_PID") - before_stack ))" \
+    "$(( $(ticks "$MOTO_PID") - before_moto ))" "$(( $(ticks "$OSMEM_PID") - before_osmem ))" <<'PY'
 import json, sys
 report, timef, hz, rate = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 broker, stack, moto, osmem = (int(x) / hz for x in sys.argv[5:9])
