@@ -5,8 +5,11 @@
 //! - [`robots`]: the OpenSearch robots index. One `_bulk` request per batch with external
 //!   versions, classified item by item (409 stale, 429/5xx retry, other 4xx permanent), and the
 //!   index template installed on a cold start. SigV4-signed against AWS domains.
-//! - [`rejects`]: the SQS rejects queue, a [`fleet_lambda::RejectSink`].
+//! - [`opensearch`]: SigV4-signed HTTP to an OpenSearch domain (functions, tools and tests).
+//! - [`rejects`]: the SQS rejects queue, a [`fleet_lambda::RejectSink`]; payloads too large for
+//!   an SQS message go to S3 first.
 //! - [`retry`]: exponential backoff with full jitter, bounded by the invocation's deadline.
+//! - [`iam`]: IAM's query API for the local stack's `CreateRole` (signed).
 //! - [`config`]: the SDK configuration of tools and tests (an endpoint, or the default chain).
 //! - [`error`]: the adapters' errors, and [`error::chain`] for an error with its causes.
 //!
@@ -15,7 +18,9 @@
 
 pub mod config;
 pub mod error;
+pub mod iam;
 pub mod missions;
+pub mod opensearch;
 pub mod rejects;
 pub mod retry;
 pub mod robots;
@@ -23,6 +28,7 @@ pub mod sigv4;
 
 pub use error::{IndexError, StoreError};
 pub use missions::{MissionStore, PutOutcome};
-pub use rejects::SqsRejectSink;
+pub use opensearch::OpenSearchHttp;
+pub use rejects::{PayloadStore, SqsRejectSink};
 pub use retry::Backoff;
 pub use robots::{IndexDoc, ItemResult, RobotIndex};

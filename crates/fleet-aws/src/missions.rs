@@ -2,11 +2,18 @@
 //!
 //! One conditional `PutItem` per report: the write lands only if the mission is new or the stored
 //! `rev` is lower (`attribute_not_exists(pk) OR rev < :rev`). A failed condition is a duplicate
-//! or a stale replay, which is success. Throttling and 5xx are retried here with backoff; what is
-//! still failing when the invocation's budget runs out goes back to Lambda as an item failure.
+//! or a stale replay, which is success. A validation error is the record's fault: it is rejected.
+//! Every other failure (throttling, 5xx, timeouts, and the deployment's own mistakes: access
+//! denied, a missing KMS grant or table) is retried here with backoff, and what still fails when
+//! the invocation's budget runs out goes back to Lambda as an item failure, so the record waits
+//! in the stream.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata as _, SdkError};
@@ -16,7 +23,7 @@ use fleet_core::timefmt::format_rfc3339;
 use fleet_lambda::Deadline;
 use time::OffsetDateTime;
 
-use crate::error::StoreError;
+use crate::error::{Failure, StoreError};
 use crate::retry::{Attempt, Backoff};
 
 /// The attribute names of a mission item; the GSI and TTL names match template.yaml.
@@ -78,8 +85,10 @@ impl MissionStore {
         &self.table
     }
 
-    /// Writes one report with one conditional `PutItem`, retrying transient failures with
-    /// backoff until `deadline`.
+    /// Writes one report with one conditional `PutItem`, retrying failures outside the record
+    /// with backoff until `deadline`. This is the only retry layer: the SDK's own retries are off
+    /// for the call, and every attempt is bounded by the time left before the deadline, minus
+    /// the reserve the function needs to answer Lambda.
     pub async fn put(
         &self,
         report: &MissionReport,
@@ -94,6 +103,7 @@ impl MissionStore {
         let result = self
             .backoff
             .run(deadline, |_| {
+                let budget = self.backoff.attempt_budget(deadline);
                 let request = self
                     .client
                     .put_item()
@@ -102,16 +112,24 @@ impl MissionStore {
                     .condition_expression("attribute_not_exists(#pk) OR #rev < :rev")
                     .expression_attribute_names("#pk", attr::PK)
                     .expression_attribute_names("#rev", attr::REV)
-                    .expression_attribute_values(":rev", AttributeValue::N(report.rev.to_string()));
+                    .expression_attribute_values(":rev", AttributeValue::N(report.rev.to_string()))
+                    .customize()
+                    .config_override(one_bounded_attempt(budget));
                 async move {
+                    if budget.is_zero() {
+                        return Attempt::Transient((
+                            Failure::Unavailable,
+                            "no time left before the deadline".to_string(),
+                        ));
+                    }
                     match request.send().await {
                         Ok(_) => Attempt::Done(Ok(PutOutcome::Stored)),
                         Err(e) => match classify(&e) {
                             Class::ConditionFailed => {
                                 Attempt::Done(Ok(PutOutcome::DuplicateOrStale))
                             }
-                            Class::Transient => Attempt::Transient(describe(&e)),
-                            Class::Permanent => Attempt::Done(Err(StoreError::Permanent {
+                            Class::Failed(failure) => Attempt::Transient((failure, describe(&e))),
+                            Class::Rejected => Attempt::Done(Err(StoreError::Rejected {
                                 code: e.code().unwrap_or("unknown").to_string(),
                                 message: describe(&e),
                             })),
@@ -122,15 +140,30 @@ impl MissionStore {
             .await;
         match result {
             Ok(outcome) => outcome,
-            Err((message, attempts)) => Err(StoreError::Transient { attempts, message }),
+            Err(((failure, message), attempts)) => Err(StoreError::Retry {
+                failure,
+                attempts,
+                message,
+            }),
         }
     }
 }
 
+/// One attempt, bounded by `budget`, with the SDK's own retries off.
+fn one_bounded_attempt(budget: Duration) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::default()
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(budget.max(Duration::from_millis(1)))
+                .build(),
+        )
+}
+
 enum Class {
     ConditionFailed,
-    Transient,
-    Permanent,
+    Failed(Failure),
+    Rejected,
 }
 
 type HttpResponse = aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -142,29 +175,20 @@ where
     match e {
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or_default();
-            match code {
-                "ConditionalCheckFailedException" => Class::ConditionFailed,
-                "ProvisionedThroughputExceededException"
-                | "ThrottlingException"
-                | "RequestLimitExceeded"
-                | "InternalServerError"
-                | "ServiceUnavailable"
-                | "TransactionConflictException" => Class::Transient,
-                _ => {
-                    let status = se.raw().status().as_u16();
-                    if status >= 500 || status == 429 {
-                        Class::Transient
-                    } else {
-                        Class::Permanent
-                    }
-                }
+            if code == "ConditionalCheckFailedException" {
+                return Class::ConditionFailed;
+            }
+            match Failure::of_aws_error(code, se.raw().status().as_u16()) {
+                Some(failure) => Class::Failed(failure),
+                None => Class::Rejected,
             }
         }
         // Timeouts, connection failures and unreadable responses are worth another try.
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            Class::Transient
+            Class::Failed(Failure::Unavailable)
         }
-        _ => Class::Permanent,
+        // The request could not even be built or signed (missing credentials, say).
+        _ => Class::Failed(Failure::Configuration),
     }
 }
 

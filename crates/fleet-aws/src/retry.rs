@@ -78,6 +78,12 @@ impl Backoff {
             .then_some(sleep)
     }
 
+    /// How long one attempt may take: the time left before `deadline`, minus the reserve kept
+    /// to answer. Zero when there is no time for an attempt.
+    pub fn attempt_budget(&self, deadline: Deadline) -> Duration {
+        deadline.remaining().saturating_sub(self.reserve)
+    }
+
     /// Runs `op` until it is done, attempts run out, or the next sleep would pass the deadline.
     /// Returns the last transient error and the number of attempts made when it gives up.
     pub async fn run<T, E, F, Fut>(&self, deadline: Deadline, mut op: F) -> Result<T, (E, u32)>

@@ -1,19 +1,24 @@
 //! The OpenSearch robots index (docs/architecture.md §3).
 //!
 //! Every batch becomes one `_bulk` request of `index` actions with `version_type=external`, sent
-//! to the `robots` alias. Each item is classified as Vector classifies bulk items: 2xx written,
-//! 409 stale or duplicate (success), 429 and 5xx retried (only those items) with backoff, any
-//! other 4xx permanent. A cold start installs the index template from `opensearch/` and the first
-//! index behind the alias when they are missing.
+//! to the `robots` alias with `require_alias`, so a write never creates an index. Each item is
+//! classified as Vector classifies bulk items: 2xx written, 409 stale or duplicate (success),
+//! 429 and 5xx retried (only those items) with backoff; 401 and 403 are retried too (a role the
+//! security plugin refuses is the deployment's mistake, not the document's); any other 4xx is
+//! about the document and permanent. A cold start installs the index template from
+//! `opensearch/` and the first index behind the alias when they are missing, and so does a
+//! bulk that finds the alias gone (a new, empty cluster).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bytes::Bytes;
 use fleet_lambda::Deadline;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::IndexError;
+use crate::error::{Failure, IndexError};
+use crate::opensearch::OpenSearchHttp;
 use crate::retry::Backoff;
 use crate::sigv4::Signer;
 
@@ -35,20 +40,26 @@ pub enum ItemResult {
     Indexed,
     /// A version at least as new is already indexed (409): a duplicate or stale update.
     Stale,
-    /// Still failing with 429/5xx (or OpenSearch unreachable) after the retries: Lambda retries.
-    Retry(String),
-    /// Refused for good (a 4xx other than 409/429): dead-letter it.
+    /// Still failing for a reason outside the document after the retries (429, 5xx, no answer,
+    /// refused authentication, a missing alias): Lambda retries it.
+    Retry {
+        /// Why.
+        failure: Failure,
+        /// What OpenSearch said.
+        reason: String,
+    },
+    /// Refused for good (a 4xx about the document, such as a mapping error): dead-letter it.
     Permanent(String),
 }
 
 /// Writes robot documents to OpenSearch.
 #[derive(Debug, Clone)]
 pub struct RobotIndex {
-    http: reqwest::Client,
-    endpoint: String,
+    http: OpenSearchHttp,
     alias: String,
-    signer: Option<Signer>,
     backoff: Backoff,
+    /// Longest a single request may take, deadline permitting.
+    request_timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -67,8 +78,9 @@ struct BulkItem {
 }
 
 impl RobotIndex {
-    /// An index client writing through `alias` at `endpoint`; requests are signed when `signer`
-    /// is given (see [`Signer::required_for`]).
+    /// An index client writing through `alias` at `endpoint`; every request is SigV4-signed
+    /// when `signer` is given (the function gives one whenever it has credentials, whatever the
+    /// endpoint's host name: the local stand-in checks signatures as AWS does).
     pub fn new(
         http: reqwest::Client,
         endpoint: &str,
@@ -76,11 +88,10 @@ impl RobotIndex {
         signer: Option<Signer>,
     ) -> Self {
         RobotIndex {
-            http,
-            endpoint: endpoint.trim_end_matches('/').to_string(),
+            http: OpenSearchHttp::new(http, endpoint, signer),
             alias: alias.into(),
-            signer,
             backoff: Backoff::default(),
+            request_timeout: Duration::from_secs(30),
         }
     }
 
@@ -90,70 +101,49 @@ impl RobotIndex {
         self
     }
 
+    /// Replaces the longest time one request may take (the deadline still bounds it).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
     /// The alias written to.
     pub fn alias(&self) -> &str {
         &self.alias
     }
 
+    /// One request, bounded by the deadline minus the backoff's reserve (and the longest time
+    /// one request may take).
     async fn request(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<(Bytes, &str)>,
+        deadline: Deadline,
     ) -> Result<(u16, Vec<u8>), IndexError> {
-        let url = format!("{}{}", self.endpoint, path);
-        let mut request = self.http.request(method.clone(), &url);
-        if let Some((bytes, content_type)) = &body {
-            // `Bytes` is shared, not copied: a 1,000-document bulk body is about 1 MB.
-            request = request
-                .header("content-type", *content_type)
-                .body(bytes.clone());
-        }
-        if let Some(signer) = &self.signer {
-            let host = url
-                .split("://")
-                .nth(1)
-                .and_then(|rest| rest.split('/').next())
-                .unwrap_or_default()
-                .to_string();
-            let content_type = body.as_ref().map_or("application/json", |(_, c)| *c);
-            let headers = [("host", host.as_str()), ("content-type", content_type)];
-            for (k, v) in signer
-                .headers(
-                    method.as_str(),
-                    &url,
-                    &headers,
-                    body.as_ref().map_or(&[][..], |(b, _)| &b[..]),
-                )
-                .await?
-            {
-                request = request.header(k, v);
-            }
-        }
-        let response = request.send().await.map_err(|e| IndexError::Unavailable {
-            status: 0,
-            message: crate::error::chain(&e),
-        })?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| IndexError::Unavailable {
-                status,
-                message: crate::error::chain(&e),
-            })?;
-        Ok((status, bytes.to_vec()))
+        let budget = self
+            .backoff
+            .attempt_budget(deadline)
+            .min(self.request_timeout);
+        let reply = self.http.send(method, path, body, budget).await?;
+        Ok((reply.status, reply.body))
     }
 
     /// Installs the index template (named after the alias, adapted to it by
     /// [`template_for_alias`]) if it is missing, then the first index (`<alias>-v1`) if the alias
     /// does not exist yet. Returns whether anything was created. Safe to race with another cold
-    /// start.
-    pub async fn ensure_template(&self, template: &Value) -> Result<bool, IndexError> {
+    /// start, and to run again when a new, empty cluster has replaced the old one.
+    pub async fn ensure_template(
+        &self,
+        template: &Value,
+        deadline: Deadline,
+    ) -> Result<bool, IndexError> {
         let template = template_for_alias(template, &self.alias);
         let mut created = false;
         let path = format!("/_index_template/{}", self.alias);
-        let (status, body) = self.request(reqwest::Method::GET, &path, None).await?;
+        let (status, body) = self
+            .request(reqwest::Method::GET, &path, None, deadline)
+            .await?;
         match status {
             200 => {}
             404 => {
@@ -163,6 +153,7 @@ impl RobotIndex {
                         reqwest::Method::PUT,
                         &path,
                         Some((Bytes::from(bytes), "application/json")),
+                        deadline,
                     )
                     .await?;
                 check(status, &body)?;
@@ -170,11 +161,13 @@ impl RobotIndex {
             }
             _ => check(status, &body)?,
         }
+        // Scoped to the alias itself, so a role limited to `<alias>` and `<alias>-*` may ask.
         let (status, body) = self
             .request(
                 reqwest::Method::HEAD,
-                &format!("/_alias/{}", self.alias),
+                &format!("/{0}/_alias/{0}", self.alias),
                 None,
+                deadline,
             )
             .await?;
         match status {
@@ -186,6 +179,7 @@ impl RobotIndex {
                         reqwest::Method::PUT,
                         &index,
                         Some((Bytes::from_static(b"{}"), "application/json")),
+                        deadline,
                     )
                     .await?;
                 let raced = status == 400
@@ -200,25 +194,54 @@ impl RobotIndex {
         Ok(created)
     }
 
-    /// Indexes `docs` in one `_bulk` request, retrying the items that got 429/5xx until they
-    /// succeed, the attempts run out or the deadline nears. One result per doc, in order.
-    pub async fn bulk(&self, docs: &[IndexDoc], deadline: Deadline) -> Vec<ItemResult> {
+    /// Indexes `docs` in one `_bulk` request, retrying the items that got 429/5xx (or no
+    /// answer) until they succeed, the attempts run out or the deadline nears. Writes go to the
+    /// alias only (`require_alias`): a write never creates an index. When the alias is missing,
+    /// as on a new, empty cluster, the template and the alias are installed again from
+    /// `template` and the items retried. One result per doc, in order.
+    pub async fn bulk(
+        &self,
+        docs: &[IndexDoc],
+        template: &Value,
+        deadline: Deadline,
+    ) -> Vec<ItemResult> {
         let mut results: Vec<Option<ItemResult>> = vec![None; docs.len()];
         let mut pending: Vec<usize> = (0..docs.len()).collect();
         let mut attempt = 0;
         // Each round sends the documents that still need it: all of them at first, then only
-        // those whose item (or whole request) got 429/5xx or no answer.
+        // those whose item (or whole request) got 429/5xx, no answer, or a missing alias.
         while !pending.is_empty() {
             let batch: Vec<&IndexDoc> = pending.iter().map(|&i| &docs[i]).collect();
-            let round = self.send_bulk(&batch).await;
+            let round = self.send_bulk(&batch, deadline).await;
             attempt += 1;
+            let alias_missing = round.iter().any(|r| matches!(r, Round::AliasMissing));
+            if alias_missing {
+                match self.ensure_template(template, deadline).await {
+                    Ok(_) => tracing::warn!(
+                        alias = %self.alias,
+                        "the robots alias was missing (a new cluster?): template and alias installed again"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "installing the robots alias again failed")
+                    }
+                }
+            }
             let next = self.backoff.next_delay(attempt, deadline);
             let last = next.is_none();
             let mut again = Vec::new();
             for (&i, item) in pending.iter().zip(round) {
                 match item {
-                    ItemResult::Retry(_) if !last => again.push(i),
-                    other => results[i] = Some(other),
+                    Round::Done(result) => results[i] = Some(result),
+                    Round::Again { .. } | Round::AliasMissing if !last => again.push(i),
+                    Round::Again { failure, reason } => {
+                        results[i] = Some(ItemResult::Retry { failure, reason })
+                    }
+                    Round::AliasMissing => {
+                        results[i] = Some(ItemResult::Retry {
+                            failure: Failure::Configuration,
+                            reason: format!("the alias {} does not exist", self.alias),
+                        })
+                    }
                 }
             }
             if let (false, Some(sleep)) = (again.is_empty(), next) {
@@ -233,37 +256,58 @@ impl RobotIndex {
         }
         results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| ItemResult::Retry("no result for this item".into())))
+            .map(|r| {
+                r.unwrap_or_else(|| ItemResult::Retry {
+                    failure: Failure::Unavailable,
+                    reason: "no result for this item".into(),
+                })
+            })
             .collect()
     }
 
     /// One `_bulk` request: a result per document. A whole-request failure gives every
-    /// document the same result (429/5xx or unreachable: retry; other statuses, or a response
-    /// that can't be read: permanent).
-    async fn send_bulk(&self, batch: &[&IndexDoc]) -> Vec<ItemResult> {
+    /// document the same result: every status is retried (the request is ours, not a document's:
+    /// a 401 or 403 is the deployment's mistake, a 429 or 5xx the cluster's state).
+    async fn send_bulk(&self, batch: &[&IndexDoc], deadline: Deadline) -> Vec<Round> {
         let body = Bytes::from(bulk_body(&self.alias, batch));
-        let all = |r: ItemResult| vec![r; batch.len()];
+        let all = |r: Round| vec![r; batch.len()];
         match self
             .request(
                 reqwest::Method::POST,
-                "/_bulk",
+                "/_bulk?require_alias=true",
                 Some((body, "application/x-ndjson")),
+                deadline,
             )
             .await
         {
-            Ok((status, bytes)) if (200..300).contains(&status) => {
-                parse_bulk(&bytes, batch.len()).unwrap_or_else(|e| all(ItemResult::Permanent(e)))
-            }
-            Ok((status, bytes)) if status == 429 || status >= 500 => all(ItemResult::Retry(
-                format!("bulk request got {status}: {}", snippet(&bytes)),
-            )),
-            Ok((status, bytes)) => all(ItemResult::Permanent(format!(
-                "bulk request refused with {status}: {}",
-                snippet(&bytes)
-            ))),
-            Err(e) => all(ItemResult::Retry(e.to_string())),
+            Ok((status, bytes)) if (200..300).contains(&status) => parse_bulk(&bytes, batch.len())
+                .unwrap_or_else(|reason| {
+                    all(Round::Again {
+                        failure: Failure::Unavailable,
+                        reason,
+                    })
+                }),
+            Ok((status, bytes)) => all(Round::Again {
+                failure: Failure::of_http_status(status),
+                reason: format!("bulk request got {status}: {}", snippet(&bytes)),
+            }),
+            Err(e) => all(Round::Again {
+                failure: e.failure(),
+                reason: e.to_string(),
+            }),
         }
     }
+}
+
+/// What one round of a bulk request says about one document.
+#[derive(Debug, Clone)]
+enum Round {
+    /// Final.
+    Done(ItemResult),
+    /// Worth another round.
+    Again { failure: Failure, reason: String },
+    /// The alias is missing (`require_alias`): install it, then another round.
+    AliasMissing,
 }
 
 /// The index template from `opensearch/robots-template.json`, pointed at `alias`: its index
@@ -288,7 +332,7 @@ pub fn bulk_body(alias: &str, docs: &[&IndexDoc]) -> Vec<u8> {
     let mut body = Vec::with_capacity(docs.len() * 700);
     for doc in docs {
         let action = serde_json::json!({
-            "index": {"_index": alias, "_id": doc.id, "version": doc.version, "version_type": "external"}
+            "index": {"_index": alias, "_id": doc.id, "version": doc.version, "version_type": "external", "require_alias": true}
         });
         // Serialising a Value into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut body, &action);
@@ -300,7 +344,7 @@ pub fn bulk_body(alias: &str, docs: &[&IndexDoc]) -> Vec<u8> {
 }
 
 /// Classifies the items of a bulk response; `Err` when the response can't be read.
-fn parse_bulk(bytes: &[u8], expected: usize) -> Result<Vec<ItemResult>, String> {
+fn parse_bulk(bytes: &[u8], expected: usize) -> Result<Vec<Round>, String> {
     let response: BulkResponse = serde_json::from_slice(bytes)
         .map_err(|e| format!("unreadable bulk response ({e}): {}", snippet(bytes)))?;
     if response.items.len() != expected {
@@ -314,13 +358,29 @@ fn parse_bulk(bytes: &[u8], expected: usize) -> Result<Vec<ItemResult>, String> 
         .items
         .into_iter()
         .map(|mut item| match item.drain().next() {
-            Some((_, item)) => classify_item(item.status, item.error.as_ref()),
-            None => ItemResult::Retry("empty bulk item".into()),
+            Some((_, item)) => classify_round(item.status, item.error.as_ref()),
+            None => Round::Again {
+                failure: Failure::Unavailable,
+                reason: "empty bulk item".into(),
+            },
         })
         .collect())
 }
 
-/// 2xx written, 409 stale, 429/5xx retry, other 4xx permanent.
+fn classify_round(status: u16, error: Option<&Value>) -> Round {
+    let kind = error.and_then(|e| e.get("type")).and_then(Value::as_str);
+    if status == 404 && kind == Some("index_not_found_exception") {
+        return Round::AliasMissing;
+    }
+    match classify_item(status, error) {
+        ItemResult::Retry { failure, reason } => Round::Again { failure, reason },
+        done => Round::Done(done),
+    }
+}
+
+/// 2xx written, 409 stale; 429 and 5xx retried, and so are 401 and 403 (the security plugin
+/// refusing the role: the deployment's mistake, not the document's); any other 4xx is about the
+/// document and permanent.
 pub fn classify_item(status: u16, error: Option<&Value>) -> ItemResult {
     let reason = || {
         error
@@ -334,7 +394,10 @@ pub fn classify_item(status: u16, error: Option<&Value>) -> ItemResult {
     match status {
         200..=299 => ItemResult::Indexed,
         409 => ItemResult::Stale,
-        429 | 500..=599 => ItemResult::Retry(reason()),
+        401 | 403 | 429 | 500..=599 => ItemResult::Retry {
+            failure: Failure::of_http_status(status),
+            reason: reason(),
+        },
         _ => ItemResult::Permanent(reason()),
     }
 }
@@ -342,11 +405,8 @@ pub fn classify_item(status: u16, error: Option<&Value>) -> ItemResult {
 fn check(status: u16, body: &[u8]) -> Result<(), IndexError> {
     match status {
         200..=299 => Ok(()),
-        429 | 500..=599 => Err(IndexError::Unavailable {
-            status,
-            message: snippet(body),
-        }),
-        _ => Err(IndexError::Refused {
+        _ => Err(IndexError::Failed {
+            failure: Failure::of_http_status(status),
             status,
             message: snippet(body),
         }),
@@ -378,6 +438,7 @@ mod tests {
         assert_eq!(action["index"]["version"], 42);
         assert_eq!(action["index"]["version_type"], "external");
         assert_eq!(action["index"]["_index"], "robots");
+        assert_eq!(action["index"]["require_alias"], true);
         assert!(body.ends_with('\n'));
     }
 
@@ -385,8 +446,28 @@ mod tests {
     fn items_are_classified_like_vector_does() {
         assert_eq!(classify_item(201, None), ItemResult::Indexed);
         assert_eq!(classify_item(409, None), ItemResult::Stale);
-        assert!(matches!(classify_item(429, None), ItemResult::Retry(_)));
-        assert!(matches!(classify_item(503, None), ItemResult::Retry(_)));
+        assert!(matches!(
+            classify_item(429, None),
+            ItemResult::Retry {
+                failure: Failure::Throttled,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify_item(503, None),
+            ItemResult::Retry {
+                failure: Failure::Unavailable,
+                ..
+            }
+        ));
+        // The security plugin refusing the role is the deployment's mistake: retried.
+        assert!(matches!(
+            classify_item(403, None),
+            ItemResult::Retry {
+                failure: Failure::Authentication,
+                ..
+            }
+        ));
         let e = json!({"type": "mapper_parsing_exception", "reason": "failed to parse field [lastSeenAt]"});
         match classify_item(400, Some(&e)) {
             ItemResult::Permanent(why) => {
@@ -400,6 +481,14 @@ mod tests {
     fn a_bulk_response_with_the_wrong_item_count_is_an_error() {
         let body = br#"{"errors":false,"items":[{"index":{"status":201}}]}"#;
         assert!(parse_bulk(body, 2).is_err());
-        assert_eq!(parse_bulk(body, 1).unwrap(), vec![ItemResult::Indexed]);
+        assert!(matches!(
+            parse_bulk(body, 1).unwrap().as_slice(),
+            [Round::Done(ItemResult::Indexed)]
+        ));
+        let missing = br#"{"errors":true,"items":[{"index":{"status":404,"error":{"type":"index_not_found_exception","reason":"no such index [robots] and [require_alias] request flag is [true]"}}}]}"#;
+        assert!(matches!(
+            parse_bulk(missing, 1).unwrap().as_slice(),
+            [Round::AliasMissing]
+        ));
     }
 }

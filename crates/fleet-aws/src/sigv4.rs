@@ -1,8 +1,12 @@
-//! SigV4 signing of OpenSearch requests, for AWS-managed domains only.
+//! SigV4 signing of hand-made HTTP requests: OpenSearch (the `es` service), and the few calls
+//! the local stack makes without an SDK client (IAM's query API).
 //!
-//! A plain local endpoint (osmem-server, a self-hosted cluster) needs no signing; an
-//! `*.amazonaws.com` endpoint gets every request signed for the `es` service with the function's
-//! role credentials, taken fresh from the provider each time (it caches and refreshes them).
+//! Whether a request is signed depends on one thing: whether the function has credentials. It
+//! never depends on the endpoint's host name, so the local stack (whose AWS front checks
+//! signatures as the OpenSearch Service does) takes the same path as AWS. Credentials are taken
+//! fresh from the provider each time (it caches and refreshes them). The caller passes exactly
+//! the headers it sends; a header signed but not sent would make AWS answer 403
+//! SignatureDoesNotMatch.
 
 use std::time::SystemTime;
 
@@ -24,23 +28,20 @@ pub struct Signer {
 impl Signer {
     /// A signer for the `es` service (OpenSearch Service domains) in `region`.
     pub fn new(credentials: SharedCredentialsProvider, region: impl Into<String>) -> Self {
+        Self::for_service(credentials, region, "es")
+    }
+
+    /// A signer for `service` (the signing name, such as `iam`) in `region`.
+    pub fn for_service(
+        credentials: SharedCredentialsProvider,
+        region: impl Into<String>,
+        service: &'static str,
+    ) -> Self {
         Signer {
             credentials,
             region: region.into(),
-            service: "es",
+            service,
         }
-    }
-
-    /// Whether `endpoint` is an AWS-managed domain that requires signing.
-    pub fn required_for(endpoint: &str) -> bool {
-        let host = endpoint
-            .split("://")
-            .nth(1)
-            .unwrap_or(endpoint)
-            .split(['/', ':'])
-            .next()
-            .unwrap_or_default();
-        host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn")
     }
 
     /// The headers to add to a request (`authorization`, `x-amz-date`, and the security token
@@ -88,19 +89,6 @@ impl Signer {
 mod tests {
     use super::*;
     use aws_credential_types::Credentials;
-
-    #[test]
-    fn only_aws_domains_are_signed() {
-        assert!(Signer::required_for(
-            "https://search-robots-abc.us-east-1.es.amazonaws.com"
-        ));
-        assert!(Signer::required_for(
-            "https://search-robots-abc.us-east-1.es.amazonaws.com:443/"
-        ));
-        assert!(!Signer::required_for("http://127.0.0.1:9200"));
-        assert!(!Signer::required_for("https://opensearch.internal.example"));
-        assert!(!Signer::required_for("https://amazonaws.com.evil.example"));
-    }
 
     #[tokio::test]
     async fn signed_headers_carry_the_sigv4_authorization() {

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use fleet_aws::error::Failure;
 use fleet_aws::{MissionStore, PutOutcome, StoreError};
 use fleet_core::MissionReport;
 use fleet_lambda::Deadline;
@@ -146,7 +147,9 @@ async fn missions_are_queryable_by_day_through_the_sharded_gsi() {
 }
 
 #[tokio::test]
-async fn a_missing_table_is_a_permanent_error() {
+async fn a_missing_table_is_a_deployment_mistake_and_is_retried() {
+    // Defect 6: ResourceNotFound is the deployment's fault, not the record's: the record must
+    // wait in the stream (retry), never be dead-lettered (reject).
     let sdk = sdk_config().await;
     let store = MissionStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
@@ -157,9 +160,18 @@ async fn a_missing_table_is_a_permanent_error() {
     let err = store
         .put(
             &report("rb-4", "01JD3Z8X6Y7ZQ4W5V6T7S8R9PT", 1, "completed"),
-            deadline(),
+            Deadline::after(Duration::from_secs(2)),
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Permanent { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Retry {
+                failure: Failure::Configuration,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use fleet_aws::retry::Backoff;
 use fleet_aws::{IndexDoc, ItemResult, RobotIndex};
 use fleet_lambda::Deadline;
-use fleet_testkit::{opensearch_url, unique_name};
+use fleet_testkit::{developer_signer, opensearch, opensearch_url, unique_name};
 use rand::seq::SliceRandom as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -30,25 +30,33 @@ fn deadline() -> Deadline {
 
 async fn index() -> RobotIndex {
     let alias = unique_name("robots");
-    let idx = RobotIndex::new(reqwest::Client::new(), &opensearch_url(), alias, None);
+    let idx = RobotIndex::new(
+        reqwest::Client::new(),
+        &opensearch_url(),
+        alias,
+        Some(developer_signer()),
+    );
     assert!(
-        idx.ensure_template(&template()).await.unwrap(),
+        idx.ensure_template(&template(), deadline()).await.unwrap(),
         "first cold start installs"
     );
     assert!(
-        !idx.ensure_template(&template()).await.unwrap(),
+        !idx.ensure_template(&template(), deadline()).await.unwrap(),
         "second cold start finds it"
     );
     idx
 }
 
 async fn get(alias: &str, id: &str) -> Value {
-    let url = format!(
-        "{}/{alias}/_doc/{}",
-        opensearch_url(),
-        id.replace('#', "%23")
-    );
-    reqwest::get(url).await.unwrap().json().await.unwrap()
+    opensearch()
+        .call(
+            reqwest::Method::GET,
+            &format!("/{alias}/_doc/{}", id.replace('#', "%23")),
+            None,
+        )
+        .await
+        .unwrap()
+        .json()
 }
 
 #[tokio::test]
@@ -70,7 +78,7 @@ async fn shuffled_versions_leave_every_robot_at_its_highest_version() {
     let mut written = 0;
     let mut stale = 0;
     for chunk in docs.chunks(100) {
-        for r in idx.bulk(chunk, deadline()).await {
+        for r in idx.bulk(chunk, &template(), deadline()).await {
             match r {
                 ItemResult::Indexed => written += 1,
                 ItemResult::Stale => stale += 1,
@@ -97,10 +105,14 @@ async fn the_same_version_twice_is_stale_not_an_error() {
         source: json!({"robotId": "rb-1", "shadowName": "schedule"}),
     };
     assert_eq!(
-        idx.bulk(std::slice::from_ref(&doc), deadline()).await,
+        idx.bulk(std::slice::from_ref(&doc), &template(), deadline())
+            .await,
         vec![ItemResult::Indexed]
     );
-    assert_eq!(idx.bulk(&[doc], deadline()).await, vec![ItemResult::Stale]);
+    assert_eq!(
+        idx.bulk(&[doc], &template(), deadline()).await,
+        vec![ItemResult::Stale]
+    );
     assert_eq!(
         get(idx.alias(), "rb-1#schedule").await["_source"]["shadowName"],
         "schedule"
@@ -201,9 +213,9 @@ async fn a_429_item_is_retried_alone_then_reported_as_a_failure() {
             source: json!({}),
         },
     ];
-    let results = idx.bulk(&docs, deadline()).await;
+    let results = idx.bulk(&docs, &template(), deadline()).await;
     assert!(
-        matches!(&results[0], ItemResult::Retry(why) if why.contains("429")),
+        matches!(&results[0], ItemResult::Retry { reason, .. } if reason.contains("429")),
         "{results:?}"
     );
     assert_eq!(results[1], ItemResult::Indexed);
@@ -241,6 +253,133 @@ async fn an_unreachable_cluster_makes_every_item_a_retry() {
         version: 1,
         source: json!({}),
     }];
-    let results = idx.bulk(&docs, deadline()).await;
-    assert!(matches!(&results[0], ItemResult::Retry(_)), "{results:?}");
+    let results = idx.bulk(&docs, &template(), deadline()).await;
+    assert!(
+        matches!(&results[0], ItemResult::Retry { .. }),
+        "{results:?}"
+    );
+}
+
+/// Defect 13: a new, empty cluster (the old one lost) must not get a concrete index named after
+/// the alias. The bulk request requires the alias, finds it missing, installs the template and
+/// `<alias>-v1` again, and the documents land behind the alias.
+#[tokio::test]
+async fn a_new_empty_cluster_gets_the_template_and_alias_again_not_a_concrete_index() {
+    let idx = index().await;
+    let alias = idx.alias().to_string();
+    let os = opensearch();
+    // The cluster is "replaced": index and template gone.
+    for path in [format!("/{alias}-v1"), format!("/_index_template/{alias}")] {
+        let reply = os.call(reqwest::Method::DELETE, &path, None).await.unwrap();
+        assert!(reply.is_success(), "DELETE {path}: {}", reply.status);
+    }
+    let doc = IndexDoc {
+        id: "rb-9".into(),
+        version: 3,
+        source: json!({"docType": "shadow", "robotId": "rb-9", "version": 3}),
+    };
+    assert_eq!(
+        idx.bulk(&[doc], &template(), deadline()).await,
+        vec![ItemResult::Indexed]
+    );
+    // The alias points at <alias>-v1, a real index made from the template.
+    let aliases = os
+        .call(reqwest::Method::GET, &format!("/_alias/{alias}"), None)
+        .await
+        .unwrap()
+        .json();
+    let indices: Vec<&String> = aliases.as_object().unwrap().keys().collect();
+    assert_eq!(indices, [&format!("{alias}-v1")], "{aliases}");
+    assert_eq!(get(&alias, "rb-9").await["_source"]["version"], 3);
+    let template_status = os
+        .call(
+            reqwest::Method::GET,
+            &format!("/_index_template/{alias}"),
+            None,
+        )
+        .await
+        .unwrap()
+        .status;
+    assert_eq!(template_status, 200);
+}
+
+/// A bulk request never creates an index: without an alias (and with no template to install,
+/// as when the role may not), the documents are retried, and no index named like the alias
+/// appears.
+#[tokio::test]
+async fn a_write_never_creates_an_index() {
+    let alias = unique_name("robots");
+    let idx = RobotIndex::new(
+        reqwest::Client::new(),
+        &opensearch_url(),
+        &alias,
+        Some(developer_signer()),
+    )
+    .with_backoff(Backoff {
+        max_attempts: 2,
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(1),
+        reserve: Duration::ZERO,
+    });
+    // A template the cluster refuses, so the alias cannot be installed.
+    let broken = json!("not an index template");
+    let doc = IndexDoc {
+        id: "rb-1".into(),
+        version: 1,
+        source: json!({"robotId": "rb-1"}),
+    };
+    let results = idx.bulk(&[doc], &broken, deadline()).await;
+    assert!(
+        matches!(&results[0], ItemResult::Retry { .. }),
+        "{results:?}"
+    );
+    let status = opensearch()
+        .call(reqwest::Method::GET, &format!("/{alias}"), None)
+        .await
+        .unwrap()
+        .status;
+    assert_eq!(status, 404, "a write created the index {alias}");
+}
+
+/// Defect 2: a signature must cover exactly the headers sent. Signing `content-type` on a
+/// request that carries no body (and so no content-type) is what the indexer used to do for
+/// `GET /_index_template/...` and `HEAD .../_alias/...`; the AWS front, like OpenSearch Service,
+/// answers 403. The client signs what it sends and gets through.
+#[tokio::test]
+async fn a_request_signed_over_a_header_it_does_not_send_is_refused() {
+    let alias = unique_name("robots");
+    let url = format!("{}/_index_template/{alias}", opensearch_url());
+    let host = url.split('/').nth(2).unwrap().to_string();
+    let signed = developer_signer()
+        .headers(
+            "GET",
+            &url,
+            &[
+                ("host", host.as_str()),
+                ("content-type", "application/json"),
+            ],
+            b"",
+        )
+        .await
+        .unwrap();
+    let mut request = reqwest::Client::new().get(&url);
+    for (k, v) in &signed {
+        request = request.header(k, v);
+    }
+    let resp = request.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_lowercase().contains("signature"), "{body}");
+
+    // Signed over exactly what is sent: allowed (the template does not exist: 404).
+    let reply = opensearch()
+        .call(
+            reqwest::Method::GET,
+            &format!("/_index_template/{alias}"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 404, "{}", reply.text());
 }

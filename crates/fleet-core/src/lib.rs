@@ -31,7 +31,9 @@ pub use mission::{
     Battery, MissionError, MissionReport, MissionStatus, check_partition_key, day_partition_key,
     day_shard, robot_partition_key,
 };
-pub use reject::{RejectEnvelope, RejectKind, RejectReason, RejectSource, shard_id_from_event_id};
+pub use reject::{
+    RejectEnvelope, RejectKind, RejectReason, RejectSource, StoredPayload, shard_id_from_event_id,
+};
 pub use shadow::{
     PresenceEvent, PresenceKind, ShadowDoc, ShadowDocuments, ShadowRecord, ShadowState,
 };

@@ -107,9 +107,24 @@ impl From<&DecodeError> for RejectReason {
     }
 }
 
-/// One rejected record, as sent to the rejects queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Where a payload too large for the rejects queue is kept: one S3 object holding the record's
+/// data exactly as received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct StoredPayload {
+    /// The bucket (the stack's failed-batches bucket).
+    pub bucket: String,
+    /// The object key (`rejects/<function>/<shard>/<sequence number>`).
+    pub key: String,
+    /// The payload's length in bytes.
+    pub bytes: u64,
+}
+
+/// One rejected record, as sent to the rejects queue. The payload travels in the envelope
+/// (`payloadBase64`) or, when the envelope would not fit in one SQS message, in S3
+/// (`payloadS3`): exactly one of the two is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "EnvelopeWire")]
 pub struct RejectEnvelope {
     /// The function that rejected it (`mission-ingest`, `shadow-indexer`).
     pub function: String,
@@ -118,10 +133,47 @@ pub struct RejectEnvelope {
     /// Why it was rejected.
     pub reason: RejectReason,
     /// The record's data exactly as received, base64-encoded (the caller encodes it).
-    pub payload_base64: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_base64: Option<String>,
+    /// Where the record's data is, when it is too large to travel in the envelope.
+    #[serde(default, rename = "payloadS3", skip_serializing_if = "Option::is_none")]
+    pub payload_s3: Option<StoredPayload>,
     /// When it was rejected (RFC 3339 UTC).
     #[serde(with = "rfc3339_utc")]
     pub rejected_at: OffsetDateTime,
+}
+
+/// The envelope as it arrives, before the one-payload rule is checked.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvelopeWire {
+    function: String,
+    source: RejectSource,
+    reason: RejectReason,
+    #[serde(default)]
+    payload_base64: Option<String>,
+    #[serde(default, rename = "payloadS3")]
+    payload_s3: Option<StoredPayload>,
+    #[serde(with = "rfc3339_utc")]
+    rejected_at: OffsetDateTime,
+}
+
+impl TryFrom<EnvelopeWire> for RejectEnvelope {
+    type Error = &'static str;
+
+    fn try_from(w: EnvelopeWire) -> Result<Self, Self::Error> {
+        if w.payload_base64.is_some() == w.payload_s3.is_some() {
+            return Err("a reject envelope carries exactly one of payloadBase64 and payloadS3");
+        }
+        Ok(RejectEnvelope {
+            function: w.function,
+            source: w.source,
+            reason: w.reason,
+            payload_base64: w.payload_base64,
+            payload_s3: w.payload_s3,
+            rejected_at: w.rejected_at,
+        })
+    }
 }
 
 impl RejectEnvelope {
@@ -160,7 +212,8 @@ mod tests {
                 kind: RejectKind::BadJson,
                 detail: "payload is not valid json".into(),
             },
-            payload_base64: "e30=".into(),
+            payload_base64: Some("e30=".into()),
+            payload_s3: None,
             rejected_at: crate::timefmt::from_unix_seconds(1_732_374_001).unwrap(),
         }
     }
@@ -198,6 +251,24 @@ mod tests {
         );
         let back: RejectEnvelope = serde_json::from_value(v).unwrap();
         assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn a_stored_payload_replaces_the_inline_one() {
+        let mut e = sample();
+        e.payload_base64 = None;
+        e.payload_s3 = Some(StoredPayload {
+            bucket: "b".into(),
+            key: "rejects/mission-ingest/shardId-000000000000/1".into(),
+            bytes: 1_048_576,
+        });
+        let v = serde_json::to_value(&e).unwrap();
+        assert!(v.get("payloadBase64").is_none());
+        assert_eq!(
+            v["payloadS3"],
+            json!({"bucket": "b", "key": "rejects/mission-ingest/shardId-000000000000/1", "bytes": 1_048_576})
+        );
+        assert_eq!(serde_json::from_value::<RejectEnvelope>(v).unwrap(), e);
     }
 
     #[test]

@@ -574,6 +574,10 @@ fn invalid_reject_envelopes_fail_schema_and_serde() {
         ),
         ("missing payloadBase64", e(|v| remove(v, "payloadBase64"))),
         (
+            "both payloads",
+            e(|v| v["payloadS3"] = json!({"bucket": "b", "key": "k", "bytes": 1})),
+        ),
+        (
             "missing reason.detail",
             e(|v| remove(&mut v["reason"], "detail")),
         ),

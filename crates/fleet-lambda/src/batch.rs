@@ -4,7 +4,7 @@
 //! Batch::new(event)            split into records (bad base64, too large → rejected)
 //!   .decode(|record, bytes| …) per record, panics caught (bad JSON, schema, wrong robot → rejected)
 //!   .for_each_by_key(items, n, |item| async { … Outcome })   or   .set(position, outcome)
-//!   .finish(&rejects_sink)     rejects sent, lowest failed sequence number reported, logs + metrics
+//!   .finish(&rejects_sink, deadline) rejects sent, lowest failed sequence number reported, logs + metrics
 //! ```
 
 use std::collections::HashMap;
@@ -232,9 +232,9 @@ impl Batch {
         }
     }
 
-    /// Sends the rejects, builds Lambda's response, logs one line per reject and one per batch,
-    /// and writes the metrics line.
-    pub async fn finish<S: RejectSink>(mut self, sink: &S) -> Finished {
+    /// Sends the rejects (within `deadline`), builds Lambda's response, logs one line per reject
+    /// and one per batch, and writes the metrics line.
+    pub async fn finish<S: RejectSink>(mut self, sink: &S, deadline: Deadline) -> Finished {
         let rejected_at = time::OffsetDateTime::now_utc();
         let mut to_send: Vec<(usize, RejectEnvelope)> = Vec::new();
         for (record, outcome) in self.records.iter().zip(self.outcomes.iter_mut()) {
@@ -253,7 +253,7 @@ impl Batch {
         }
         if !to_send.is_empty() {
             let envelopes: Vec<RejectEnvelope> = to_send.iter().map(|(_, e)| e.clone()).collect();
-            let results = sink.send(&envelopes).await;
+            let results = sink.send(&envelopes, deadline).await;
             for ((position, env), result) in to_send.iter().zip(results) {
                 let record = &self.records[*position];
                 match result {
@@ -364,7 +364,8 @@ fn envelope(
             kind: reject.kind,
             detail: reject.detail.clone(),
         },
-        payload_base64: record.data_base64.clone(),
+        payload_base64: Some(record.data_base64.clone()),
+        payload_s3: None,
         rejected_at,
     }
 }

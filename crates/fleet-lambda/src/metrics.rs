@@ -10,9 +10,16 @@ use crate::batch::BatchReport;
 /// The CloudWatch namespace of every Robofleet metric.
 pub const NAMESPACE: &str = "Robofleet";
 
+/// The variable Lambda sets to the version that runs (`$LATEST`, or `3` behind an alias).
+pub const VERSION_VAR: &str = "AWS_LAMBDA_FUNCTION_VERSION";
+
 /// The EMF document for one batch: `Records`, `Succeeded`, `Duplicates`, `Rejected`, `Retried`
-/// (Count) and `BatchDuration` (Milliseconds), with the dimension `Function`.
-pub fn emf(report: &BatchReport) -> Value {
+/// (Count) and `BatchDuration` (Milliseconds), per `Function` and per `Function` and `Version`.
+///
+/// The per-version series is what the deployment's canary alarm watches: during a gradual
+/// deploy old and new versions run side by side, and only the new one's `Retried / Records`
+/// says whether the release is broken.
+pub fn emf(report: &BatchReport, version: &str) -> Value {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -22,7 +29,7 @@ pub fn emf(report: &BatchReport) -> Value {
             "Timestamp": timestamp,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["Function"]],
+                "Dimensions": [["Function"], ["Function", "Version"]],
                 "Metrics": [
                     {"Name": "Records", "Unit": "Count"},
                     {"Name": "Succeeded", "Unit": "Count"},
@@ -34,6 +41,7 @@ pub fn emf(report: &BatchReport) -> Value {
             }]
         },
         "Function": report.function,
+        "Version": version,
         "Records": report.records,
         "Succeeded": report.succeeded,
         "Duplicates": report.duplicates,
@@ -60,7 +68,10 @@ pub fn emit(report: &BatchReport) {
     {
         return;
     }
-    println!("{}", emf(report));
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let version =
+        VERSION.get_or_init(|| std::env::var(VERSION_VAR).unwrap_or_else(|_| "$LATEST".into()));
+    println!("{}", emf(report, version));
 }
 
 #[cfg(test)]
@@ -79,7 +90,7 @@ mod tests {
             duration_ms: 12,
             ..Default::default()
         };
-        let doc = emf(&report);
+        let doc = emf(&report, "7");
         let metrics = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap();
@@ -89,9 +100,11 @@ mod tests {
         }
         assert_eq!(doc["Records"], 10);
         assert_eq!(doc["Function"], "mission-ingest");
+        // Per function, and per function and version (the canary alarm's series).
         assert_eq!(
-            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
-            "Function"
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Function"], ["Function", "Version"]])
         );
+        assert_eq!(doc["Version"], "7");
     }
 }

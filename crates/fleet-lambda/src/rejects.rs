@@ -6,6 +6,8 @@ use std::sync::Mutex;
 
 use fleet_core::RejectEnvelope;
 
+use crate::batch::Deadline;
+
 /// Sending one reject envelope failed. The record is then retried rather than lost.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("could not send the reject to the rejects queue: {0}")]
@@ -13,10 +15,11 @@ pub struct RejectSinkError(pub String);
 
 /// A destination for reject envelopes.
 pub trait RejectSink: Send + Sync {
-    /// Sends every envelope; the result has one entry per envelope, in order.
+    /// Sends every envelope before `deadline`; the result has one entry per envelope, in order.
     fn send(
         &self,
         envelopes: &[RejectEnvelope],
+        deadline: Deadline,
     ) -> impl Future<Output = Vec<Result<(), RejectSinkError>>> + Send;
 }
 
@@ -44,7 +47,11 @@ impl MemoryRejectSink {
 }
 
 impl RejectSink for MemoryRejectSink {
-    async fn send(&self, envelopes: &[RejectEnvelope]) -> Vec<Result<(), RejectSinkError>> {
+    async fn send(
+        &self,
+        envelopes: &[RejectEnvelope],
+        _deadline: Deadline,
+    ) -> Vec<Result<(), RejectSinkError>> {
         if let Some(msg) = &self.fail_with {
             return envelopes
                 .iter()

@@ -45,6 +45,17 @@ pub enum ReplayError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The payload kept in S3 could not be read.
+    #[error("reading the stored payload s3://{bucket}/{key} failed: {source}")]
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// The SDK error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The on-failure batch's records have left the stream.
     #[error("the batch's records are no longer in the stream (past retention?)")]
     Trimmed,

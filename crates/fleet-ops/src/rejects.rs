@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_kinesis::primitives::Blob;
 use base64::Engine as _;
-use fleet_core::RejectEnvelope;
+use fleet_core::{RejectEnvelope, StoredPayload};
 use fleet_lambda::record::compare_sequence;
 use serde::Serialize;
 use serde_json::Value;
@@ -178,8 +178,15 @@ impl QueuedReject {
                 row.sequence_number = Some(e.source.sequence_number.clone());
                 row.detail = e.reason.detail.clone();
                 row.rejected_at = Some(fleet_core::timefmt::format_rfc3339(e.rejected_at));
-                row.payload = decode_payload(&e.payload_base64)
-                    .map(|p| String::from_utf8_lossy(&p).into_owned());
+                row.payload = match (&e.payload_base64, &e.payload_s3) {
+                    (Some(b64), _) => {
+                        decode_payload(b64).map(|p| String::from_utf8_lossy(&p).into_owned())
+                    }
+                    (None, Some(s)) => {
+                        Some(format!("s3://{}/{} ({} bytes)", s.bucket, s.key, s.bytes))
+                    }
+                    (None, None) => None,
+                };
             }
             RejectItem::Batch(b) => {
                 row.function = Some(b.function.clone());
@@ -360,6 +367,7 @@ pub struct ReplayOutcome {
 pub struct RejectsClient {
     sqs: aws_sdk_sqs::Client,
     kinesis: aws_sdk_kinesis::Client,
+    s3: aws_sdk_s3::Client,
     queue_url: String,
 }
 
@@ -378,6 +386,11 @@ impl RejectsClient {
         Self {
             sqs: aws_sdk_sqs::Client::new(sdk),
             kinesis: aws_sdk_kinesis::Client::new(sdk),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(sdk)
+                    .force_path_style(true)
+                    .build(),
+            ),
             queue_url: queue_url.into(),
         }
     }
@@ -543,7 +556,11 @@ impl RejectsClient {
                 let stream = stream_name_from_arn(&e.source.stream_arn)
                     .ok_or_else(|| ReplayError::NotAStream(e.source.stream_arn.clone()))?;
                 *stream_out = stream.to_string();
-                let payload = decode_payload(&e.payload_base64).ok_or(ReplayError::BadPayload)?;
+                let payload = match (&e.payload_base64, &e.payload_s3) {
+                    (Some(b64), _) => decode_payload(b64).ok_or(ReplayError::BadPayload)?,
+                    (None, Some(stored)) => self.stored_payload(stored).await?,
+                    (None, None) => return Err(ReplayError::BadPayload),
+                };
                 let seq = self.put(stream, &e.source.partition_key, payload).await?;
                 Ok(vec![seq])
             }
@@ -560,6 +577,28 @@ impl RejectsClient {
             }
             RejectItem::Unreadable { .. } => Err(ReplayError::Unreadable),
         }
+    }
+
+    /// A payload the function kept in S3 because it was too large for the envelope.
+    async fn stored_payload(&self, stored: &StoredPayload) -> Result<Vec<u8>, ReplayError> {
+        let object = self
+            .s3
+            .get_object()
+            .bucket(&stored.bucket)
+            .key(&stored.key)
+            .send()
+            .await
+            .map_err(|e| ReplayError::S3 {
+                bucket: stored.bucket.clone(),
+                key: stored.key.clone(),
+                source: Box::new(e),
+            })?;
+        let bytes = object.body.collect().await.map_err(|e| ReplayError::S3 {
+            bucket: stored.bucket.clone(),
+            key: stored.key.clone(),
+            source: Box::new(e),
+        })?;
+        Ok(bytes.into_bytes().to_vec())
     }
 
     async fn put(&self, stream: &str, key: &str, data: Vec<u8>) -> Result<String, ReplayError> {

@@ -30,6 +30,9 @@ pub struct Config {
     pub missions_table: String,
     /// `REJECTS_QUEUE_URL`: the SQS rejects queue.
     pub rejects_queue_url: String,
+    /// `REJECT_PAYLOADS_BUCKET`: where a reject's payload goes when it is too large for the
+    /// queue (the failed-batches bucket).
+    pub reject_payloads_bucket: String,
     /// `MISSION_TTL_DAYS`: days a mission is kept after it ended (0 = forever).
     pub mission_ttl_days: u32,
     /// `DAY_SHARDS`: write shards of the by-day GSI.
@@ -41,6 +44,7 @@ impl Config {
     pub const ENV_VARS: &'static [&'static str] = &[
         "MISSIONS_TABLE",
         "REJECTS_QUEUE_URL",
+        "REJECT_PAYLOADS_BUCKET",
         "MISSION_TTL_DAYS",
         "DAY_SHARDS",
     ];
@@ -59,6 +63,7 @@ impl Config {
         Ok(Config {
             missions_table: env.required("MISSIONS_TABLE")?,
             rejects_queue_url: env.required("REJECTS_QUEUE_URL")?,
+            reject_payloads_bucket: env.required("REJECT_PAYLOADS_BUCKET")?,
             mission_ttl_days: env.parse("MISSION_TTL_DAYS")?,
             day_shards,
         })
@@ -80,7 +85,6 @@ pub struct Handler {
 /// Builds the handler's clients from `sdk` (endpoints, region and credentials).
 pub async fn build(config: Config, sdk: &aws_config::SdkConfig) -> Handler {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    let sqs = aws_sdk_sqs::Client::new(sdk);
     Handler {
         store: MissionStore::new(
             dynamodb,
@@ -88,7 +92,11 @@ pub async fn build(config: Config, sdk: &aws_config::SdkConfig) -> Handler {
             config.mission_ttl_days,
             config.day_shards,
         ),
-        rejects: SqsRejectSink::new(sqs, config.rejects_queue_url),
+        rejects: SqsRejectSink::for_function(
+            sdk,
+            config.rejects_queue_url,
+            config.reject_payloads_bucket,
+        ),
     }
 }
 
@@ -106,15 +114,15 @@ impl BatchHandler for Handler {
                 match self.store.put(&report, deadline).await {
                     Ok(PutOutcome::Stored) => Outcome::Succeeded,
                     Ok(PutOutcome::DuplicateOrStale) => Outcome::Duplicate,
-                    Err(e @ StoreError::Transient { .. }) => Outcome::Retry(e.to_string()),
-                    Err(e @ StoreError::Permanent { .. }) => Outcome::Rejected(Reject::new(
+                    Err(e @ StoreError::Retry { .. }) => Outcome::Retry(e.to_string()),
+                    Err(e @ StoreError::Rejected { .. }) => Outcome::Rejected(Reject::new(
                         RejectKind::PermanentDownstream,
                         e.to_string(),
                     )),
                 }
             })
             .await;
-        Ok(batch.finish(&self.rejects).await)
+        Ok(batch.finish(&self.rejects, deadline).await)
     }
 }
 
@@ -137,6 +145,7 @@ mod tests {
         let all: Vec<(&str, &str)> = vec![
             ("MISSIONS_TABLE", "t"),
             ("REJECTS_QUEUE_URL", "http://q"),
+            ("REJECT_PAYLOADS_BUCKET", "b"),
             ("MISSION_TTL_DAYS", "365"),
             ("DAY_SHARDS", "8"),
         ];

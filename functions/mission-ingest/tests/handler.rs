@@ -12,7 +12,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use fleet_core::RejectEnvelope;
 use fleet_lambda::{BatchHandler as _, Deadline};
-use fleet_testkit::tables::{create_missions_table, create_queue, drain_queue};
+use fleet_testkit::tables::{create_bucket, create_missions_table, create_queue, drain_queue};
 use fleet_testkit::{sdk_config, unique_name};
 use mission_ingest::{Config, build};
 use serde_json::Value;
@@ -33,9 +33,11 @@ async fn run_fixture(name: &str) {
     let table = unique_name("missions");
     create_missions_table(&dynamodb, &table).await;
     let queue = create_queue(&sqs, &unique_name("rejects")).await;
+    let bucket = create_bucket(&aws_sdk_s3::Client::new(&sdk), &unique_name("payloads")).await;
     let config = Config {
         missions_table: table.clone(),
         rejects_queue_url: queue.clone(),
+        reject_payloads_bucket: bucket,
         mission_ttl_days: 365,
         day_shards: 8,
     };
@@ -89,8 +91,8 @@ async fn run_fixture(name: &str) {
             .find(|r| r["kinesis"]["sequenceNumber"] == env.source.sequence_number.as_str())
             .unwrap();
         assert_eq!(
-            env.payload_base64,
-            original["kinesis"]["data"].as_str().unwrap()
+            env.payload_base64.as_deref(),
+            original["kinesis"]["data"].as_str()
         );
     }
     assert!(
@@ -174,6 +176,7 @@ fn config_for_stub(port: u16) -> Config {
     Config {
         missions_table: "t".into(),
         rejects_queue_url: format!("http://127.0.0.1:{port}/q"),
+        reject_payloads_bucket: "b".into(),
         mission_ttl_days: 0,
         day_shards: 4,
     }
@@ -260,4 +263,104 @@ async fn throttling_that_clears_within_the_budget_stores_the_mission() {
         3,
         "two throttled calls, then the write"
     );
+}
+
+/// A DynamoDB (and SQS) endpoint that refuses every PutItem with `code` and `status`, and
+/// counts the reject sends (SQS `SendMessageBatch`) it receives, answering them as failed so
+/// nothing else depends on them.
+async fn refusing_dynamodb(code: &'static str, status: u16) -> (u16, Arc<AtomicUsize>) {
+    let rejects = Arc::new(AtomicUsize::new(0));
+    let seen = rejects.clone();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                let target = headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                if target.starts_with("AmazonSQS.") {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    let body = r#"{"__type":"com.amazonaws.sqs#ServiceUnavailable","message":"stub"}"#;
+                    return (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        [("content-type", "application/x-amz-json-1.0")],
+                        body.to_string(),
+                    );
+                }
+                let body = format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"refused by the stub"}}"#);
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [("content-type", "application/x-amz-json-1.0")],
+                    body,
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (port, rejects)
+}
+
+/// Defect 6: a deployment's mistake (access denied, a missing KMS grant or table, refused
+/// credentials) and an outage are retried: the record waits in the stream. Only a refusal of
+/// the record itself (a validation error) is a reject.
+#[tokio::test]
+async fn every_error_class_is_retried_except_a_refusal_of_the_record() {
+    let cases: &[(&str, u16, bool)] = &[
+        ("AccessDeniedException", 400, false),
+        ("ResourceNotFoundException", 400, false),
+        ("KMSAccessDeniedException", 400, false),
+        ("UnrecognizedClientException", 400, false),
+        ("InternalServerError", 500, false),
+        ("ProvisionedThroughputExceededException", 400, false),
+        ("ValidationException", 400, true),
+    ];
+    for (code, status, is_reject) in cases {
+        let (port, reject_sends) = refusing_dynamodb(code, *status).await;
+        let sdk = fleet_testkit::sdk_config_for(&format!("http://127.0.0.1:{port}")).await;
+        let handler = build(config_for_stub(port), &sdk).await;
+        let done = handler
+            .handle_batch(one_report(), Deadline::after(Duration::from_secs(3)))
+            .await
+            .unwrap();
+        // The stub's SQS fails every send, so even a reject ends as an item failure; what tells
+        // the classes apart is whether the handler tried to dead-letter the record.
+        assert_eq!(done.response.batch_item_failures.len(), 1, "{code}");
+        assert_eq!(done.report.succeeded, 0, "{code}");
+        assert_eq!(
+            reject_sends.load(Ordering::SeqCst) > 0,
+            *is_reject,
+            "{code}: dead-lettered = {is_reject} expected"
+        );
+    }
+}
+
+/// Defect 7: a downstream that accepts the connection and never answers. Every attempt is
+/// bounded by the time left, so the invocation answers with a partial batch response before
+/// its deadline instead of being killed by Lambda's timeout.
+#[tokio::test]
+async fn a_hanging_dynamodb_gives_a_partial_batch_response_before_the_deadline() {
+    let hole = fleet_testkit::black_hole().await;
+    let port: u16 = hole.rsplit(':').next().unwrap().parse().unwrap();
+    let sdk = fleet_testkit::sdk_config_for(&hole).await;
+    let handler = build(config_for_stub(port), &sdk).await;
+    let budget = Duration::from_secs(3);
+    let started = std::time::Instant::now();
+    let done = handler
+        .handle_batch(one_report(), Deadline::after(budget))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < budget,
+        "answered after {took:?}, past the {budget:?} deadline"
+    );
+    assert_eq!(done.response.batch_item_failures.len(), 1);
+    assert_eq!(done.report.succeeded, 0);
 }

@@ -5,8 +5,9 @@
 //! checked against its partition key, and turned into one document with an external version
 //! derived from the shadow's timestamp and version (so a shadow re-created at version 0 still
 //! moves forward). The whole batch becomes one `_bulk` request (`fleet-aws`); within a batch only
-//! the newest version of each document is sent. A 409 is a stale update (success), 429/5xx are
-//! retried and then reported, other 4xx are dead-lettered.
+//! the newest version of each document is sent. A 409 is a stale update (success); 429, 5xx,
+//! 401/403 and a missing alias are retried and then reported (the records wait in the stream);
+//! other 4xx are about the document and dead-lettered.
 //!
 //! The index template from `opensearch/` is embedded in the binary and installed on the first
 //! invocation when missing (not during init, to keep cold starts short and to survive an
@@ -39,12 +40,19 @@ pub struct Config {
     pub robots_alias: String,
     /// `REJECTS_QUEUE_URL`: the SQS rejects queue.
     pub rejects_queue_url: String,
+    /// `REJECT_PAYLOADS_BUCKET`: where a reject's payload goes when it is too large for the
+    /// queue (the failed-batches bucket).
+    pub reject_payloads_bucket: String,
 }
 
 impl Config {
     /// The environment variables [`Config`] reads; a test checks template.yaml sets exactly these.
-    pub const ENV_VARS: &'static [&'static str] =
-        &["OPENSEARCH_ENDPOINT", "ROBOTS_ALIAS", "REJECTS_QUEUE_URL"];
+    pub const ENV_VARS: &'static [&'static str] = &[
+        "OPENSEARCH_ENDPOINT",
+        "ROBOTS_ALIAS",
+        "REJECTS_QUEUE_URL",
+        "REJECT_PAYLOADS_BUCKET",
+    ];
 
     /// Reads the configuration through `lookup` (the process environment, or a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -61,6 +69,7 @@ impl Config {
             opensearch_endpoint: endpoint,
             robots_alias: env.required("ROBOTS_ALIAS")?,
             rejects_queue_url: env.required("REJECTS_QUEUE_URL")?,
+            reject_payloads_bucket: env.required("REJECT_PAYLOADS_BUCKET")?,
         })
     }
 
@@ -79,14 +88,11 @@ pub enum BuildError {
     /// The embedded index template is not JSON (a build defect).
     #[error("the embedded index template is not valid json: {0}")]
     Template(#[from] serde_json::Error),
-    /// An AWS endpoint needs a region to sign requests.
-    #[error("OPENSEARCH_ENDPOINT is an AWS domain but no region is configured (AWS_REGION)")]
-    NoRegion,
-    /// An AWS endpoint needs credentials to sign requests.
+    /// Signing needs a region.
     #[error(
-        "OPENSEARCH_ENDPOINT is an AWS domain but no credentials are configured (the function's role, or AWS_ACCESS_KEY_ID)"
+        "the function has credentials but no region to sign OpenSearch requests for (AWS_REGION)"
     )]
-    NoCredentials,
+    NoRegion,
 }
 
 /// The handler, built once per cold start and reused by every invocation.
@@ -98,21 +104,20 @@ pub struct Handler {
     template_ready: OnceCell<()>,
 }
 
-/// Builds the handler's clients. Requests are SigV4-signed when the endpoint is an AWS domain.
+/// Builds the handler's clients. With credentials (the function's role in Lambda, the role's
+/// credentials from the AWS front locally) every OpenSearch request is SigV4-signed, whatever
+/// the endpoint's host name; each request is bounded by the invocation's deadline.
 pub async fn build(config: Config, sdk: &aws_config::SdkConfig) -> Result<Handler, BuildError> {
     let http = reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(50))
         .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(30))
         .build()?;
-    let signer = if Signer::required_for(&config.opensearch_endpoint) {
-        let region = sdk.region().ok_or(BuildError::NoRegion)?.to_string();
-        let credentials = sdk
-            .credentials_provider()
-            .ok_or(BuildError::NoCredentials)?;
-        Some(Signer::new(credentials, region))
-    } else {
-        None
+    let signer = match sdk.credentials_provider() {
+        Some(credentials) => {
+            let region = sdk.region().ok_or(BuildError::NoRegion)?.to_string();
+            Some(Signer::new(credentials, region))
+        }
+        None => None,
     };
     Ok(Handler {
         index: RobotIndex::new(
@@ -121,7 +126,11 @@ pub async fn build(config: Config, sdk: &aws_config::SdkConfig) -> Result<Handle
             config.robots_alias,
             signer,
         ),
-        rejects: SqsRejectSink::new(aws_sdk_sqs::Client::new(sdk), config.rejects_queue_url),
+        rejects: SqsRejectSink::for_function(
+            sdk,
+            config.rejects_queue_url,
+            config.reject_payloads_bucket,
+        ),
         template: serde_json::from_str(INDEX_TEMPLATE)?,
         template_ready: OnceCell::new(),
     })
@@ -180,12 +189,12 @@ impl BatchHandler for Handler {
         let mut batch = Batch::new(FUNCTION, event)?;
         let items = batch.decode(decode);
         if items.is_empty() {
-            return Ok(batch.finish(&self.rejects).await);
+            return Ok(batch.finish(&self.rejects, deadline).await);
         }
         let ready = self
             .template_ready
             .get_or_try_init(|| async {
-                let created = self.index.ensure_template(&self.template).await?;
+                let created = self.index.ensure_template(&self.template, deadline).await?;
                 if created {
                     tracing::info!(
                         alias = self.index.alias(),
@@ -200,16 +209,18 @@ impl BatchHandler for Handler {
             for item in &items {
                 batch.set(item.position, Outcome::Retry(e.to_string()));
             }
-            return Ok(batch.finish(&self.rejects).await);
+            return Ok(batch.finish(&self.rejects, deadline).await);
         }
         let (docs, placement) = plan(items);
-        let results = self.index.bulk(&docs, deadline).await;
+        let results = self.index.bulk(&docs, &self.template, deadline).await;
         for (position, doc) in placement {
             let outcome = match doc.and_then(|d| results.get(d)) {
                 None => Outcome::Duplicate, // superseded by a newer version in the same batch
                 Some(ItemResult::Indexed) => Outcome::Succeeded,
                 Some(ItemResult::Stale) => Outcome::Duplicate,
-                Some(ItemResult::Retry(why)) => Outcome::Retry(why.clone()),
+                Some(ItemResult::Retry { failure, reason }) => {
+                    Outcome::Retry(format!("{}: {reason}", failure.as_str()))
+                }
                 Some(ItemResult::Permanent(why)) => Outcome::Rejected(Reject::new(
                     RejectKind::PermanentDownstream,
                     format!("opensearch refused the document: {why}"),
@@ -217,7 +228,7 @@ impl BatchHandler for Handler {
             };
             batch.set(position, outcome);
         }
-        Ok(batch.finish(&self.rejects).await)
+        Ok(batch.finish(&self.rejects, deadline).await)
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fleet_core::RejectEnvelope;
 use fleet_lambda::{BatchHandler as _, Deadline};
-use fleet_testkit::tables::{create_queue, drain_queue};
+use fleet_testkit::tables::{create_bucket, create_queue, drain_queue};
 use fleet_testkit::{opensearch_url, sdk_config, unique_name};
 use serde_json::Value;
 use shadow_indexer::{Config, build};
@@ -26,11 +26,13 @@ async fn run_fixture(name: &str) {
     let sdk = sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue = create_queue(&sqs, &unique_name("rejects")).await;
+    let bucket = create_bucket(&aws_sdk_s3::Client::new(&sdk), &unique_name("payloads")).await;
     let alias = unique_name("robots");
     let config = Config {
         opensearch_endpoint: opensearch_url(),
         robots_alias: alias.clone(),
         rejects_queue_url: queue.clone(),
+        reject_payloads_bucket: bucket,
     };
     let handler = build(config, &sdk).await.unwrap();
 
@@ -87,12 +89,15 @@ async fn run_fixture(name: &str) {
 
     for f in expected["final"].as_array().unwrap() {
         let id = f["docId"].as_str().unwrap();
-        let url = format!(
-            "{}/{alias}/_doc/{}",
-            opensearch_url(),
-            id.replace('#', "%23")
-        );
-        let doc: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        let doc = fleet_testkit::opensearch()
+            .call(
+                reqwest::Method::GET,
+                &format!("/{alias}/_doc/{}", id.replace('#', "%23")),
+                None,
+            )
+            .await
+            .unwrap()
+            .json();
         assert_eq!(doc["found"], true, "{name}: {id} not indexed: {doc}");
         assert_eq!(doc["_version"], f["externalVersion"], "{name}: {id}");
     }
@@ -123,6 +128,7 @@ async fn an_opensearch_outage_is_an_item_failure_at_the_first_record() {
         opensearch_endpoint: format!("http://127.0.0.1:{port}"),
         robots_alias: "robots".into(),
         rejects_queue_url: format!("{}/123456789012/none", fleet_testkit::aws_endpoint()),
+        reject_payloads_bucket: "none".into(),
     };
     let handler = build(config, &sdk).await.unwrap();
     let event = load("valid.json");
@@ -130,6 +136,38 @@ async fn an_opensearch_outage_is_an_item_failure_at_the_first_record() {
         .handle_batch(event.clone(), Deadline::after(Duration::from_secs(5)))
         .await
         .unwrap();
+    assert_eq!(
+        done.response_json()["batchItemFailures"][0]["itemIdentifier"],
+        event["Records"][0]["kinesis"]["sequenceNumber"]
+    );
+    assert_eq!(done.report.succeeded, 0);
+}
+
+/// Defect 7: an OpenSearch that accepts the connection and never answers (the template check
+/// and the bulk request hang). Every request is bounded by the time left, so the invocation
+/// answers with a partial batch response before its deadline.
+#[tokio::test]
+async fn a_hanging_opensearch_gives_a_partial_batch_response_before_the_deadline() {
+    let sdk = sdk_config().await;
+    let config = Config {
+        opensearch_endpoint: fleet_testkit::black_hole().await,
+        robots_alias: "robots".into(),
+        rejects_queue_url: format!("{}/123456789012/none", fleet_testkit::aws_endpoint()),
+        reject_payloads_bucket: "none".into(),
+    };
+    let handler = build(config, &sdk).await.unwrap();
+    let event = load("valid.json");
+    let budget = Duration::from_secs(3);
+    let started = std::time::Instant::now();
+    let done = handler
+        .handle_batch(event.clone(), Deadline::after(budget))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < budget,
+        "answered after {took:?}, past the {budget:?} deadline"
+    );
     assert_eq!(
         done.response_json()["batchItemFailures"][0]["itemIdentifier"],
         event["Records"][0]["kinesis"]["sequenceNumber"]
