@@ -102,8 +102,14 @@ mod tests {
 
     fn stack() -> fleet_template::Stack {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
-        fleet_template::load(&path, &fleet_template::LoadOptions::default())
-            .expect("the repository's template.yaml loads")
+        fleet_template::load(
+            &path,
+            &fleet_template::LoadOptions::default().with_parameter(
+                "OpenSearchMasterUserArn",
+                "arn:aws:iam::123456789012:role/Admin",
+            ),
+        )
+        .expect("the repository's template.yaml loads")
     }
 
     #[test]
@@ -150,5 +156,13 @@ mod tests {
             &presence[0].deliveries[0],
             crate::rules::Delivery::Kinesis { partition_key, .. } if partition_key == "rb-3"
         ));
+        // Defect 12: the AWS IoT console's MQTT test client is not a robot; its presence events
+        // never reach the shadows stream.
+        let console = engine.route(
+            "$aws/events/presence/connected/iotconsole-8a9b",
+            &Bytes::from_static(br#"{"clientId":"iotconsole-8a9b","eventType":"connected"}"#),
+            "iotconsole-8a9b",
+        );
+        assert_eq!(console.len(), 0, "a console client's presence was routed");
     }
 }

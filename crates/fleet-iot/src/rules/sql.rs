@@ -4,7 +4,7 @@
 //! Supported: `SELECT *`, fields (nested `a.b`, `"quoted-key"`), `AS` aliases, `*, expr AS x`;
 //! `FROM '<topic filter>'` with `+` and `#`; `WHERE` with `= <> != < <= > >=`, `AND`, `OR`,
 //! `NOT`, parentheses, string / number / boolean / null literals; functions `topic()`,
-//! `topic(n)`, `clientid()`, `timestamp()` (ms), `newuuid()`.
+//! `topic(n)`, `clientid()`, `timestamp()` (ms), `newuuid()`, `startswith(a, b)`.
 //!
 //! Everything else is refused while parsing with [`ParseError::Unsupported`], naming the
 //! feature, so a rule is never run with part of its meaning silently dropped.
@@ -78,6 +78,10 @@ pub enum Expr {
     Or(Box<Expr>, Box<Expr>),
     /// `NOT`
     Not(Box<Expr>),
+    /// `startswith(input, prefix)`: Boolean. Undefined when either side is Undefined, Null,
+    /// an object or an array; numbers and Booleans compare as their text, as IoT SQL converts
+    /// them to strings.
+    StartsWith(Box<Expr>, Box<Expr>),
 }
 
 /// One item of the SELECT list.
@@ -123,7 +127,7 @@ impl Expr {
         match self {
             Expr::Path(_) => true,
             Expr::Lit(_) | Expr::Func(_) => false,
-            Expr::Cmp(_, a, b) | Expr::And(a, b) | Expr::Or(a, b) => {
+            Expr::Cmp(_, a, b) | Expr::And(a, b) | Expr::Or(a, b) | Expr::StartsWith(a, b) => {
                 a.uses_payload() || b.uses_payload()
             }
             Expr::Not(a) => a.uses_payload(),
@@ -529,6 +533,21 @@ impl Parser {
 
     fn call(&mut self, name: &str) -> Result<Expr, ParseError> {
         let lower = name.to_ascii_lowercase();
+        if lower == "startswith" {
+            let input = self.expr()?;
+            if !self.eat_sym(",") {
+                return Err(ParseError::Syntax(
+                    "startswith(input, prefix) takes two arguments".into(),
+                ));
+            }
+            let prefix = self.expr()?;
+            if !self.eat_sym(")") {
+                return Err(ParseError::Syntax(
+                    "startswith(input, prefix) takes two arguments".into(),
+                ));
+            }
+            return Ok(Expr::StartsWith(Box::new(input), Box::new(prefix)));
+        }
         let mut args = Vec::new();
         if !self.eat_sym(")") {
             loop {
@@ -704,6 +723,22 @@ pub fn eval(e: &Expr, cx: &EvalContext<'_>) -> Option<Value> {
             _ => None,
         },
         Expr::Not(a) => truth(eval(a, cx)).map(|b| Value::Bool(!b)),
+        Expr::StartsWith(a, b) => {
+            let input = as_text(eval(a, cx)?)?;
+            let prefix = as_text(eval(b, cx)?)?;
+            Some(Value::Bool(input.starts_with(&prefix)))
+        }
+    }
+}
+
+/// A value as `startswith` reads it: strings as they are, numbers and Booleans as their text,
+/// anything else (Null, objects, arrays) Undefined.
+fn as_text(v: Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
@@ -945,5 +980,36 @@ mod tests {
     fn string_literals_escape_quotes() {
         let d = json!({"s": "it's"});
         assert!(holds("SELECT * FROM 'a' WHERE s = 'it''s'", &d));
+    }
+
+    #[test]
+    fn startswith_filters_by_prefix_and_is_undefined_on_missing_fields() {
+        let console = json!({"clientId": "iotconsole-1f2e", "eventType": "connected"});
+        let robot = json!({"clientId": "rv-000042", "eventType": "connected"});
+        let rule = "SELECT * FROM 'a' WHERE NOT startswith(clientId, 'iotconsole-')";
+        assert!(!holds(rule, &console));
+        assert!(holds(rule, &robot));
+        // A missing field is Undefined, and so is NOT of it: the message is dropped.
+        assert!(!holds(rule, &json!({"eventType": "connected"})));
+        assert!(holds(
+            "SELECT * FROM 'a' WHERE startswith(n, '12')",
+            &json!({"n": 123})
+        ));
+        assert!(!holds(
+            "SELECT * FROM 'a' WHERE startswith(o, 'x')",
+            &json!({"o": {"x": 1}})
+        ));
+        assert!(holds(
+            "SELECT * FROM 'a' WHERE startswith(topic(), 'a/') AND startswith('', '')",
+            &json!({})
+        ));
+        assert!(matches!(
+            parse_statement("SELECT * FROM 'a' WHERE startswith(a)"),
+            Err(ParseError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_statement("SELECT * FROM 'a' WHERE startswith(a, 'b', 'c')"),
+            Err(ParseError::Syntax(_))
+        ));
     }
 }
