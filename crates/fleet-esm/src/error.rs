@@ -183,4 +183,13 @@ pub enum WatchError {
     /// A process could not be found, started, or did not listen.
     #[error(transparent)]
     Process(#[from] fleet_process::ProcessError),
+    /// The Runtime API proxy of a function could not listen.
+    #[error("the Runtime API proxy of {binary} could not listen: {source}")]
+    Proxy {
+        /// Binary name.
+        binary: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }

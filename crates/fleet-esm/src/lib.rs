@@ -43,6 +43,7 @@ pub mod http;
 pub mod invoke;
 pub mod poller;
 pub mod ports;
+pub mod runtime_proxy;
 pub mod scheduler;
 pub mod stats;
 pub mod watch;

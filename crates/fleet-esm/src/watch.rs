@@ -8,6 +8,8 @@
 //! (`AWS_LAMBDA_RUNTIME_API=http://127.0.0.1:<port>/.rt/<binary>`), as `cargo lambda watch`
 //! itself starts the functions it compiles. So the path is the real one (the binary's
 //! `main`, the runtime client, HTTP both ways), and a test run builds the workspace once.
+//! Each function reaches the Runtime API through a [`crate::runtime_proxy`] that gives every
+//! invocation the deadline Lambda would (cargo lambda watch sends one that has always passed).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,8 @@ pub struct WatchedFunction {
     pub binary: String,
     /// Its evaluated environment.
     pub environment: BTreeMap<String, String>,
+    /// Its `Timeout`: each invocation's deadline is the invoke time plus this.
+    pub timeout: Duration,
 }
 
 /// `cargo lambda watch` and the function processes behind it; all are stopped together.
@@ -35,6 +39,7 @@ pub struct LambdaWatch {
     pub url: String,
     emulator: ManagedProcess,
     functions: Vec<ManagedProcess>,
+    proxies: Vec<crate::runtime_proxy::RuntimeProxy>,
 }
 
 impl LambdaWatch {
@@ -43,6 +48,7 @@ impl LambdaWatch {
         for f in self.functions {
             f.stop().await;
         }
+        drop(self.proxies);
         self.emulator.stop().await;
     }
 }
@@ -111,8 +117,23 @@ pub async fn start(
         url: url.clone(),
         emulator,
         functions: Vec::new(),
+        proxies: Vec::new(),
     };
     for (f, path) in functions.iter().zip(binaries) {
+        let proxy = match crate::runtime_proxy::start(&format!("{url}/.rt/{}", f.binary), f.timeout)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                watch.stop().await;
+                return Err(WatchError::Proxy {
+                    binary: f.binary.clone(),
+                    source: e,
+                });
+            }
+        };
+        let runtime_api = proxy.addr.to_string();
+        watch.proxies.push(proxy);
         let mut cmd = Command::new(&path);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -120,7 +141,7 @@ pub async fn start(
             .env("AWS_LAMBDA_FUNCTION_NAME", &f.binary)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_RUNTIME_API", format!("{url}/.rt/{}", f.binary))
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
             .current_dir(workspace);
         match ManagedProcess::spawn(
             f.binary.clone(),
@@ -162,6 +183,7 @@ mod tests {
             &[WatchedFunction {
                 binary: "no-such-function".into(),
                 environment: BTreeMap::new(),
+                timeout: Duration::from_secs(3),
             }],
         )
         .await

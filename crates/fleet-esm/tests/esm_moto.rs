@@ -14,7 +14,7 @@ use fleet_esm::{
     NoShutdown, Poller, PollerHandle, PollerOptions, S3FailureSink, SqsFailureSink,
     StartingPosition, SwitchState,
 };
-use fleet_testkit::{aws_endpoint, sdk_config, unique_name};
+use fleet_testkit::{sdk_config, unique_name};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
@@ -335,29 +335,9 @@ async fn esm_the_s3_destination_gets_metadata_and_payload_under_lambdas_key_layo
     h.shutdown().await;
 }
 
-/// Creates an IAM role in moto through its query API (the workspace has no IAM SDK).
+/// Creates an IAM role as the local developer (signed; the front checks it).
 async fn create_role(name: &str) -> String {
-    let body = format!(
-        "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument=%7B%7D"
-    );
-    let resp = reqwest::Client::new()
-        .post(format!("{}/", aws_endpoint()))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, \
-             SignedHeaders=host, Signature=0",
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("create role");
-    assert!(
-        resp.status().is_success(),
-        "CreateRole: {}",
-        resp.text().await.unwrap_or_default()
-    );
-    format!("arn:aws:iam::123456789012:role/{name}")
+    fleet_testkit::create_role(name).await
 }
 
 /// The smallest valid zip archive (an empty one): moto stores the code, never runs it here.
