@@ -20,14 +20,14 @@ cargo build --release -p lambda-bench
 functions=$(target/release/lambda-bench --list)
 packages=()
 for fn in $functions; do packages+=(-p "$fn"); done
-cargo build --release "${packages[@]}"
+cargo build --release ${packages[@]+"${packages[@]}"}
 
 echo "==> criterion benches (decode + validate + request building)"
-cargo bench "${packages[@]}" --bench decode -- --warm-up-time 2 --measurement-time 5 \
+cargo bench ${packages[@]+"${packages[@]}"} --bench decode -- --warm-up-time 2 --measurement-time 5 \
   2>&1 | tee target/bench/criterion.txt | grep -E '^[a-z]|time:|thrpt:'
 
-# moto with HTTP keep-alive: DynamoDB keeps connections alive, werkzeug (moto's default) doesn't.
-MOTO_KEEPALIVE=1 "$root/tools/standins.sh" start "$run_dir"
+# The AWS front (moto inside) serves HTTP keep-alive (waitress), as DynamoDB does.
+"$root/tools/standins.sh" start "$run_dir"
 # shellcheck disable=SC1091
 . "$run_dir/env"
 for fn in $functions; do

@@ -1,9 +1,10 @@
-# Source this during development: starts moto + osmem once (reused while alive) and exports
-# ROBOFLEET_TEST_AWS_ENDPOINT, ROBOFLEET_TEST_OPENSEARCH_URL and ROBOFLEET_VENV.
+# Source this during development: starts osmem and the AWS front (moto inside) once (reused while
+# alive) and exports ROBOFLEET_TEST_AWS_ENDPOINT, ROBOFLEET_TEST_OPENSEARCH_URL,
+# ROBOFLEET_TEST_OSMEM_URL and ROBOFLEET_VENV (tools/standins.sh).
 #   source tools/dev-env.sh
 _rf_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 _rf_dir=$_rf_root/.run/dev-standins
-if [ -f "$_rf_dir/env" ] && kill -0 "$(cat "$_rf_dir/moto.pid" 2>/dev/null)" 2>/dev/null \
+if [ -f "$_rf_dir/env" ] && kill -0 "$(cat "$_rf_dir/front.pid" 2>/dev/null)" 2>/dev/null \
    && kill -0 "$(cat "$_rf_dir/osmem.pid" 2>/dev/null)" 2>/dev/null; then
   :
 else

@@ -27,21 +27,32 @@ echo "==> cargo test --workspace"
 cargo test --workspace --no-fail-fast 2>&1 | tee "$run_dir/cargo-test.log"
 status=${PIPESTATUS[0]}
 
-echo "==> the moto launcher's shard methods against moto's own (tools/test_moto_server.py)"
-"$ROBOFLEET_VENV/bin/python" "$root/tools/test_moto_server.py" 2>&1 | tee "$run_dir/moto-patch.log"
-[ "${PIPESTATUS[0]}" = 0 ] || status=1
-py_passed=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in.*/\1/p' "$run_dir/moto-patch.log")
-py_failed=$(grep -c -E '^(FAIL|ERROR):' "$run_dir/moto-patch.log" || true)
+echo "==> the tools' own tests (tools/test_*.py)"
+py_passed=0 py_failed=0
+for t in "$root"/tools/test_*.py; do
+  log=$run_dir/$(basename "$t" .py).log
+  if "$ROBOFLEET_VENV/bin/python" "$t" >"$log" 2>&1; then
+    echo "ok    $(basename "$t") ($(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in.*/\1/p' "$log") tests)"
+  else
+    status=1
+    echo "FAIL  $(basename "$t")"; cat "$log"
+  fi
+  ran=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in.*/\1/p' "$log")
+  bad=$(grep -c -E '^(FAIL|ERROR):' "$log" || true)
+  py_passed=$((py_passed + ${ran:-0} - ${bad:-0})); py_failed=$((py_failed + ${bad:-0}))
+done
 
 echo "==> template lints"
 lint_status=0
 "$root/tools/lint-template.sh" || lint_status=$?
+echo "==> scripts run on bash 3.2 (tools/lint_bash32.py)"
+"$ROBOFLEET_VENV/bin/python" "$root/tools/lint_bash32.py" || lint_status=1
 
 # Only libtest's summary lines count: `test result: ok. 12 passed; 0 failed; ...`.
 passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$run_dir/cargo-test.log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$run_dir/cargo-test.log" | awk '{s+=$6} END {print s+0}')
-passed=$((passed + ${py_passed:-0} - ${py_failed:-0})) failed=$((failed + ${py_failed:-0}))
+passed=$((passed + py_passed)) failed=$((failed + py_failed))
 echo
-echo "template lints: $([ $lint_status = 0 ] && echo clean || echo FAILED); took $((SECONDS - started))s"
+echo "lints (template, samconfig, bash 3.2): $([ $lint_status = 0 ] && echo clean || echo FAILED); took $((SECONDS - started))s"
 echo "tests: $passed passed, $failed failed"
 [ "$status" = 0 ] && [ "$lint_status" = 0 ] && [ "$fmt_status" = 0 ]

@@ -53,7 +53,10 @@ fn check_with<T>(
         .build()
         .unwrap();
     let sink = fleet_lambda::MemoryRejectSink::default();
-    let done = rt.block_on(batch.finish(&sink));
+    let done = rt.block_on(batch.finish(
+        &sink,
+        fleet_lambda::Deadline::after(std::time::Duration::from_secs(60)),
+    ));
     assert_eq!(done.report.records, n);
     assert_eq!(
         done.report.succeeded + done.report.rejected,

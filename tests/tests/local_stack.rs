@@ -28,7 +28,6 @@ fn root() -> PathBuf {
 fn options(stack: &str, log_dir: &Path) -> DevOptions {
     let mut o = DevOptions::new(root().join("template.yaml"), stack);
     o.aws_endpoint = Some(fleet_testkit::aws_endpoint());
-    o.opensearch_url = Some(fleet_testkit::opensearch_url());
     o.log_dir = Some(log_dir.to_path_buf());
     o.drain = Duration::from_secs(60);
     o
@@ -170,18 +169,22 @@ async fn missions(
 }
 
 async fn robot_doc(stack: &RunningStack, id: &str) -> Option<Value> {
-    let url = format!(
-        "{}/{}/_doc/{}",
-        stack.endpoints.opensearch.trim_end_matches('/'),
-        stack.resources.opensearch.index,
-        id.replace('#', "%23")
-    );
-    let r = reqwest::get(&url).await.ok()?;
-    if !r.status().is_success() {
+    let reply = fleet_testkit::opensearch_at(&stack.endpoints.opensearch)
+        .call(
+            reqwest::Method::GET,
+            &format!(
+                "/{}/_doc/{}",
+                stack.resources.opensearch.index,
+                id.replace('#', "%23")
+            ),
+            None,
+        )
+        .await
+        .ok()?;
+    if !reply.is_success() {
         return None;
     }
-    let v: Value = r.json().await.ok()?;
-    v.get("_source").cloned()
+    reply.json().get("_source").cloned()
 }
 
 fn rejects(stack: &RunningStack) -> RejectsClient {
@@ -289,7 +292,7 @@ async fn exercise(stack: &RunningStack) -> String {
     assert_eq!(env.source.partition_key, "rb-000002");
     assert_eq!(env.function, "mission-ingest");
     let payload = base64::engine::general_purpose::STANDARD
-        .decode(&env.payload_base64)
+        .decode(env.payload_base64.as_deref().unwrap())
         .unwrap();
     assert_eq!(payload, b"{not json");
     assert!(
@@ -324,7 +327,7 @@ async fn embedded_broker_pipeline_stores_indexes_rejects_and_replays() {
     // Fresh, stack-prefixed resources from the template.
     assert_eq!(
         stack.resources.tables["MissionsTable"],
-        format!("{name}-missions")
+        format!("{name}-MissionsTable")
     );
     assert_eq!(stack.resources.opensearch.alias, format!("{name}-robots"));
     assert_eq!(
@@ -570,4 +573,161 @@ async fn functions_run_behind_the_runtime_api_of_cargo_lambda_watch() {
     assert_eq!(summary.records_lost, 0, "{summary:?}");
     assert_eq!(summary.missions_stored, 3, "{summary:?}");
     assert_eq!(summary.invocation_errors, 0, "{summary:?}");
+}
+
+/// The AWS front's denials of `service` so far (every test shares one front; only this test's
+/// scratch template lacks a grant, so the count moves only for it).
+async fn denied(stack: &RunningStack, service: &str) -> u64 {
+    let stats = stack.front().stats().await.unwrap();
+    stats["by_service"][service]["denied"].as_u64().unwrap_or(0)
+}
+
+/// Defect 6 and the front's IAM: a scratch copy of the template without mission-ingest's
+/// `dynamodb:PutItem` grant. The function's writes are refused with AccessDenied, which is the
+/// deployment's fault, not the record's: nothing is dead-lettered and the records wait in the
+/// stream. Once the grant is back (the role registered again with the real template's
+/// policies), the same records are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_grant_is_refused_and_the_records_wait_in_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    let grant = "              - Sid: WriteMissions\n                Effect: Allow\n                Action: dynamodb:PutItem # conditional put only (fleet-aws MissionStore)\n                Resource: !GetAtt MissionsTable.Arn\n";
+    assert!(
+        real.contains(grant),
+        "the WriteMissions statement moved; update this test"
+    );
+    let scratch = dir.path().join("template.yaml");
+    std::fs::write(&scratch, real.replace(grant, "")).unwrap();
+
+    let name = fleet_testkit::unique_name("e2e-iam");
+    let mut opts = options(&name, dir.path());
+    opts.template = scratch;
+    opts.index_template = Some(root().join("opensearch/robots-template.json"));
+    let stack = dev::start(opts).await.unwrap_or_else(|e| panic!("{e}"));
+    let denied_before = denied(&stack, "dynamodb").await;
+
+    let id = ulid::Ulid::new().to_string();
+    let report = (
+        mission_topic("rb-000009"),
+        mission("rb-000009", &id, 1, 50).to_string().into_bytes(),
+    );
+    publish_all(&stack.endpoints.mqtt, "e2e-iam-publisher", &[report]).await;
+    eventually("mission-ingest refused by IAM", &stack, || async {
+        denied(&stack, "dynamodb").await > denied_before && stack.counters().item_failures > 0
+    })
+    .await;
+    // Refused, retried, never rejected: the record is still in the stream.
+    let stats = stack.counters();
+    let m = &stats.mappings["MissionIngestFunctionMissionsStream"];
+    assert_eq!(m.records_done, 0, "{stats:?}");
+    assert_eq!(m.sent_to_on_failure, 0, "{stats:?}");
+    assert!(missions(&stack).await.is_empty());
+    assert!(rejects(&stack).list().await.unwrap().is_empty());
+
+    // The grant comes back: the role of the real template, registered again.
+    let real_stack = fleet_template::load(
+        &root().join("template.yaml"),
+        &fleet_template::LoadOptions {
+            stack_name: name.clone(),
+            parameter_overrides: dev::local_overrides(&name, &[]),
+            ..fleet_template::LoadOptions::default()
+        },
+    )
+    .unwrap();
+    let model = fleet_local::front::access_model(&real_stack).unwrap();
+    let role = &model.roles["MissionIngestRole"];
+    stack
+        .front()
+        .register_principal(&role.arn, &role.policies, &name)
+        .await
+        .unwrap();
+    eventually(
+        "the waiting record stored once the grant is back",
+        &stack,
+        || async { missions(&stack).await.len() == 1 },
+    )
+    .await;
+    let summary = stack.shutdown().await;
+    assert_eq!(summary.records_lost, 0, "{summary:?}");
+}
+
+/// Defect 13: the OpenSearch cluster is lost and a new, empty one stands in its place under a
+/// running pipeline (same domain endpoint, new osmem behind it). The indexer must not let its
+/// next write create a concrete `robots` index: it installs the template and the alias again,
+/// and the documents land in `<alias>-v1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_stood_up_again_gets_its_template_and_alias_back() {
+    let logs = tempfile::tempdir().unwrap();
+    let name = fleet_testkit::unique_name("e2e-os");
+    let stack = dev::start(options(&name, logs.path()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let shadow = |robot: &str, battery: u32| {
+        (
+            format!("$aws/things/{robot}/shadow/update"),
+            json!({"state": {"reported": {"battery": battery}}})
+                .to_string()
+                .into_bytes(),
+        )
+    };
+    publish_all(
+        &stack.endpoints.mqtt,
+        "e2e-os-1",
+        &[shadow("rb-000001", 90)],
+    )
+    .await;
+    eventually("robot 1 indexed on the first cluster", &stack, || async {
+        robot_doc(&stack, "rb-000001").await.is_some()
+    })
+    .await;
+
+    // The cluster is replaced: a new, empty osmem behind the same domain endpoint.
+    let venv = PathBuf::from(fleet_testkit::venv());
+    let new_cluster = fleet_local::standins::start_osmem(&venv, logs.path())
+        .await
+        .unwrap();
+    let domain = format!(
+        "arn:aws:es:us-east-1:123456789012:domain/{}",
+        fleet_local::names::local_domain_name(&name)
+    );
+    let url = stack
+        .front()
+        .opensearch_domain(&domain, Some(&new_cluster.url))
+        .await
+        .unwrap();
+    assert_eq!(url, stack.endpoints.opensearch, "the endpoint stays");
+
+    publish_all(
+        &stack.endpoints.mqtt,
+        "e2e-os-2",
+        &[shadow("rb-000002", 70)],
+    )
+    .await;
+    eventually("robot 2 indexed on the new cluster", &stack, || async {
+        robot_doc(&stack, "rb-000002").await.is_some()
+    })
+    .await;
+    // On the new cluster: the alias points at <alias>-v1, made from the template; no index is
+    // named like the alias.
+    let os = fleet_testkit::opensearch_at(&stack.endpoints.opensearch);
+    let alias = &stack.resources.opensearch.alias;
+    let aliases = os
+        .call(reqwest::Method::GET, &format!("/_alias/{alias}"), None)
+        .await
+        .unwrap()
+        .json();
+    let indices: Vec<&String> = aliases.as_object().unwrap().keys().collect();
+    assert_eq!(indices, [&format!("{alias}-v1")], "{aliases}");
+    let template = os
+        .call(
+            reqwest::Method::GET,
+            &format!("/_index_template/{alias}"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(template.status, 200, "{}", template.text());
+    let summary = stack.shutdown().await;
+    assert_eq!(summary.records_lost, 0, "{summary:?}");
+    new_cluster.stop().await;
 }

@@ -26,7 +26,6 @@ async fn small_fleet_with_faults_verifies_exactly_once() {
     let name = fleet_testkit::unique_name("e2e-sim");
     let mut opts = DevOptions::new(root().join("template.yaml"), &name);
     opts.aws_endpoint = Some(fleet_testkit::aws_endpoint());
-    opts.opensearch_url = Some(fleet_testkit::opensearch_url());
     opts.log_dir = Some(logs.path().to_path_buf());
     opts.drain = Duration::from_secs(60);
     let stack = dev::start(opts).await.unwrap_or_else(|e| panic!("{e}"));
@@ -127,7 +126,6 @@ async fn bench_hold_stack() {
     let name = fleet_testkit::unique_name("bench");
     let mut opts = DevOptions::new(root().join("template.yaml"), &name);
     opts.aws_endpoint = Some(fleet_testkit::aws_endpoint());
-    opts.opensearch_url = Some(fleet_testkit::opensearch_url());
     opts.mqtt_url = std::env::var("BENCH_MQTT_URL").ok();
     opts.log_dir = Some(logs.path().to_path_buf());
     let stack = dev::start(opts).await.unwrap_or_else(|e| panic!("{e}"));

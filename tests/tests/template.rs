@@ -15,7 +15,10 @@ fn template_path() -> PathBuf {
 }
 
 fn stack_with(overrides: &[(&str, &str)]) -> Stack {
-    let mut opts = LoadOptions::default();
+    let mut opts = LoadOptions::default().with_parameter(
+        "OpenSearchMasterUserArn",
+        "arn:aws:iam::123456789012:role/Admin",
+    );
     for (k, v) in overrides {
         opts.parameter_overrides
             .insert(k.to_string(), v.to_string());
@@ -141,58 +144,70 @@ fn every_kinesis_mapping_reports_item_failures_and_keeps_failed_batches() {
     }
 }
 
+/// Time between a record reaching its mapping's `MaximumRecordAgeInSeconds` (it goes to the
+/// on-failure bucket) and the stream trimming it. Lambda checks record age when it reads or
+/// retries a batch, not continuously, so the margin must cover a slow retry round.
+const RETENTION_MARGIN_S: u32 = 12 * 3600;
+
+/// The smallest retention a stream can have under the template's parameter constraints.
+fn min_retention_hours(stack: &Stack, stream_logical_id: &str) -> u32 {
+    let stream = stack
+        .stream(stream_logical_id)
+        .unwrap_or_else(|| panic!("stream {stream_logical_id} is not in the template"));
+    // MissionsRetentionHours is a parameter: check its floor (MinValue 72, pinned by
+    // the_retention_parameter_cannot_go_below_the_mapping_margin), not only its default.
+    if stream_logical_id == "MissionsStream" {
+        let floor = stack_with(&[("MissionsRetentionHours", "72")])
+            .stream(stream_logical_id)
+            .expect("the stream exists at the retention floor")
+            .retention_hours;
+        return floor;
+    }
+    stream.retention_hours
+}
+
 #[test]
-fn retries_are_bounded_or_bounded_by_the_stream_retention() {
+fn a_deployment_mistake_waits_in_the_stream_and_records_leave_before_the_trim() {
+    // Defects 6 and 9: every mapping retries without a count limit (a configuration error is
+    // retried, not rejected, so its records must not run out of attempts), and gives a record up
+    // (to the on-failure bucket) at least RETENTION_MARGIN_S before the stream trims it.
     let stack = stack();
-    for m in stack.event_source_mappings() {
+    let mappings = stack.event_source_mappings();
+    assert_eq!(mappings.len(), 2);
+    for m in mappings {
         let id = &m.logical_id;
-        let stream = stack
-            .streams()
-            .into_iter()
-            .find(|s| s.logical_id == m.stream_logical_id)
-            .unwrap_or_else(|| {
-                panic!(
-                    "{id}: stream {} is not in the template",
-                    m.stream_logical_id
-                )
-            });
-        let retention_s = stream.retention_hours * 3600;
+        assert_eq!(
+            m.max_retry_attempts, None,
+            "{id}: a count limit would dead-letter records during a deployment mistake"
+        );
         let age = m
             .max_record_age_s
             .unwrap_or_else(|| panic!("{id}: MaximumRecordAgeInSeconds must be finite"));
+        let retention_s = min_retention_hours(&stack, &m.stream_logical_id) * 3600;
         assert!(
-            age <= retention_s,
-            "{id}: record age {age}s exceeds the stream retention {retention_s}s"
+            age + RETENTION_MARGIN_S <= retention_s,
+            "{id}: record age {age}s leaves less than {RETENTION_MARGIN_S}s before the stream's {retention_s}s retention"
         );
-        match m.max_retry_attempts {
-            // Bounded retries must leave room to bisect a failing batch down to the one record
-            // that fails, or a poison record takes its whole batch to the on-failure destination.
-            Some(n) => {
-                let halvings = u32::BITS - m.batch_size.saturating_sub(1).leading_zeros();
-                assert!(
-                    !m.bisect_on_error || n > halvings,
-                    "{id}: {n} retries cannot bisect a batch of {} down to one record ({halvings} halvings)",
-                    m.batch_size
-                );
-            }
-            // Justified only for the path that must ride out an outage: it retries until the
-            // record is as old as the retention, then keeps it in the on-failure bucket.
-            None => assert_eq!(
-                age, retention_s,
-                "{id}: infinite retries need MaximumRecordAgeInSeconds = retention"
-            ),
-        }
     }
 }
 
 #[test]
-fn shadow_stream_rides_out_a_week_long_opensearch_outage() {
+fn the_retention_parameter_cannot_go_below_the_mapping_margin() {
+    // MissionsRetentionHours below 72 would leave less than the margin: the template refuses it.
+    let mut opts = LoadOptions::default().with_parameter(
+        "OpenSearchMasterUserArn",
+        "arn:aws:iam::123456789012:role/Admin",
+    );
+    opts.parameter_overrides
+        .insert("MissionsRetentionHours".into(), "71".into());
+    let err = load(&template_path(), &opts).unwrap_err();
+    assert!(err.to_string().contains("MissionsRetentionHours"), "{err}");
+}
+
+#[test]
+fn shadow_stream_rides_out_a_six_day_opensearch_outage() {
     let stack = stack();
-    let shadows = stack
-        .streams()
-        .into_iter()
-        .find(|s| s.logical_id == "ShadowsStream")
-        .unwrap();
+    let shadows = stack.stream("ShadowsStream").unwrap();
     assert_eq!(shadows.retention_hours, 168);
     let m = stack
         .event_source_mappings()
@@ -200,50 +215,112 @@ fn shadow_stream_rides_out_a_week_long_opensearch_outage() {
         .find(|m| m.stream_logical_id == "ShadowsStream")
         .unwrap();
     assert_eq!(m.max_retry_attempts, None);
-    assert_eq!(m.max_record_age_s, Some(168 * 3600));
+    assert_eq!(m.max_record_age_s, Some(156 * 3600));
 }
 
-/// `parameter_overrides` of each environment in samconfig.toml, as `(env, [(key, value)])`.
-/// A small reader for the one shape samconfig.toml uses: a `[<env>.deploy.parameters]` table
-/// with `parameter_overrides = [` followed by one `"Key=Value",` per line and `]`.
-fn samconfig_overrides() -> Vec<(String, Vec<(String, String)>)> {
+/// Each environment's name and its `(key, value)` overrides.
+type Environments = Vec<(String, Vec<(String, String)>)>;
+
+/// `parameter_overrides` of each environment in samconfig.toml, as `(env, [(key, value)])`,
+/// read as SAM CLI reads them: each entry is `Key=Value`, where the value is either quoted
+/// (`"..."` or `'...'`, which may be empty) or a non-empty run without spaces or quotes. SAM CLI
+/// refuses `Key=` (an empty unquoted value) with "Invalid value for '--parameter-overrides'";
+/// so does this reader. tools/check_samconfig.py runs SAM CLI's own parser on the same file.
+fn samconfig_overrides() -> Environments {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samconfig.toml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out: Vec<(String, Vec<(String, String)>)> = Vec::new();
-    let mut env = None;
-    let mut in_list = false;
-    for line in text.lines().map(str::trim) {
-        if let Some(table) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            env = table.strip_suffix(".deploy.parameters").map(str::to_string);
-            continue;
-        }
-        if line.starts_with("parameter_overrides = [") {
-            let name = env
-                .clone()
-                .unwrap_or_else(|| panic!("parameter_overrides outside a deploy table"));
-            out.push((name, Vec::new()));
-            in_list = true;
-            continue;
-        }
-        if in_list {
-            if line.starts_with(']') {
-                in_list = false;
-            } else if let Some(pair) = line
-                .trim_end_matches(',')
-                .strip_prefix('"')
-                .and_then(|l| l.strip_suffix('"'))
-            {
-                let (k, v) = pair
-                    .split_once('=')
-                    .unwrap_or_else(|| panic!("bad override {pair}"));
-                if let Some(last) = out.last_mut() {
-                    last.1.push((k.to_string(), v.to_string()));
-                }
-            }
-        }
-    }
-    out
+    samconfig_overrides_of(&text).unwrap_or_else(|e| panic!("samconfig.toml: {e}"))
 }
+
+fn samconfig_overrides_of(text: &str) -> Result<Environments, String> {
+    let doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (env, table) in &doc {
+        let Some(list) = table
+            .get("deploy")
+            .and_then(|d| d.get("parameters"))
+            .and_then(|p| p.get("parameter_overrides"))
+        else {
+            continue;
+        };
+        let entries: Vec<String> = match list {
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .ok_or("an entry is not a string")
+                })
+                .collect::<Result<_, _>>()?,
+            // One string: entries separated by spaces, as on the command line.
+            toml::Value::String(s) => vec![s.clone()],
+            _ => {
+                return Err(format!(
+                    "{env}: parameter_overrides is not a list or a string"
+                ));
+            }
+        };
+        let mut pairs = Vec::new();
+        for entry in &entries {
+            pairs.extend(sam_pairs(entry).map_err(|e| format!("{env}: {e}"))?);
+        }
+        out.push((env.clone(), pairs));
+    }
+    Ok(out)
+}
+
+/// SAM CLI's `Key=Value Key2=Value2` syntax (samcli.cli.types.CfnParameterOverridesType).
+fn sam_pairs(entry: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut rest = entry.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest
+            .split_once('=')
+            .ok_or_else(|| format!("{entry} is not Key=Value"))?;
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!("{key:?} is not a parameter name"));
+        }
+        let (value, tail) = match after.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                let end = after[1..]
+                    .find(q)
+                    .ok_or_else(|| format!("{key}: unterminated quote"))?;
+                (after[1..1 + end].to_string(), &after[end + 2..])
+            }
+            Some(c) if c != ' ' => {
+                let end = after.find(' ').unwrap_or(after.len());
+                (after[..end].to_string(), &after[end..])
+            }
+            _ => {
+                return Err(format!(
+                    "{key}= is not a valid format (SAM CLI refuses an empty unquoted value; write {key}=\"\")"
+                ));
+            }
+        };
+        out.push((key.to_string(), value));
+        rest = tail.trim_start();
+    }
+    Ok(out)
+}
+
+#[test]
+fn the_samconfig_reader_refuses_what_sam_refuses() {
+    let env = |list: &str| format!("[e.deploy.parameters]\nparameter_overrides = [{list}]\n");
+    let err = samconfig_overrides_of(&env(r#""RuleSuffix=""#)).unwrap_err();
+    assert!(err.contains("RuleSuffix="), "{err}");
+    let ok = samconfig_overrides_of(&env(r#"'RuleSuffix=""', "A=x B='y z'""#)).unwrap();
+    assert_eq!(
+        ok[0].1,
+        [
+            ("RuleSuffix".to_string(), String::new()),
+            ("A".to_string(), "x".to_string()),
+            ("B".to_string(), "y z".to_string())
+        ]
+    );
+}
+
+/// The placeholder samconfig.toml carries for the administrators' role.
+const MASTER_USER_PLACEHOLDER: &str = "SET-ME-to-your-administrators-IAM-role-ARN";
 
 #[test]
 fn every_samconfig_environment_loads_and_keeps_the_checks() {
@@ -251,9 +328,32 @@ fn every_samconfig_environment_loads_and_keeps_the_checks() {
     let names: Vec<&str> = envs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["dev", "prod"]);
     for (env, overrides) in &envs {
+        // Defect 4: every environment names the administrators' role; as shipped it is a
+        // placeholder that the template refuses, so a deploy cannot go out without one.
+        let master = overrides
+            .iter()
+            .find(|(k, _)| k == "OpenSearchMasterUserArn")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(master, Some(MASTER_USER_PLACEHOLDER), "{env}");
+        let opts = LoadOptions {
+            parameter_overrides: overrides.iter().cloned().collect(),
+            ..LoadOptions::default()
+        };
+        let err = load(&template_path(), &opts).unwrap_err();
+        assert!(
+            err.to_string().contains("OpenSearchMasterUserArn"),
+            "{env}: {err}"
+        );
+        // With a real role it deploys, and keeps the checks.
         let pairs: Vec<(&str, &str)> = overrides
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .map(|(k, v)| {
+                if k == "OpenSearchMasterUserArn" {
+                    (k.as_str(), "arn:aws:iam::123456789012:role/Admin")
+                } else {
+                    (k.as_str(), v.as_str())
+                }
+            })
             .collect();
         let stack = stack_with(&pairs);
         assert_eq!(stack.event_source_mappings().len(), 2, "{env}");
@@ -276,6 +376,34 @@ fn every_samconfig_environment_loads_and_keeps_the_checks() {
 }
 
 #[test]
+fn the_indexer_is_never_the_master_user() {
+    // Defect 4: an empty OpenSearchMasterUserArn used to make the indexer role the master user.
+    // The template's Rules (and the parameter's pattern) refuse it; fleet-template evaluates them.
+    let opts = LoadOptions::default().with_parameter("OpenSearchMasterUserArn", "");
+    let err = load(&template_path(), &opts).unwrap_err();
+    assert!(err.to_string().contains("OpenSearchMasterUserArn"), "{err}");
+    let err = load(&template_path(), &LoadOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("OpenSearchMasterUserArn"), "{err}");
+    let stack = stack();
+    let domain = stack.resource("RobotsDomain").unwrap();
+    let security = &domain.properties["AdvancedSecurityOptions"];
+    assert_eq!(security["Enabled"], true);
+    assert_eq!(security["InternalUserDatabaseEnabled"], false);
+    assert_eq!(
+        security["MasterUserOptions"]["MasterUserARN"],
+        "arn:aws:iam::123456789012:role/Admin"
+    );
+    // The domain access policy lets the account's principals in; fine-grained access control
+    // decides what each may do (the recommended configuration, docs/template-and-deploy.md).
+    let statement = &domain.properties["AccessPolicies"]["Statement"][0];
+    assert_eq!(
+        statement["Principal"]["AWS"],
+        "arn:aws:iam::123456789012:root"
+    );
+    assert_eq!(statement["Action"], "es:ESHttp*");
+}
+
+#[test]
 fn provisioned_mode_keeps_the_checks() {
     let stack = stack_with(&[
         ("StreamMode", "PROVISIONED"),
@@ -286,4 +414,119 @@ fn provisioned_mode_keeps_the_checks() {
     for s in stack.streams() {
         assert!(s.shard_count.is_some(), "{}", s.logical_id);
     }
+}
+
+/// Defect 3: a release that fails every record answers Lambda with a partial batch response, so
+/// `Errors` stays at zero. Each function's deployment also watches a canary alarm on the share
+/// of *the new version's* records it reported for retry, from the functions' own EMF metrics.
+#[test]
+fn the_canary_rolls_back_a_version_that_fails_its_records() {
+    let stack = stack();
+    let emf = fleet_lambda::metrics::emf(&fleet_lambda::BatchReport::default(), "1");
+    let emf_dimensions: Vec<Vec<String>> =
+        serde_json::from_value(emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"].clone()).unwrap();
+    for f in stack.functions() {
+        let id = &f.logical_id;
+        let alarm_id = id.replace("Function", "CanaryAlarm");
+        let alarm = stack
+            .resource(&alarm_id)
+            .unwrap_or_else(|| panic!("{id}: no {alarm_id}"));
+        let function = stack.resource(id).unwrap();
+        let watched = &function.properties["DeploymentPreference"]["Alarms"];
+        assert!(
+            watched
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a.as_str() == Some(alarm.physical_name.as_str())),
+            "{id}: DeploymentPreference.Alarms must hold {alarm_id} ({watched})"
+        );
+        let p = &alarm.properties;
+        assert_eq!(
+            p["ComparisonOperator"], "GreaterThanThreshold",
+            "{alarm_id}"
+        );
+        assert_eq!(p["Threshold"], stack.parameters()["CanaryRetriedRatio"]);
+        // Inside a 5-minute canary: 2 of 3 one-minute periods.
+        assert_eq!(p["EvaluationPeriods"], 3, "{alarm_id}");
+        assert_eq!(p["DatapointsToAlarm"], 2, "{alarm_id}");
+        assert_eq!(p["TreatMissingData"], "notBreaching", "{alarm_id}");
+        let metrics = p["Metrics"].as_array().unwrap();
+        let mut names = Vec::new();
+        for m in metrics.iter().filter(|m| m.get("MetricStat").is_some()) {
+            let metric = &m["MetricStat"]["Metric"];
+            assert_eq!(metric["Namespace"], fleet_lambda::metrics::NAMESPACE);
+            assert_eq!(m["MetricStat"]["Period"], 60, "{alarm_id}");
+            let dims = metric["Dimensions"].as_array().unwrap();
+            let dim_names: Vec<String> = dims
+                .iter()
+                .map(|d| d["Name"].as_str().unwrap().to_string())
+                .collect();
+            assert!(
+                emf_dimensions.contains(&dim_names),
+                "{alarm_id}: {dim_names:?} is not a dimension set the functions emit ({emf_dimensions:?})"
+            );
+            assert_eq!(dims[0]["Value"], f.binary.as_str(), "{alarm_id}");
+            // Only the version being deployed: the version number from the version ARN.
+            assert_eq!(
+                fleet_template::deferred(&dims[1]["Value"]),
+                Some(format!("Fn::Select 7 of Fn::Split of Ref {id}.Version").as_str()),
+                "{alarm_id}"
+            );
+            names.push(metric["MetricName"].as_str().unwrap().to_string());
+        }
+        names.sort();
+        // Retried over Records: rejected records (bad payloads) are not in the ratio.
+        assert_eq!(names, ["Records", "Retried"], "{alarm_id}");
+        let expression = metrics
+            .iter()
+            .find(|m| m["ReturnData"] == true)
+            .and_then(|m| m["Expression"].as_str())
+            .unwrap();
+        assert_eq!(expression, "IF(records > 0, retried / records, 0)");
+        for metric in ["Retried", "Records"] {
+            assert!(emf[metric].is_number(), "the functions emit {metric}");
+        }
+    }
+}
+
+/// Point 14 (IAM propagation): IoT Core assumes a rule's role when the rule is created. The
+/// rules role names its streams and queue by ARN text, so it does not wait for them and is
+/// created at the start of the deploy; every rule waits for its stream, whose creation takes
+/// tens of seconds. The role's ARN texts must still be exactly the resources' ARNs.
+#[test]
+fn the_rules_role_is_created_long_before_the_rules() {
+    let text = std::fs::read_to_string(template_path()).unwrap();
+    let raw = fleet_template::yaml::parse(&text).unwrap();
+    let role = raw["Resources"]["IotRulesRole"].to_string();
+    for resource in ["MissionsStream", "ShadowsStream", "RuleErrorsQueue"] {
+        assert!(
+            !role.contains(&format!("\"{resource}")),
+            "IotRulesRole refers to {resource}: it would wait for it, and the rules right after it"
+        );
+    }
+    for (id, r) in raw["Resources"].as_object().unwrap() {
+        if r["Type"] == "AWS::IoT::TopicRule" {
+            let payload = r["Properties"].to_string();
+            assert!(
+                payload.contains("{\"Ref\":\"MissionsStream\"}")
+                    || payload.contains("{\"Ref\":\"ShadowsStream\"}"),
+                "{id} must wait for its stream"
+            );
+        }
+    }
+    let stack = stack();
+    let policy = stack.resource("IotRulesRole").unwrap().properties["Policies"].to_string();
+    for s in stack.streams() {
+        let arn = format!(
+            "arn:aws:kinesis:us-east-1:123456789012:stream/{}",
+            s.stream_name
+        );
+        assert!(policy.contains(&arn), "{arn} missing from {policy}");
+    }
+    let queue = stack.queue("RuleErrorsQueue").unwrap();
+    assert!(policy.contains(&format!(
+        "arn:aws:sqs:us-east-1:123456789012:{}",
+        queue.queue_name
+    )));
 }

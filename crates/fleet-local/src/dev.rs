@@ -33,6 +33,7 @@ use fleet_iot::rules::{RuleDef, RulesEngine, RulesRunner, RunnerConfig, Sinks};
 use fleet_iot::shadow::{ShadowHandle, ShadowService};
 
 use crate::error::DevError;
+use crate::front as fleet_local_front;
 use crate::functions;
 use crate::names::{self, DEFAULT_STACK_NAME, LocalEndpoints, LocalResolver, ROBOTS_ALIAS_VAR};
 use crate::provision;
@@ -84,10 +85,12 @@ pub struct DevOptions {
     /// Port of the embedded broker (0: a free port).
     #[arg(long, default_value_t = 0)]
     pub mqtt_port: u16,
-    /// Use this AWS endpoint (a running moto) instead of starting moto.
+    /// Use this AWS front (tools/standins.sh's, or another `robofleet dev`'s) instead of
+    /// starting one; moto lives inside it.
     #[arg(long)]
     pub aws_endpoint: Option<String>,
-    /// Use this OpenSearch URL (a running osmem) instead of starting osmem-server.
+    /// The OpenSearch (a running osmem) to put behind this stack's domain, instead of the
+    /// front's own (the osmem-server it was started with).
     #[arg(long)]
     pub opensearch_url: Option<String>,
     /// The project's Python venv (moto_server, osmem-server, cargo-lambda); default `.venv`.
@@ -267,6 +270,10 @@ pub struct RunningStack {
     shutdown_tx: watch::Sender<bool>,
     aws: Option<Standin>,
     opensearch: Option<Standin>,
+    front: fleet_local_front::FrontAdmin,
+    /// Endpoints the front opened for this stack (its domain, its IoT data endpoint): closed
+    /// on shutdown.
+    front_endpoints: Vec<String>,
     broker: Option<EmbeddedBroker>,
     lambda_watch: Option<fleet_esm::watch::LambdaWatch>,
     rules: Option<RulesRunner>,
@@ -287,20 +294,41 @@ pub async fn start(opts: DevOptions) -> Result<RunningStack, DevError> {
     let log_dir = opts.log_dir();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
-    // 1. Stand-ins, both at once.
-    let aws_fut = async {
-        match &opts.aws_endpoint {
-            Some(url) => standins::attach("aws endpoint (moto)", url).await,
-            None => standins::start_moto(&venv, &log_dir).await,
+    // 1. The AWS front (moto inside) and osmem behind it: attached to, or started here.
+    let (aws, opensearch) = match &opts.aws_endpoint {
+        Some(url) => {
+            let aws = standins::attach("aws front", url).await?;
+            fleet_local_front::FrontAdmin::new(&aws.url)
+                .health()
+                .await
+                .map_err(|e| DevError::NotAFront {
+                    url: aws.url.clone(),
+                    detail: e.to_string(),
+                })?;
+            (aws, None)
+        }
+        None => {
+            let osmem = match &opts.opensearch_url {
+                Some(url) => standins::attach("opensearch (osmem)", url).await?,
+                None => standins::start_osmem(&venv, &log_dir).await?,
+            };
+            match fleet_local_front::start(
+                &venv,
+                &log_dir,
+                &osmem.url,
+                &opts.region,
+                names::LOCAL_ACCOUNT_ID,
+            )
+            .await
+            {
+                Ok(front) => (front.aws, Some(osmem)),
+                Err(e) => {
+                    osmem.stop().await;
+                    return Err(e.into());
+                }
+            }
         }
     };
-    let os_fut = async {
-        match &opts.opensearch_url {
-            Some(url) => standins::attach("opensearch (osmem)", url).await,
-            None => standins::start_osmem(&venv, &log_dir).await,
-        }
-    };
-    let (aws, opensearch) = tokio::join!(aws_fut, os_fut);
     let mut stack = RunningStack {
         endpoints: Endpoints::default(),
         resources: Resources::default(),
@@ -313,6 +341,8 @@ pub async fn start(opts: DevOptions) -> Result<RunningStack, DevError> {
         started_at,
         drain: opts.drain,
         shutdown_tx,
+        front: fleet_local_front::FrontAdmin::new(&aws.url),
+        front_endpoints: Vec::new(),
         aws: None,
         opensearch: None,
         broker: None,
@@ -326,20 +356,9 @@ pub async fn start(opts: DevOptions) -> Result<RunningStack, DevError> {
         store_cache: Mutex::new(None),
         report_path: None,
     };
-    match (aws, opensearch) {
-        (Ok(a), Ok(o)) => {
-            stack.endpoints.aws = a.url.clone();
-            stack.endpoints.opensearch = o.url.clone();
-            stack.aws = Some(a);
-            stack.opensearch = Some(o);
-        }
-        (Err(e), other) | (other, Err(e)) => {
-            if let Ok(s) = other {
-                s.stop().await;
-            }
-            return Err(e.into());
-        }
-    }
+    stack.endpoints.aws = aws.url.clone();
+    stack.aws = Some(aws);
+    stack.opensearch = opensearch;
     match bring_up(&mut stack, &opts, shutdown_rx).await {
         Ok(()) => Ok(stack),
         Err(e) => {
@@ -355,9 +374,10 @@ async fn bring_up(
     shutdown_rx: watch::Receiver<bool>,
 ) -> Result<(), DevError> {
     let aws_url = stack.endpoints.aws.clone();
-    let os_url = stack.endpoints.opensearch.clone();
+    // Provisioning, the summary counts and the simulator act as the local developer.
     stack.sdk = fleet_aws::config::sdk_config(Some(&aws_url), &opts.region).await;
     let sdk = stack.sdk.clone();
+    let front = stack.front.clone();
 
     // MQTT broker.
     let broker_addr = match &opts.mqtt_url {
@@ -380,7 +400,7 @@ async fn bring_up(
         stack_name: opts.stack_name.clone(),
         region: opts.region.clone(),
         account_id: names::LOCAL_ACCOUNT_ID.to_string(),
-        parameter_overrides: opts.parameter_overrides.iter().cloned().collect(),
+        parameter_overrides: local_overrides(&opts.stack_name, &opts.parameter_overrides),
     };
     let template_err = |source: fleet_template::TemplateError| DevError::Template {
         path: opts.template.clone(),
@@ -398,6 +418,50 @@ async fn bring_up(
     let tpl =
         fleet_template::load_with(&opts.template, &load_opts, &resolver).map_err(template_err)?;
 
+    // The template's access rules, for the front: roles and their policies, resource policies,
+    // encrypted resources. Each role gets credentials; every call is checked against them.
+    let access = fleet_local_front::access_model(&tpl)?;
+    let role_credentials = fleet_local_front::register(&front, &access, &opts.stack_name).await?;
+    let role_sdk = |role: &str| {
+        let creds = role_credentials.get(role).map(|c| c.to_sdk());
+        let aws_url = aws_url.clone();
+        let region = opts.region.clone();
+        async move {
+            match creds {
+                Some(c) => Some(fleet_aws::config::sdk_config_as(&aws_url, &region, c).await),
+                None => None,
+            }
+        }
+    };
+    let mut function_sdks: BTreeMap<String, aws_config::SdkConfig> = BTreeMap::new();
+    for (function, role) in &access.function_roles {
+        if let Some(s) = role_sdk(role).await {
+            function_sdks.insert(function.clone(), s);
+        }
+    }
+
+    // The domain's endpoint: one per domain, in front of osmem.
+    let os_url = match tpl
+        .resources()
+        .find(|r| r.type_ == "AWS::OpenSearchService::Domain")
+    {
+        Some(domain) => {
+            let arn = format!(
+                "arn:aws:es:{}:{}:domain/{}",
+                opts.region,
+                names::LOCAL_ACCOUNT_ID,
+                domain.physical_name
+            );
+            let url = front
+                .opensearch_domain(&arn, opts.opensearch_url.as_deref())
+                .await?;
+            stack.front_endpoints.push(url.clone());
+            url
+        }
+        None => String::new(),
+    };
+    stack.endpoints.opensearch = os_url.clone();
+
     // Shadow service first: its URL goes into the functions' environment.
     let shadow = ShadowService::start(
         &broker_addr,
@@ -405,8 +469,12 @@ async fn bring_up(
         shutdown_rx.clone(),
     )
     .await?;
-    stack.endpoints.iot_data = shadow.http_url.clone();
+    // Its IoT Data Plane face, behind the front (one endpoint per stack, as per account in AWS).
+    let iot_url = front.iot_endpoint(&opts.stack_name, &shadow.http_url).await;
     stack.shadow = Some(shadow);
+    let iot_url = iot_url?;
+    stack.front_endpoints.push(iot_url.clone());
+    stack.endpoints.iot_data = iot_url;
 
     // Function environments.
     let local = LocalEndpoints {
@@ -427,7 +495,13 @@ async fn bring_up(
                 unknown.join(", ")
             ));
         }
-        let mut env = names::function_environment(&env, &local);
+        let credentials = access
+            .function_roles
+            .get(&f.logical_id)
+            .and_then(|role| role_credentials.get(role))
+            .map(|c| c.env())
+            .unwrap_or_default();
+        let mut env = names::function_environment(&env, &local, &credentials);
         if let Some(alias) = env.get(ROBOTS_ALIAS_VAR).cloned() {
             let local_alias = names::local_robots_alias(&opts.stack_name, &alias);
             env.insert(ROBOTS_ALIAS_VAR.to_string(), local_alias.clone());
@@ -441,12 +515,23 @@ async fn bring_up(
     }
 
     // Lambda control plane and OpenSearch.
-    let lambda =
-        provision::provision_lambda(&sdk, &aws_url, &tpl, &environments, &storage.streams).await?;
+    let lambda = provision::provision_lambda(
+        &sdk,
+        &aws_url,
+        &tpl,
+        &access,
+        &environments,
+        &storage.streams,
+    )
+    .await?;
     let alias =
         robots_alias.unwrap_or_else(|| names::local_robots_alias(&opts.stack_name, "robots"));
-    let os_info =
-        provision::provision_opensearch(&os_url, &opts.index_template_path(), &alias).await?;
+    let os_info = provision::provision_opensearch(
+        &fleet_aws::OpenSearchHttp::from_sdk(&sdk, &os_url),
+        &opts.index_template_path(),
+        &alias,
+    )
+    .await?;
     stack.resources = Resources {
         tables: storage.tables.clone(),
         streams: storage.streams.clone(),
@@ -472,11 +557,16 @@ async fn bring_up(
         }
     }
     let engine = RulesEngine::new(rules, &sinks)?;
+    // The rules act as their role, as IoT Core does.
+    let rules_sdk = match &access.rules_role {
+        Some(role) => role_sdk(role).await.unwrap_or_else(|| sdk.clone()),
+        None => sdk.clone(),
+    };
     let runner = fleet_iot::rules::run(
         Arc::new(engine),
         RunnerConfig::new(broker_addr.clone()),
-        aws_sdk_kinesis::Client::new(&sdk),
-        aws_sdk_sqs::Client::new(&sdk),
+        aws_sdk_kinesis::Client::new(&rules_sdk),
+        aws_sdk_sqs::Client::new(&rules_sdk),
         shutdown_rx.clone(),
     );
     stack.rules = Some(runner);
@@ -489,8 +579,9 @@ async fn bring_up(
             for f in tpl.functions() {
                 let env = environments.get(&f.logical_id).cloned().unwrap_or_default();
                 let timeout = Duration::from_secs(u64::from(f.timeout_s));
+                let function_sdk = function_sdks.get(&f.logical_id).unwrap_or(&sdk);
                 let Some(handler) =
-                    functions::in_process_handler(&f.binary, &env, &sdk, timeout).await?
+                    functions::in_process_handler(&f.binary, &env, function_sdk, timeout).await?
                 else {
                     stack.notes.push(format!(
                         "function {} (binary {}) has no in-process handler in this build; its mappings and schedules are not run (use --invoke watch)",
@@ -522,6 +613,7 @@ async fn bring_up(
                     watched.push(fleet_esm::watch::WatchedFunction {
                         binary: f.binary.clone(),
                         environment: environments.get(&f.logical_id).cloned().unwrap_or_default(),
+                        timeout: Duration::from_secs(u64::from(f.timeout_s)),
                     });
                 }
             }
@@ -544,8 +636,8 @@ async fn bring_up(
     };
     let invoker: Arc<dyn Invoker> = Arc::new(CountingInvoker::new(inner, stack.counters.clone()));
 
-    // Pollers.
-    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    // Pollers: Lambda reads the stream and writes the on-failure destination as the
+    // function's role; the mapping's own state is the Lambda service's.
     let lambda_client = aws_sdk_lambda::Client::new(&sdk);
     for m in tpl.event_source_mappings() {
         if !invokable.contains(&m.function_logical_id) {
@@ -564,16 +656,20 @@ async fn bring_up(
             mapping: m.logical_id.clone(),
             source,
         };
-        let sink =
-            match &config.on_failure {
-                Some(dest) => Some(fleet_esm::failure_sink(&sdk, dest).await.map_err(
-                    |source| DevError::OnFailure {
-                        mapping: m.logical_id.clone(),
-                        source,
-                    },
-                )?),
-                None => None,
-            };
+        let function_sdk = function_sdks
+            .get(&m.function_logical_id)
+            .unwrap_or(&sdk)
+            .clone();
+        let kinesis = aws_sdk_kinesis::Client::new(&function_sdk);
+        let sink = match &config.on_failure {
+            Some(dest) => Some(fleet_esm::failure_sink(&function_sdk, dest).await.map_err(
+                |source| DevError::OnFailure {
+                    mapping: m.logical_id.clone(),
+                    source,
+                },
+            )?),
+            None => None,
+        };
         let mut poller = Poller::new(
             config,
             Arc::new(fleet_esm::KinesisSource::new(
@@ -634,6 +730,20 @@ async fn bring_up(
 
 /// The broker of `--mqtt-url`, parsed by the simulator's parser (the one of the workspace);
 /// the stack's own clients speak plain MQTT over TCP.
+/// The template's parameters as the local stack deploys them: the user's overrides, plus the
+/// local developer as the OpenSearch master user when none is given (the template requires one).
+///
+/// The OpenSearch domain is named after the stack unless the user names it: each local stack
+/// is its own deployment, and the front gives each domain its own endpoint, as AWS does.
+pub fn local_overrides(stack_name: &str, user: &[(String, String)]) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = user.iter().cloned().collect();
+    out.entry(names::MASTER_USER_PARAMETER.to_string())
+        .or_insert_with(|| names::LOCAL_DEVELOPER_ARN.to_string());
+    out.entry(names::DOMAIN_NAME_PARAMETER.to_string())
+        .or_insert_with(|| names::local_domain_name(stack_name));
+    out
+}
+
 fn external_broker(url: &str) -> Result<BrokerAddr, DevError> {
     let target = fleet_sim::MqttTarget::parse_url(url).map_err(DevError::MqttUrl)?;
     if target.tls.is_some() {
@@ -708,6 +818,11 @@ impl RunningStack {
         self.report().write(path)?;
         self.report_path = Some(path.to_path_buf());
         Ok(())
+    }
+
+    /// The AWS front's admin API (the stack's roles, domain and IoT endpoints live there).
+    pub fn front(&self) -> &fleet_local_front::FrontAdmin {
+        &self.front
     }
 
     /// The counters, without store queries.
@@ -825,8 +940,11 @@ impl RunningStack {
                     .insert(logical.clone(), r.key_count.unwrap_or(0).max(0) as u64);
             }
         }
-        c.robots_indexed =
-            count_docs(&self.endpoints.opensearch, &self.resources.opensearch.alias).await;
+        c.robots_indexed = count_docs(
+            &fleet_aws::OpenSearchHttp::from_sdk(&self.sdk, &self.endpoints.opensearch),
+            &self.resources.opensearch.alias,
+        )
+        .await;
         c
     }
 
@@ -878,6 +996,11 @@ impl RunningStack {
         }
         if let Some(w) = self.lambda_watch.take() {
             w.stop().await;
+        }
+        for url in std::mem::take(&mut self.front_endpoints) {
+            if let Err(e) = self.front.close(&url).await {
+                tracing::warn!(error = %e, %url, "closing a front endpoint failed");
+            }
         }
         if let Some(a) = self.aws.take() {
             a.stop().await;
@@ -994,20 +1117,18 @@ async fn count_items(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Option<u64>
     }
 }
 
-async fn count_docs(url: &str, alias: &str) -> Option<u64> {
-    let base = url.trim_end_matches('/');
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .ok()?;
-    let _ = client.post(format!("{base}/{alias}/_refresh")).send().await;
-    let r = client
-        .get(format!("{base}/{alias}/_count"))
-        .send()
+async fn count_docs(os: &fleet_aws::OpenSearchHttp, alias: &str) -> Option<u64> {
+    let _ = os
+        .call(reqwest::Method::POST, &format!("/{alias}/_refresh"), None)
+        .await;
+    let reply = os
+        .call(reqwest::Method::GET, &format!("/{alias}/_count"), None)
         .await
         .ok()?;
-    let v: serde_json::Value = r.json().await.ok()?;
-    v.get("count").and_then(serde_json::Value::as_u64)
+    reply
+        .json()
+        .get("count")
+        .and_then(serde_json::Value::as_u64)
 }
 
 #[cfg(test)]
@@ -1028,8 +1149,9 @@ mod tests {
     #[test]
     fn the_real_template_gives_rules_the_engine_accepts() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
-        let tpl = fleet_template::load(&path, &fleet_template::LoadOptions::default())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let opts = fleet_template::LoadOptions::default()
+            .with_parameter(names::MASTER_USER_PARAMETER, names::LOCAL_DEVELOPER_ARN);
+        let tpl = fleet_template::load(&path, &opts).unwrap_or_else(|e| panic!("{e}"));
         let rules = rule_defs(&tpl).unwrap_or_else(|e| panic!("{e}"));
         assert!(rules.iter().any(|r| r.name == "mission_reports"));
         let mut sinks = Sinks::default();

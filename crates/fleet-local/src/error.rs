@@ -83,6 +83,14 @@ pub enum ProvisionError {
         /// What is unsupported and what to do.
         detail: String,
     },
+    /// The AWS front refused or did not answer an admin call.
+    #[error("the aws front's /_front/{route} failed: {detail}")]
+    Front {
+        /// The admin route.
+        route: String,
+        /// Status and message, or the transport error.
+        detail: String,
+    },
     /// A resource did not become ready in time.
     #[error("{kind} `{name}` did not become ready within {secs} s")]
     NotReady {
@@ -126,6 +134,16 @@ pub enum DevError {
     /// A stand-in failed.
     #[error(transparent)]
     Standin(#[from] StandinError),
+    /// `--aws-endpoint` answers, but not as the AWS front (a bare moto, say).
+    #[error(
+        "{url} is not the AWS front ({detail}); start the stand-ins with tools/standins.sh, or drop --aws-endpoint to let robofleet dev start them"
+    )]
+    NotAFront {
+        /// The endpoint given.
+        url: String,
+        /// What the health check said.
+        detail: String,
+    },
     /// Provisioning failed.
     #[error(transparent)]
     Provision(#[from] ProvisionError),

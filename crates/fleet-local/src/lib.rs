@@ -7,8 +7,10 @@
 //! and shows what flows through them; it is the only crate that links the function crates and
 //! the simulator.
 //!
-//! - [`standins`]: moto server and osmem-server started from the project venv on free loopback
-//!   ports (or attached to, given their URLs); everything started is stopped on exit.
+//! - [`standins`]: osmem-server started from the project venv on a free loopback port (or
+//!   attached to); everything started is stopped on exit.
+//! - [`front`]: the AWS front (moto inside), started or attached to; the template's roles,
+//!   resource policies and encrypted resources registered with it; per-role credentials.
 //! - [`names`]: pure helpers that turn the evaluated template into local names and environments
 //!   (stack-name prefixes, endpoint substitution). No I/O, unit-tested.
 //! - [`provision`]: creates the template's tables, streams, queues, buckets, the Lambda
@@ -28,6 +30,7 @@
 
 pub mod dev;
 pub mod error;
+pub mod front;
 pub mod functions;
 pub mod names;
 pub mod progress;

@@ -29,6 +29,35 @@ pub const ON_DEMAND_LOCAL_SHARDS: u32 = 4;
 /// Account id the local stack reports (moto's default account).
 pub const LOCAL_ACCOUNT_ID: &str = "123456789012";
 
+/// The person developing locally: the principal the AWS front trusts with every action (the
+/// tools and tests act as this user), and the OpenSearch master user of the local stack unless
+/// `--parameter-override OpenSearchMasterUserArn=...` says otherwise (the template requires one).
+pub const LOCAL_DEVELOPER_ARN: &str = "arn:aws:iam::123456789012:user/robofleet-developer";
+
+/// Template parameter naming the administrators of the OpenSearch domain.
+pub const MASTER_USER_PARAMETER: &str = "OpenSearchMasterUserArn";
+
+/// Template parameter naming the OpenSearch domain.
+pub const DOMAIN_NAME_PARAMETER: &str = "OpenSearchDomainName";
+
+/// The domain name of a local stack: the stack name as a domain name allows it (3-28
+/// characters, lowercase letters, digits and `-`, starting with a letter).
+pub fn local_domain_name(stack_name: &str) -> String {
+    let mut name: String = stack_name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        name.insert(0, 'd');
+    }
+    name.truncate(28);
+    while name.len() < 3 {
+        name.push('0');
+    }
+    name
+}
+
 /// Kind of resource, for naming rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResourceKind {
@@ -107,12 +136,15 @@ pub struct LocalEndpoints {
 }
 
 /// A function's environment for the local stack: the template's evaluated `Environment` with the
-/// OpenSearch placeholder replaced by the osmem URL, plus the endpoint and credential variables
-/// the AWS SDK reads. Template values win over nothing but the SDK variables, which always point
-/// at the stand-ins (a template never sets them).
+/// OpenSearch placeholder replaced by the domain's endpoint, plus the endpoint and credential
+/// variables the AWS SDK reads. `credentials` are the function role's, as Lambda gives them
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`): the AWS front issued them
+/// and checks every call against the role's policies. Template values win over nothing but the
+/// SDK variables, which always point at the local stack (a template never sets them).
 pub fn function_environment(
     template_env: &BTreeMap<String, String>,
     endpoints: &LocalEndpoints,
+    credentials: &[(String, String)],
 ) -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = template_env
         .iter()
@@ -126,10 +158,11 @@ pub fn function_environment(
         ),
         ("AWS_REGION", endpoints.region.as_str()),
         ("AWS_DEFAULT_REGION", endpoints.region.as_str()),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
     ] {
         env.insert(k.to_string(), v.to_string());
+    }
+    for (k, v) in credentials {
+        env.insert(k.clone(), v.clone());
     }
     env
 }
@@ -267,7 +300,9 @@ mod tests {
             format!("https://{OPENSEARCH_PLACEHOLDER_HOST}"),
         );
         env.insert("ROBOTS_ALIAS".to_string(), "robots".to_string());
-        let out = function_environment(&env, &endpoints());
+        let creds = [("AWS_ACCESS_KEY_ID".to_string(), "ASIAROLE".to_string())];
+        let out = function_environment(&env, &endpoints(), &creds);
+        assert_eq!(out["AWS_ACCESS_KEY_ID"], "ASIAROLE");
         assert_eq!(out["OPENSEARCH_ENDPOINT"], "http://127.0.0.1:4001");
         assert_eq!(out["ROBOTS_ALIAS"], "robots");
         assert_eq!(out["AWS_ENDPOINT_URL"], "http://127.0.0.1:4000");
@@ -276,6 +311,18 @@ mod tests {
             "http://127.0.0.1:4002"
         );
         assert_eq!(out["AWS_REGION"], "us-east-1");
+    }
+
+    #[test]
+    fn a_domain_name_is_the_stack_name_as_opensearch_allows_it() {
+        assert_eq!(local_domain_name("robofleet-local"), "robofleet-local");
+        assert_eq!(local_domain_name("e2e-123-0-abcd"), "e2e-123-0-abcd");
+        assert_eq!(local_domain_name("9Lives_Stack"), "d9lives-stack");
+        assert_eq!(local_domain_name("x"), "x00");
+        assert_eq!(
+            local_domain_name("a-very-long-stack-name-for-a-test-run").len(),
+            28
+        );
     }
 
     #[test]
@@ -352,7 +399,8 @@ mod tests {
         let opts = fleet_template::LoadOptions {
             stack_name: "t-env".into(),
             ..fleet_template::LoadOptions::default()
-        };
+        }
+        .with_parameter(MASTER_USER_PARAMETER, LOCAL_DEVELOPER_ARN);
         let mut res = LocalResolver::default();
         res.queue_urls.insert(
             "t-env-rejects".into(),
@@ -366,7 +414,7 @@ mod tests {
             .unwrap_or_else(|| panic!("no shadow-indexer in template.yaml"));
         let (env, unknown) = template_environment(indexer);
         assert!(unknown.is_empty(), "{unknown:?}");
-        let local = function_environment(&env, &endpoints());
+        let local = function_environment(&env, &endpoints(), &[]);
         assert_eq!(local["OPENSEARCH_ENDPOINT"], "http://127.0.0.1:4001");
         assert_eq!(
             local["REJECTS_QUEUE_URL"],
@@ -381,7 +429,8 @@ mod tests {
             .find(|f| f.binary == "mission-ingest")
             .unwrap_or_else(|| panic!("no mission-ingest in template.yaml"));
         let (env, _) = template_environment(ingest);
-        assert_eq!(env["MISSIONS_TABLE"], "t-env-missions");
+        // The table has no fixed name: locally it is `<stack>-<LogicalId>`.
+        assert_eq!(env["MISSIONS_TABLE"], "t-env-MissionsTable");
         for var in mission_ingest::Config::ENV_VARS {
             assert!(env.contains_key(*var), "{var} missing");
         }

@@ -328,33 +328,35 @@ async fn create_stream(
     Ok(arn)
 }
 
-/// The Lambda control plane objects: role ARN, function physical names and mapping UUIDs.
+/// The Lambda control plane objects: roles, function physical names and mapping UUIDs.
 #[derive(Debug, Clone, Default)]
 pub struct LambdaObjects {
-    /// The role every local function uses.
-    pub role_arn: String,
+    /// The role ARN of each function, by function logical id.
+    pub roles: BTreeMap<String, String>,
     /// Function physical names by logical id.
     pub functions: BTreeMap<String, String>,
     /// Mapping UUIDs by mapping logical id.
     pub mappings: BTreeMap<String, String>,
 }
 
-/// Creates the IAM role (moto's IAM query API, no IAM SDK needed), one function per template
-/// function (placeholder zip, the local environment) and one event source mapping per mapping.
+/// Creates the template's roles in moto's IAM (Lambda checks that a function's role exists;
+/// what the role may do is the AWS front's business), one function per template function
+/// (placeholder zip, its own role, the local environment) and one event source mapping per
+/// mapping.
 pub async fn provision_lambda(
     sdk: &aws_config::SdkConfig,
     aws_endpoint: &str,
     stack: &Stack,
+    access: &crate::front::AccessModel,
     environments: &BTreeMap<String, BTreeMap<String, String>>,
     streams: &BTreeMap<String, StreamInfo>,
 ) -> Result<LambdaObjects, ProvisionError> {
-    let role_name = format!("{}-local-lambda", stack.stack_name());
-    let role_arn = create_role(aws_endpoint, &role_name, stack.region()).await?;
+    for role in access.roles.values() {
+        let name = role.arn.rsplit('/').next().unwrap_or_default();
+        create_role(sdk, aws_endpoint, name, stack.region()).await?;
+    }
     let client = aws_sdk_lambda::Client::new(sdk);
-    let mut out = LambdaObjects {
-        role_arn: role_arn.clone(),
-        ..LambdaObjects::default()
-    };
+    let mut out = LambdaObjects::default();
     for f in stack.functions() {
         let env: HashMap<String, String> = environments
             .get(&f.logical_id)
@@ -368,6 +370,16 @@ pub async fn provision_lambda(
         } else {
             lambda::Architecture::Arm64
         };
+        let role_arn = access
+            .function_roles
+            .get(&f.logical_id)
+            .and_then(|id| access.roles.get(id))
+            .map(|r| r.arn.clone())
+            .ok_or_else(|| ProvisionError::Unsupported {
+                logical_id: f.logical_id.clone(),
+                detail: "the function has no role of the template".into(),
+            })?;
+        out.roles.insert(f.logical_id.clone(), role_arn.clone());
         let result = client
             .create_function()
             .function_name(&f.function_name)
@@ -480,77 +492,29 @@ async fn create_mapping(
     })
 }
 
-/// Creates an IAM role through moto's IAM query API. An existing role is fine.
-async fn create_role(endpoint: &str, name: &str, region: &str) -> Result<String, ProvisionError> {
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    let date = time::OffsetDateTime::now_utc();
-    let day = format!(
-        "{:04}{:02}{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    );
-    let resp = reqwest::Client::new()
-        .post(format!("{}/", endpoint.trim_end_matches('/')))
-        // moto routes a request by the service in the credential scope; it checks no signature.
-        .header(
-            "Authorization",
-            format!("AWS4-HMAC-SHA256 Credential=testing/{day}/{region}/iam/aws4_request, SignedHeaders=host, Signature=0"),
-        )
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form_body(&[
-            ("Action", "CreateRole"),
-            ("Version", "2010-05-08"),
-            ("RoleName", name),
-            ("AssumeRolePolicyDocument", trust),
-        ]))
-        .send()
+/// Creates an IAM role that Lambda may assume ([`fleet_aws::iam::create_role`]), signed as the
+/// SDK config signs. An existing role is fine.
+async fn create_role(
+    sdk: &aws_config::SdkConfig,
+    endpoint: &str,
+    name: &str,
+    region: &str,
+) -> Result<String, ProvisionError> {
+    fleet_aws::iam::create_role(sdk, endpoint, region, name, fleet_aws::iam::LAMBDA_TRUST)
         .await
         .map_err(|e| ProvisionError::Aws {
             kind: "iam role",
             name: name.to_string(),
-            source: Box::new(e),
+            source: e.into(),
         })?;
-    let status = resp.status();
-    let body = resp.text().await.unwrap_or_default();
-    if !status.is_success() && !body.contains("EntityAlreadyExists") {
-        return Err(ProvisionError::Aws {
-            kind: "iam role",
-            name: name.to_string(),
-            source: format!(
-                "status {status}: {}",
-                body.chars().take(300).collect::<String>()
-            )
-            .into(),
-        });
-    }
     Ok(format!("arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{name}"))
-}
-
-/// `application/x-www-form-urlencoded` body.
-fn form_body(pairs: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// Installs the index template (the repository's file, pointed at `alias`), then the first
 /// index `<alias>-v1` unless the alias exists. The shadow indexer does the same on a cold start
 /// and finds everything in place.
 pub async fn provision_opensearch(
-    url: &str,
+    os: &fleet_aws::OpenSearchHttp,
     template_file: &Path,
     alias: &str,
 ) -> Result<OpenSearchInfo, ProvisionError> {
@@ -565,47 +529,48 @@ pub async fn provision_opensearch(
             source: Box::new(e),
         })?;
     let template = fleet_aws::robots::template_for_alias(&template, alias);
-    let base = url.trim_end_matches('/');
-    let http = reqwest::Client::new();
-    let os_err = |what: String| {
-        move |e: reqwest::Error| ProvisionError::OpenSearch {
-            what,
-            detail: e.to_string(),
-        }
+    let call = |what: String, method: reqwest::Method, path: String, body: Option<Value>| async move {
+        os.call(method, &path, body.as_ref())
+            .await
+            .map_err(|e| ProvisionError::OpenSearch {
+                what: what.clone(),
+                detail: e.to_string(),
+            })
+            .map(|reply| (what, reply))
     };
-    let put = http
-        .put(format!("{base}/_index_template/{alias}"))
-        .json(&template)
-        .send()
-        .await
-        .map_err(os_err(format!("PUT _index_template/{alias}")))?;
-    if !put.status().is_success() {
-        let status = put.status();
-        let body = put.text().await.unwrap_or_default();
+    let (what, put) = call(
+        format!("PUT _index_template/{alias}"),
+        reqwest::Method::PUT,
+        format!("/_index_template/{alias}"),
+        Some(template),
+    )
+    .await?;
+    if !put.is_success() {
         return Err(ProvisionError::OpenSearch {
-            what: format!("PUT _index_template/{alias}"),
-            detail: format!("status {status}: {body}"),
+            what,
+            detail: format!("status {}: {}", put.status, put.text()),
         });
     }
     let index = format!("{alias}-v1");
-    let head = http
-        .head(format!("{base}/_alias/{alias}"))
-        .send()
-        .await
-        .map_err(os_err(format!("HEAD _alias/{alias}")))?;
-    if !head.status().is_success() {
-        let resp = http
-            .put(format!("{base}/{index}"))
-            .json(&serde_json::json!({}))
-            .send()
-            .await
-            .map_err(os_err(format!("PUT {index}")))?;
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        if !status.is_success() && !body.contains("resource_already_exists") {
+    let (_, head) = call(
+        format!("HEAD {alias}/_alias/{alias}"),
+        reqwest::Method::HEAD,
+        format!("/{alias}/_alias/{alias}"),
+        None,
+    )
+    .await?;
+    if !head.is_success() {
+        let (what, resp) = call(
+            format!("PUT {index}"),
+            reqwest::Method::PUT,
+            format!("/{index}"),
+            Some(serde_json::json!({})),
+        )
+        .await?;
+        if !resp.is_success() && !resp.text().contains("resource_already_exists") {
             return Err(ProvisionError::OpenSearch {
-                what: format!("PUT {index}"),
-                detail: format!("status {status}: {body}"),
+                what,
+                detail: format!("status {}: {}", resp.status, resp.text()),
             });
         }
     }
@@ -619,14 +584,6 @@ pub async fn provision_opensearch(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn form_bodies_are_percent_encoded() {
-        assert_eq!(
-            form_body(&[("A", "x y"), ("B", "{\"k\":1}")]),
-            "A=x%20y&B=%7B%22k%22%3A1%7D"
-        );
-    }
 
     #[test]
     fn the_placeholder_zip_is_an_empty_archive() {

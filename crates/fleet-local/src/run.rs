@@ -88,8 +88,7 @@ fn sim_targets(stack: &RunningStack) -> Result<fleet_sim::Targets, DevError> {
     let missions_table = stack
         .resources
         .tables
-        .values()
-        .find(|t| t.ends_with("missions"))
+        .get("MissionsTable")
         .or_else(|| stack.resources.tables.values().next())
         .cloned();
     Ok(fleet_sim::Targets {

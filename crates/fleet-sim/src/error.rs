@@ -68,7 +68,7 @@ pub enum SimError {
     },
     /// An OpenSearch request failed.
     #[error("opensearch request failed: {0}; check --opensearch-url and that the index exists")]
-    OpenSearch(#[from] reqwest::Error),
+    OpenSearch(#[from] fleet_aws::IndexError),
     /// The OpenSearch answer was not what the verifier expected.
     #[error("unexpected opensearch answer: {0}")]
     OpenSearchAnswer(String),

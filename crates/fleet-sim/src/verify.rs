@@ -44,7 +44,7 @@ pub async fn sdk_config(targets: &Targets) -> aws_config::SdkConfig {
 #[derive(Clone)]
 pub struct Verifier {
     ddb: Option<(aws_sdk_dynamodb::Client, String)>,
-    os: Option<(reqwest::Client, String, String)>,
+    os: Option<(fleet_aws::OpenSearchHttp, String)>,
     sqs: Option<(aws_sdk_sqs::Client, String)>,
 }
 
@@ -168,13 +168,10 @@ impl Verifier {
             .rejects_queue_url
             .as_ref()
             .map(|q| (aws_sdk_sqs::Client::new(&sdk), q.clone()));
+        // Signed as whoever the SDK config signs as: the robots index answers only to IAM.
         let os = targets.opensearch_url.as_ref().map(|u| {
             (
-                reqwest::Client::builder()
-                    .timeout(Duration::from_secs(30))
-                    .build()
-                    .unwrap_or_default(),
-                u.trim_end_matches('/').to_string(),
+                fleet_aws::OpenSearchHttp::from_sdk(&sdk, u),
                 targets.robots_alias.clone(),
             )
         });
@@ -378,25 +375,28 @@ impl Verifier {
 
     /// Indexed shadow versions of `ids` (absent ids are missing from the map).
     pub async fn indexed_versions(&self, ids: &[String]) -> Result<HashMap<String, u64>, SimError> {
-        let Some((http, url, alias)) = &self.os else {
+        let Some((http, alias)) = &self.os else {
             return Ok(HashMap::new());
         };
         let mut out = HashMap::new();
         for chunk in ids.chunks(500) {
-            let resp = http
-                .post(format!("{url}/{alias}/_mget"))
-                .json(&json!({ "ids": chunk }))
-                .send()
+            let reply = http
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/{alias}/_mget"),
+                    Some(&json!({ "ids": chunk })),
+                )
                 .await?;
-            let status = resp.status();
-            let body: Value = resp.json().await?;
-            if status.as_u16() == 404 {
+            let body = reply.json();
+            if reply.status == 404 {
                 // No index yet: nothing indexed.
                 continue;
             }
-            if !status.is_success() {
+            if !reply.is_success() {
                 return Err(SimError::OpenSearchAnswer(format!(
-                    "_mget answered {status}: {body}"
+                    "_mget answered {}: {}",
+                    reply.status,
+                    reply.text()
                 )));
             }
             let docs = body

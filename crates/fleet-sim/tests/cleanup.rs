@@ -128,7 +128,12 @@ async fn commands_reach_the_shadows_through_the_data_plane() {
         (0.1, things[1].clone(), CommandKind::Dock),
         (0.2, things[2].clone(), CommandKind::Schedule),
     ];
-    let data = aws_sdk_iotdataplane::Client::new(&sdk);
+    // The data plane has its own endpoint (per account in AWS; the front's IoT port here).
+    let data = aws_sdk_iotdataplane::Client::from_conf(
+        aws_sdk_iotdataplane::config::Builder::from(&sdk)
+            .endpoint_url(fleet_testkit::iot_data_url())
+            .build(),
+    );
     let (sent, _) = run_controller(commands, shared, CommandSink::DataPlane(data.clone())).await;
     assert_eq!(sent, 3);
     for (t, key, op) in [

@@ -78,14 +78,16 @@ async fn verifier_counts_lost_extra_stale_and_rejects_in_the_real_stores() {
     let os = fleet_testkit::opensearch_url();
     let index = fleet_testkit::unique_name("robots-sim");
     let alias = format!("{index}-alias");
-    let http = reqwest::Client::new();
+    let http = fleet_testkit::opensearch();
     let r = http
-        .put(format!("{os}/{index}"))
-        .json(&json!({"aliases": {alias.clone(): {}}}))
-        .send()
+        .call(
+            reqwest::Method::PUT,
+            &format!("/{index}"),
+            Some(&json!({"aliases": {alias.clone(): {}}})),
+        )
         .await
         .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert!(r.is_success(), "{}", r.text());
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue = sqs
         .create_queue()
@@ -150,15 +152,14 @@ async fn verifier_counts_lost_extra_stale_and_rejects_in_the_real_stores() {
     // Index: a is current (7), b is behind (3 < 4), c is missing. Presence docs do not count.
     for (id, version) in [(a.clone(), 7), (b.clone(), 3), (format!("{c}#presence"), 9)] {
         let r = http
-            .put(format!(
-                "{os}/{index}/_doc/{}?refresh=true",
-                id.replace('#', "%23")
-            ))
-            .json(&json!({"docType": "shadow", "robotId": id, "version": version}))
-            .send()
+            .call(
+                reqwest::Method::PUT,
+                &format!("/{index}/_doc/{}?refresh=true", id.replace('#', "%23")),
+                Some(&json!({"docType": "shadow", "robotId": id, "version": version})),
+            )
             .await
             .unwrap();
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        assert!(r.is_success(), "{}", r.text());
     }
 
     // Rejects: three of ours, one retried copy, one of a robot outside this run.

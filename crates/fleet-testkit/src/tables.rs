@@ -85,3 +85,15 @@ pub async fn drain_queue(client: &aws_sdk_sqs::Client, url: &str, max: usize) ->
     }
     out
 }
+
+/// Creates an S3 bucket named `name` (lowercase, as S3 requires) and returns the name.
+pub async fn create_bucket(client: &aws_sdk_s3::Client, name: &str) -> String {
+    let name = name.to_ascii_lowercase();
+    client
+        .create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("create bucket");
+    name
+}

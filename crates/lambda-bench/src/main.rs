@@ -1,12 +1,15 @@
 //! lambda-bench: runs a function's release binary against a local Lambda Runtime API and the
-//! stand-ins (moto, osmem-server), and measures it from outside the process:
+//! stand-ins (through the AWS front: moto, osmem-server), and measures it from outside the
+//! process:
 //!
 //! - init: process start to the first poll of the runtime API (all clients built by then);
 //! - CPU time per record (user + system, every thread) over batches of 1,000 real writes;
 //! - peak RSS.
 //!
 //! `tools/bench.sh` builds the release binaries, starts the stand-ins and runs this for every
-//! function of the registry (`lambda-bench --list`); see docs/benchmarks.md.
+//! function of the registry (`lambda-bench --list`); see docs/benchmarks.md. The function runs
+//! as a role the front registers for the bench, allowed exactly the bench's table, queue, bucket
+//! and domain: every call is signed, verified and authorized, as in AWS.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -38,10 +41,10 @@ struct Args {
     /// Records per batch.
     #[arg(long, default_value_t = 1000)]
     batch_size: usize,
-    /// moto URL (default: $ROBOFLEET_TEST_AWS_ENDPOINT).
+    /// The AWS front's URL (default: $ROBOFLEET_TEST_AWS_ENDPOINT).
     #[arg(long, env = "ROBOFLEET_TEST_AWS_ENDPOINT")]
     aws_endpoint: String,
-    /// osmem / OpenSearch URL (default: $ROBOFLEET_TEST_OPENSEARCH_URL).
+    /// The front's OpenSearch domain endpoint (default: $ROBOFLEET_TEST_OPENSEARCH_URL).
     #[arg(long, env = "ROBOFLEET_TEST_OPENSEARCH_URL")]
     opensearch_url: Option<String>,
     /// Write the JSON report here.
@@ -88,9 +91,8 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("probing {}", args.aws_endpoint))?;
     if !moto_keepalive && !args.keepalive_dynamodb {
         eprintln!(
-            "note: {} closes every connection (moto's werkzeug server), so each DynamoDB call pays a \
-             new TCP connection: start moto with `tools/moto_server.py --keepalive` to measure as \
-             against DynamoDB",
+            "note: {} closes every connection, so each DynamoDB call pays a new TCP connection: \
+             use the AWS front of tools/standins.sh (HTTP keep-alive) to measure as against DynamoDB",
             args.aws_endpoint
         );
     }
@@ -100,7 +102,23 @@ async fn main() -> anyhow::Result<()> {
         fleet_testkit::tables::create_queue(&sqs, &fleet_testkit::unique_name("bench-rejects"))
             .await;
 
-    let mut env: Vec<(String, String)> = vec![("REJECTS_QUEUE_URL".into(), queue)];
+    let bucket = fleet_testkit::tables::create_bucket(
+        &aws_sdk_s3::Client::new(&sdk),
+        &fleet_testkit::unique_name("bench-payloads"),
+    )
+    .await;
+    let queue_arn = format!(
+        "arn:aws:sqs:us-east-1:123456789012:{}",
+        queue.rsplit('/').next().unwrap_or_default()
+    );
+    let mut grants = vec![
+        json!({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}),
+        json!({"Effect": "Allow", "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/*")}),
+    ];
+    let mut env: Vec<(String, String)> = vec![
+        ("REJECTS_QUEUE_URL".into(), queue),
+        ("REJECT_PAYLOADS_BUCKET".into(), bucket),
+    ];
     let event_for: fn(usize, usize) -> serde_json::Value = match function.downstream {
         Downstream::MissionsTable => {
             let table = fleet_testkit::unique_name("bench-missions");
@@ -109,6 +127,8 @@ async fn main() -> anyhow::Result<()> {
                 &table,
             )
             .await;
+            grants.push(json!({"Effect": "Allow", "Action": "dynamodb:PutItem",
+                "Resource": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}")}));
             env.push(("MISSIONS_TABLE".into(), table));
             env.push(("MISSION_TTL_DAYS".into(), "365".into()));
             env.push(("DAY_SHARDS".into(), "8".into()));
@@ -119,6 +139,10 @@ async fn main() -> anyhow::Result<()> {
                 .opensearch_url
                 .clone()
                 .context("--opensearch-url (or ROBOFLEET_TEST_OPENSEARCH_URL) is required")?;
+            // The front's default domain (tools/standins.sh).
+            grants.push(json!({"Effect": "Allow",
+                "Action": ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"],
+                "Resource": "arn:aws:es:us-east-1:123456789012:domain/robofleet-test/*"}));
             env.push(("OPENSEARCH_ENDPOINT".into(), url));
             env.push((
                 "ROBOTS_ALIAS".into(),
@@ -127,6 +151,26 @@ async fn main() -> anyhow::Result<()> {
             samples::shadow_event
         }
     };
+
+    // The function's role: exactly the bench's resources.
+    let role = format!(
+        "arn:aws:iam::123456789012:role/lambda-bench-{}",
+        function.binary
+    );
+    let credentials = fleet_local::front::FrontAdmin::new(&args.aws_endpoint)
+        .register_principal(
+            &role,
+            &[json!({"Version": "2012-10-17", "Statement": grants})],
+            "lambda-bench",
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "registering {role} with the AWS front at {}",
+                args.aws_endpoint
+            )
+        })?;
+    env.extend(credentials.env());
 
     if args.keepalive_dynamodb {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -168,8 +212,6 @@ async fn main() -> anyhow::Result<()> {
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
         .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_ENDPOINT_URL", &args.aws_endpoint)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::from(log.try_clone()?))
