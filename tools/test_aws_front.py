@@ -853,6 +853,20 @@ class Endpoints(unittest.TestCase):
         resp = conn.getresponse()
         return resp.status, json.loads(resp.read())
 
+    def test_an_iot_endpoint_without_a_backend_is_motos_data_plane(self) -> None:
+        status, body = admin("/_front/iot", {"name": uniq("stack"), "backend": None})
+        self.assertEqual((status, body["backend"]), (200, None), body)
+        self.addCleanup(admin, "/_front/close", {"url": body["url"]})
+        port, thing = _port(body["url"]), uniq("robot")
+        client("iot", DEV).create_thing(thingName=thing)  # moto's data plane knows its things
+        data = client("iot-data", DEV, port=port)
+        data.update_thing_shadow(thingName=thing, payload=b'{"state":{"desired":{"mode":"eco"}}}')
+        doc = json.loads(data.get_thing_shadow(thingName=thing)["payload"].read())
+        self.assertEqual(doc["state"]["desired"], {"mode": "eco"})
+        with self.assertRaises(ClientError) as ctx:  # still authorized like any other endpoint
+            client("iot-data", role(uniq("no-iot")), port=port).get_thing_shadow(thingName=thing)
+        self.assertEqual(code_of(ctx), "ForbiddenException")
+
     def test_two_domains_get_two_urls_and_the_policy_follows_the_domain(self) -> None:
         a, b = uniq("dom-a"), uniq("dom-b")
         url_a = self.open_domain(a, self.one)

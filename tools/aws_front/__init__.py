@@ -9,7 +9,8 @@ the rest. It listens on three loopback ports of one process (waitress, HTTP/1.1 
     aws         every AWS API, forwarded to moto's WSGI app in-process (no network hop);
                 /_front/... is the admin API, /moto-api/... passes through to moto unsigned
     opensearch  requests signed for `es`, forwarded over HTTP to osmem
-    iot         requests signed for `iotdata`, forwarded over HTTP to the shadow service
+    iot         requests signed for `iotdata`, forwarded over HTTP to the shadow service; with
+                no backend (the startup port unless re-pointed), moto's own IoT Data Plane
 
     python tools/aws_front --aws-port A --opensearch-port O --opensearch-backend http://127.0.0.1:X \
         --iot-port I [--iot-backend URL] [--region us-east-1] [--account 123456789012] \
@@ -105,7 +106,7 @@ request:
                                        "backend" omitted: the startup port's current one (--opensearch-backend)
     POST /_front/iot                   {"name"?, "backend"} -> {"ok": true, "url", "name", "backend"}
                                        the port of this stack (no name: the startup iot port), opened if new,
-                                       else re-pointed
+                                       else re-pointed; "backend": null serves moto's IoT Data Plane
     POST /_front/close                 {"url"} -> {"ok": true}; a port opened at run time stops listening and
                                        its connections close (400 for a startup port or an unknown URL)
     GET  /_front/endpoints             -> [{"kind": "opensearch", "url", "domainArn", "backend", "startup"},

@@ -658,7 +658,11 @@ class Front:
                 ep = self.opensearch_endpoint(body.get("domainArn"), None if backend is None else _backend_url(backend))
                 return _json_reply(start_response, 200, {"ok": True, "url": ep.url, "domainArn": ep.domain_arn, "backend": ep.backend})
             if path == "/_front/iot":
-                ep = self.iot_endpoint(body.get("name"), _backend_url(body.get("backend")))
+                # "backend": null (explicitly): moto's own IoT Data Plane answers (a test without
+                # a shadow service). A missing backend is a mistake.
+                explicit_none = "backend" in body and body["backend"] is None
+                backend = None if explicit_none else _backend_url(body.get("backend"))
+                ep = self.iot_endpoint(body.get("name"), backend)
                 return _json_reply(start_response, 200, {"ok": True, "url": ep.url, "name": ep.name, "backend": ep.backend})
             if path == "/_front/close":
                 self.close_endpoint(body.get("url"))
