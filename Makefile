@@ -23,6 +23,7 @@ help:
 	@echo "make lint    cargo fmt --check, clippy -D warnings, and cargo-machete (unused dependencies)"
 	@echo "make build   arm64 bootstrap for every function (sam build, offline)"
 	@echo "make bench   criterion benches per function + the whole-function bench (JSON in target/bench)"
+	@echo "make fuzz    cargo-fuzz over the decoders of robot input, 10M inputs (nightly; tools/fuzz.sh)"
 	@echo "make venv    only create/refresh the Python venvs"
 
 # ---------------------------------------------------------------------------------------------
@@ -62,6 +63,11 @@ MACHETE := .tools/bin/cargo-machete
 $(MACHETE):
 	cargo install cargo-machete --version 0.9.2 --locked --root .tools
 
+# Not part of `make test`: nightly, minutes; docs/fuzzing.md.
+.PHONY: fuzz
+fuzz:
+	@tools/fuzz.sh
+
 .PHONY: lint
 lint: $(MACHETE)
 	cargo fmt --all -- --check
@@ -74,9 +80,8 @@ lint: $(MACHETE)
 
 .PHONY: dev
 dev: $(VENV)/.installed
-	cargo build -p robofleet-cli
 	@mkdir -p .run
-	target/debug/robofleet dev --venv $(abspath $(VENV)) \
+	cargo run -q -p robofleet-cli -- dev --venv $(abspath $(VENV)) \
 	  --workload sim --robots $(DEV_ROBOTS) --duration $(DEV_DURATION) --report $(DEV_REPORT) \
 	  --sim-arg=--verify --sim-arg=--duplicates=5 --sim-arg=--reorders=20 --sim-arg=--malformed=2 \
 	  --sim-arg=--disconnects=5 --sim-arg=--report=$(SIM_REPORT)

@@ -86,7 +86,7 @@ for step in $RATES; do
     --connect-rate 500 --commands 0 --verify --grace "$GRACE" --latency-every 20 \
     --prefix "bench-$rate-$$" --report "$report" \
     --broker "mqtt://127.0.0.1:$MQTT_PORT" --aws-endpoint-url "$ROBOFLEET_TEST_AWS_ENDPOINT" \
-    --opensearch-url "$ROBOFLEET_TEST_OPENSEARCH_URL" --missions-table "$(field table)" \
+    --opensearch-url "$(field opensearch)" --missions-table "$(field table)" \
     --robots-alias "$(field alias)" --rejects-queue-url "$(field rejects)" >"$RUN/sim-$rate.log" 2>&1
   set -e
   python3 - "$report" "$RUN/sim.time" "$HZ" "$step" \
