@@ -530,3 +530,47 @@ fn the_rules_role_is_created_long_before_the_rules() {
         queue.queue_name
     )));
 }
+
+/// Defect 11: a retained resource with a fixed name blocks deploying the same stack again after
+/// `sam delete` (the kept one holds the name). Retained resources have generated names; named
+/// resources are deleted with the stack; the domain's log group goes with the domain.
+#[test]
+fn retained_resources_have_generated_names_and_named_ones_are_not_retained() {
+    let text = std::fs::read_to_string(template_path()).unwrap();
+    let raw = fleet_template::yaml::parse(&text).unwrap();
+    let name_property = |type_: &str| match type_ {
+        "AWS::DynamoDB::Table" => Some("TableName"),
+        "AWS::S3::Bucket" => Some("BucketName"),
+        "AWS::OpenSearchService::Domain" => Some("DomainName"),
+        "AWS::Logs::LogGroup" => Some("LogGroupName"),
+        "AWS::SQS::Queue" => Some("QueueName"),
+        "AWS::Kinesis::Stream" => Some("Name"),
+        "AWS::KMS::Alias" => Some("AliasName"),
+        "AWS::IoT::TopicRule" => Some("RuleName"),
+        "AWS::Serverless::Function" | "AWS::Lambda::Function" => Some("FunctionName"),
+        "AWS::CloudWatch::Alarm" => Some("AlarmName"),
+        _ => None,
+    };
+    let mut retained = Vec::new();
+    for (id, r) in raw["Resources"].as_object().unwrap() {
+        let kept = r["DeletionPolicy"] == "Retain" || r["UpdateReplacePolicy"] == "Retain";
+        let named = name_property(r["Type"].as_str().unwrap())
+            .is_some_and(|p| r["Properties"].get(p).is_some());
+        assert!(
+            !(kept && named),
+            "{id} is retained and has a fixed name: a redeploy after sam delete would collide"
+        );
+        if kept {
+            retained.push(id.as_str());
+        }
+    }
+    retained.sort_unstable();
+    assert_eq!(
+        retained,
+        ["DataKey", "FailedBatchesBucket", "MissionsTable"],
+        "the retained resources (docs/template-and-deploy.md lists them)"
+    );
+    let domain = &raw["Resources"]["RobotsDomain"];
+    let logs = &raw["Resources"]["OpenSearchLogGroup"];
+    assert_eq!(domain["DeletionPolicy"], logs["DeletionPolicy"]);
+}
