@@ -169,22 +169,13 @@ async fn missions(
 }
 
 async fn robot_doc(stack: &RunningStack, id: &str) -> Option<Value> {
-    let reply = fleet_testkit::opensearch_at(&stack.endpoints.opensearch)
-        .call(
-            reqwest::Method::GET,
-            &format!(
-                "/{}/_doc/{}",
-                stack.resources.opensearch.index,
-                id.replace('#', "%23")
-            ),
-            None,
-        )
+    // Tolerant: the cluster may be switched under the test (no answer is "not yet").
+    let os = fleet_testkit::opensearch_at(&stack.endpoints.opensearch);
+    fleet_testkit::try_get_doc(&os, &stack.resources.opensearch.index, id)
         .await
-        .ok()?;
-    if !reply.is_success() {
-        return None;
-    }
-    reply.json().get("_source").cloned()
+        .ok()?
+        .get("_source")
+        .cloned()
 }
 
 fn rejects(stack: &RunningStack) -> RejectsClient {
@@ -711,13 +702,10 @@ async fn a_cluster_stood_up_again_gets_its_template_and_alias_back() {
     // named like the alias.
     let os = fleet_testkit::opensearch_at(&stack.endpoints.opensearch);
     let alias = &stack.resources.opensearch.alias;
-    let aliases = os
-        .call(reqwest::Method::GET, &format!("/_alias/{alias}"), None)
-        .await
-        .unwrap()
-        .json();
-    let indices: Vec<&String> = aliases.as_object().unwrap().keys().collect();
-    assert_eq!(indices, [&format!("{alias}-v1")], "{aliases}");
+    assert_eq!(
+        fleet_testkit::alias_indices(&os, alias).await,
+        [format!("{alias}-v1")]
+    );
     let template = os
         .call(
             reqwest::Method::GET,

@@ -26,20 +26,9 @@ pub async fn create_role(
     let credentials = sdk
         .credentials_provider()
         .ok_or("the sdk config has no credentials to sign with")?;
-    let host = url
-        .split("://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap_or_default()
-        .to_string();
     let content_type = "application/x-www-form-urlencoded; charset=utf-8";
     let signed = Signer::for_service(credentials, region, "iam")
-        .headers(
-            "POST",
-            &url,
-            &[("host", host.as_str()), ("content-type", content_type)],
-            body.as_bytes(),
-        )
+        .headers_for("POST", &url, Some(content_type), body.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
     let mut request = reqwest::Client::new()

@@ -102,21 +102,11 @@ impl OpenSearchHttp {
                 .body(bytes.clone());
         }
         if let Some(signer) = &self.signer {
-            let host = url
-                .split("://")
-                .nth(1)
-                .and_then(|rest| rest.split('/').next())
-                .unwrap_or_default()
-                .to_string();
-            let mut headers = vec![("host", host.as_str())];
-            if let Some((_, content_type)) = &body {
-                headers.push(("content-type", content_type));
-            }
             for (k, v) in signer
-                .headers(
+                .headers_for(
                     method.as_str(),
                     &url,
-                    &headers,
+                    body.as_ref().map(|(_, ct)| *ct),
                     body.as_ref().map_or(&[][..], |(b, _)| &b[..]),
                 )
                 .await?

@@ -44,6 +44,23 @@ impl Signer {
         }
     }
 
+    /// The headers to add to a request that carries `host` (from `url`) and, when given,
+    /// `content-type`, and nothing else the signature must cover: exactly the headers sent.
+    pub async fn headers_for(
+        &self,
+        method: &str,
+        url: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>, IndexError> {
+        let host = host_of(url);
+        let mut headers = vec![("host", host)];
+        if let Some(ct) = content_type {
+            headers.push(("content-type", ct));
+        }
+        self.headers(method, url, &headers, body).await
+    }
+
     /// The headers to add to a request (`authorization`, `x-amz-date`, and the security token
     /// when the credentials carry one).
     pub async fn headers(
@@ -85,10 +102,28 @@ impl Signer {
     }
 }
 
+/// The authority of `url` (`host` or `host:port`): the `host` header a client sends.
+pub fn host_of(url: &str) -> &str {
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use aws_credential_types::Credentials;
+
+    #[test]
+    fn the_host_is_the_authority_of_the_url() {
+        assert_eq!(host_of("http://127.0.0.1:9200/_bulk?x=1"), "127.0.0.1:9200");
+        assert_eq!(
+            host_of("https://search-x.es.amazonaws.com"),
+            "search-x.es.amazonaws.com"
+        );
+        assert_eq!(host_of("not a url"), "");
+    }
 
     #[tokio::test]
     async fn signed_headers_carry_the_sigv4_authorization() {

@@ -48,15 +48,7 @@ async fn index() -> RobotIndex {
 }
 
 async fn get(alias: &str, id: &str) -> Value {
-    opensearch()
-        .call(
-            reqwest::Method::GET,
-            &format!("/{alias}/_doc/{}", id.replace('#', "%23")),
-            None,
-        )
-        .await
-        .unwrap()
-        .json()
+    fleet_testkit::get_doc(&opensearch(), alias, id).await
 }
 
 #[tokio::test]
@@ -283,13 +275,10 @@ async fn a_new_empty_cluster_gets_the_template_and_alias_again_not_a_concrete_in
         vec![ItemResult::Indexed]
     );
     // The alias points at <alias>-v1, a real index made from the template.
-    let aliases = os
-        .call(reqwest::Method::GET, &format!("/_alias/{alias}"), None)
-        .await
-        .unwrap()
-        .json();
-    let indices: Vec<&String> = aliases.as_object().unwrap().keys().collect();
-    assert_eq!(indices, [&format!("{alias}-v1")], "{aliases}");
+    assert_eq!(
+        fleet_testkit::alias_indices(&os, &alias).await,
+        [format!("{alias}-v1")]
+    );
     assert_eq!(get(&alias, "rb-9").await["_source"]["version"], 3);
     let template_status = os
         .call(
@@ -349,7 +338,7 @@ async fn a_write_never_creates_an_index() {
 async fn a_request_signed_over_a_header_it_does_not_send_is_refused() {
     let alias = unique_name("robots");
     let url = format!("{}/_index_template/{alias}", opensearch_url());
-    let host = url.split('/').nth(2).unwrap().to_string();
+    let host = fleet_aws::sigv4::host_of(&url).to_string();
     let signed = developer_signer()
         .headers(
             "GET",

@@ -85,6 +85,39 @@ pub fn opensearch_at(url: &str) -> fleet_aws::OpenSearchHttp {
     fleet_aws::OpenSearchHttp::new(reqwest::Client::new(), url, Some(developer_signer()))
 }
 
+/// `GET /<index>/_doc/<id>` through `os` (the id's `#` escaped): the whole answer, with
+/// `found`, `_version` and `_source`; `Err` when no answer came.
+pub async fn try_get_doc(
+    os: &fleet_aws::OpenSearchHttp,
+    index: &str,
+    id: &str,
+) -> Result<serde_json::Value, fleet_aws::IndexError> {
+    let path = format!("/{index}/_doc/{}", id.replace('#', "%23"));
+    Ok(os.call(reqwest::Method::GET, &path, None).await?.json())
+}
+
+/// [`try_get_doc`], for a test that expects an answer.
+pub async fn get_doc(os: &fleet_aws::OpenSearchHttp, index: &str, id: &str) -> serde_json::Value {
+    try_get_doc(os, index, id)
+        .await
+        .unwrap_or_else(|e| panic!("GET {index}/_doc/{id}: {e}"))
+}
+
+/// The concrete indices behind `alias` (`GET /_alias/<alias>`), sorted.
+pub async fn alias_indices(os: &fleet_aws::OpenSearchHttp, alias: &str) -> Vec<String> {
+    let answer = os
+        .call(reqwest::Method::GET, &format!("/_alias/{alias}"), None)
+        .await
+        .unwrap_or_else(|e| panic!("GET _alias/{alias}: {e}"))
+        .json();
+    let mut indices: Vec<String> = answer
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    indices.sort();
+    indices
+}
+
 /// Creates the IAM role `name` (Lambda may assume it) as the local developer; its ARN.
 pub async fn create_role(name: &str) -> String {
     let sdk = sdk_config().await;

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -182,32 +181,51 @@ fn config_for_stub(port: u16) -> Config {
     }
 }
 
-/// A DynamoDB endpoint that answers the first `throttled` PutItem calls with DynamoDB's own
-/// throttling error (400 `ProvisionedThroughputExceededException`) and every later one with
-/// success. Returns its port and the count of PutItem calls it saw.
-async fn throttling_dynamodb(throttled: usize) -> (u16, Arc<AtomicUsize>) {
-    let calls = Arc::new(AtomicUsize::new(0));
+/// Calls a stub received, by `x-amz-target` (`DynamoDB_20120810.PutItem`, `AmazonSQS.…`).
+type Calls = Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+fn calls_to(calls: &Calls, prefix: &str) -> usize {
+    calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// An AWS JSON-protocol endpoint (DynamoDB, SQS) that answers each call with
+/// `answer(target, n)`, `n` counting the earlier calls of that target: a status and a JSON body.
+/// Returns its port and the calls it saw.
+async fn stub_aws<F>(answer: F) -> (u16, Calls)
+where
+    F: Fn(&str, usize) -> (u16, String) + Send + Sync + 'static,
+{
+    let calls: Calls = Arc::default();
     let seen = calls.clone();
+    let answer = Arc::new(answer);
     let app = axum::Router::new().route(
         "/",
         axum::routing::post(move |headers: axum::http::HeaderMap| {
-            let seen = seen.clone();
+            let (seen, answer) = (seen.clone(), answer.clone());
             async move {
                 let target = headers
                     .get("x-amz-target")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_string();
-                let json = [("content-type", "application/x-amz-json-1.0")];
-                if target != "DynamoDB_20120810.PutItem" {
-                    return (axum::http::StatusCode::BAD_REQUEST, json, "{}".to_string());
-                }
-                if seen.fetch_add(1, Ordering::SeqCst) < throttled {
-                    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#;
-                    (axum::http::StatusCode::BAD_REQUEST, json, body.to_string())
-                } else {
-                    (axum::http::StatusCode::OK, json, "{}".to_string())
-                }
+                let n = {
+                    let mut calls = seen.lock().unwrap();
+                    let count = calls.entry(target.clone()).or_default();
+                    *count += 1;
+                    *count - 1
+                };
+                let (status, body) = answer(&target, n);
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [("content-type", "application/x-amz-json-1.0")],
+                    body,
+                )
             }
         }),
     );
@@ -217,6 +235,23 @@ async fn throttling_dynamodb(throttled: usize) -> (u16, Arc<AtomicUsize>) {
         let _ = axum::serve(listener, app).await;
     });
     (port, calls)
+}
+
+const PUT_ITEM: &str = "DynamoDB_20120810.PutItem";
+
+/// A DynamoDB endpoint that answers the first `throttled` PutItem calls with DynamoDB's own
+/// throttling error (400 `ProvisionedThroughputExceededException`) and every later one with
+/// success. Returns its port and the calls it saw.
+async fn throttling_dynamodb(throttled: usize) -> (u16, Calls) {
+    stub_aws(move |target, n| match (target, n < throttled) {
+        (PUT_ITEM, true) => (
+            400,
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#.into(),
+        ),
+        (PUT_ITEM, false) => (200, "{}".into()),
+        _ => (400, "{}".into()),
+    })
+    .await
 }
 
 /// One valid mission report.
@@ -239,7 +274,7 @@ async fn throttling_that_outlasts_the_budget_is_an_item_failure() {
     assert_eq!(done.response.batch_item_failures.len(), 1);
     assert_eq!((done.report.succeeded, done.report.rejected), (0, 0));
     assert!(
-        calls.load(Ordering::SeqCst) > 1,
+        calls_to(&calls, PUT_ITEM) > 1,
         "a throttled write is retried before it is given back to Lambda"
     );
 }
@@ -259,52 +294,30 @@ async fn throttling_that_clears_within_the_budget_stores_the_mission() {
     );
     assert_eq!(done.report.succeeded, 1);
     assert_eq!(
-        calls.load(Ordering::SeqCst),
+        calls_to(&calls, PUT_ITEM),
         3,
         "two throttled calls, then the write"
     );
 }
 
 /// A DynamoDB (and SQS) endpoint that refuses every PutItem with `code` and `status`, and
-/// counts the reject sends (SQS `SendMessageBatch`) it receives, answering them as failed so
-/// nothing else depends on them.
-async fn refusing_dynamodb(code: &'static str, status: u16) -> (u16, Arc<AtomicUsize>) {
-    let rejects = Arc::new(AtomicUsize::new(0));
-    let seen = rejects.clone();
-    let app = axum::Router::new().route(
-        "/",
-        axum::routing::post(move |headers: axum::http::HeaderMap| {
-            let seen = seen.clone();
-            async move {
-                let target = headers
-                    .get("x-amz-target")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                if target.starts_with("AmazonSQS.") {
-                    seen.fetch_add(1, Ordering::SeqCst);
-                    let body = r#"{"__type":"com.amazonaws.sqs#ServiceUnavailable","message":"stub"}"#;
-                    return (
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                        [("content-type", "application/x-amz-json-1.0")],
-                        body.to_string(),
-                    );
-                }
-                let body = format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"refused by the stub"}}"#);
-                (
-                    axum::http::StatusCode::from_u16(status).unwrap(),
-                    [("content-type", "application/x-amz-json-1.0")],
-                    body,
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (port, rejects)
+/// refuses the reject sends (SQS `SendMessageBatch`) too, so nothing else depends on them;
+/// `calls_to(&calls, "AmazonSQS.")` counts those sends.
+async fn refusing_dynamodb(code: &'static str, status: u16) -> (u16, Calls) {
+    stub_aws(move |target, _| {
+        if target.starts_with("AmazonSQS.") {
+            (
+                503,
+                r#"{"__type":"com.amazonaws.sqs#ServiceUnavailable","message":"stub"}"#.into(),
+            )
+        } else {
+            (
+                status,
+                format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"refused by the stub"}}"#),
+            )
+        }
+    })
+    .await
 }
 
 /// Defect 6: a deployment's mistake (access denied, a missing KMS grant or table, refused
@@ -322,7 +335,7 @@ async fn every_error_class_is_retried_except_a_refusal_of_the_record() {
         ("ValidationException", 400, true),
     ];
     for (code, status, is_reject) in cases {
-        let (port, reject_sends) = refusing_dynamodb(code, *status).await;
+        let (port, calls) = refusing_dynamodb(code, *status).await;
         let sdk = fleet_testkit::sdk_config_for(&format!("http://127.0.0.1:{port}")).await;
         let handler = build(config_for_stub(port), &sdk).await;
         let done = handler
@@ -334,7 +347,7 @@ async fn every_error_class_is_retried_except_a_refusal_of_the_record() {
         assert_eq!(done.response.batch_item_failures.len(), 1, "{code}");
         assert_eq!(done.report.succeeded, 0, "{code}");
         assert_eq!(
-            reject_sends.load(Ordering::SeqCst) > 0,
+            calls_to(&calls, "AmazonSQS.") > 0,
             *is_reject,
             "{code}: dead-lettered = {is_reject} expected"
         );

@@ -89,15 +89,7 @@ async fn run_fixture(name: &str) {
 
     for f in expected["final"].as_array().unwrap() {
         let id = f["docId"].as_str().unwrap();
-        let doc = fleet_testkit::opensearch()
-            .call(
-                reqwest::Method::GET,
-                &format!("/{alias}/_doc/{}", id.replace('#', "%23")),
-                None,
-            )
-            .await
-            .unwrap()
-            .json();
+        let doc = fleet_testkit::get_doc(&fleet_testkit::opensearch(), &alias, id).await;
         assert_eq!(doc["found"], true, "{name}: {id} not indexed: {doc}");
         assert_eq!(doc["_version"], f["externalVersion"], "{name}: {id}");
     }
