@@ -146,6 +146,16 @@ pub enum IndexError {
         /// The response body or the transport error.
         message: String,
     },
+    /// No answer within the request's time: the domain is unavailable, and another attempt
+    /// in this invocation would only wait as long again.
+    #[error(
+        "opensearch did not answer within {} ms; the stream holds the records until it answers",
+        after.as_millis()
+    )]
+    TimedOut {
+        /// How long the request waited.
+        after: std::time::Duration,
+    },
     /// Signing the request failed (no credentials?).
     #[error(
         "could not sign the request for opensearch: {0}; check the function's role and credentials"
@@ -158,6 +168,7 @@ impl IndexError {
     pub fn failure(&self) -> Failure {
         match self {
             IndexError::Failed { failure, .. } => *failure,
+            IndexError::TimedOut { .. } => Failure::Unavailable,
             IndexError::Signing(_) => Failure::Authentication,
         }
     }

@@ -114,17 +114,20 @@ impl OpenSearchHttp {
                 request = request.header(k, v);
             }
         }
-        let response = request.send().await.map_err(|e| IndexError::Failed {
-            failure: Failure::Unavailable,
-            status: 0,
-            message: crate::error::chain(&e),
-        })?;
+        let failed = |e: reqwest::Error, status: u16| {
+            if e.is_timeout() {
+                IndexError::TimedOut { after: timeout }
+            } else {
+                IndexError::Failed {
+                    failure: Failure::Unavailable,
+                    status,
+                    message: crate::error::chain(&e),
+                }
+            }
+        };
+        let response = request.send().await.map_err(|e| failed(e, 0))?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| IndexError::Failed {
-            failure: Failure::Unavailable,
-            status,
-            message: crate::error::chain(&e),
-        })?;
+        let bytes = response.bytes().await.map_err(|e| failed(e, status))?;
         Ok(Reply {
             status,
             body: bytes.to_vec(),

@@ -52,6 +52,12 @@ pub enum ItemResult {
     Permanent(String),
 }
 
+/// The longest one request may take (the deadline permitting): a 500-document bulk request
+/// takes well under a second on a healthy domain, so a request still unanswered after 10 s
+/// counts as the domain being unavailable (and towards its circuit breaker) instead of holding
+/// the invocation.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Writes robot documents to OpenSearch.
 #[derive(Debug, Clone)]
 pub struct RobotIndex {
@@ -91,7 +97,7 @@ impl RobotIndex {
             http: OpenSearchHttp::new(http, endpoint, signer),
             alias: alias.into(),
             backoff: Backoff::default(),
-            request_timeout: Duration::from_secs(30),
+            request_timeout: REQUEST_TIMEOUT,
         }
     }
 
@@ -291,6 +297,12 @@ impl RobotIndex {
                 failure: Failure::of_http_status(status),
                 reason: format!("bulk request got {status}: {}", snippet(&bytes)),
             }),
+            // No answer at all: another round would only wait as long again. The records go
+            // back to the stream now (and the timeout counts against the domain's breaker).
+            Err(e @ IndexError::TimedOut { .. }) => all(Round::Done(ItemResult::Retry {
+                failure: e.failure(),
+                reason: e.to_string(),
+            })),
             Err(e) => all(Round::Again {
                 failure: e.failure(),
                 reason: e.to_string(),

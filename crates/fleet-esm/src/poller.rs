@@ -131,6 +131,7 @@ impl Poller {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
         let (enabled_tx, enabled_rx) = watch::channel(false);
+        let enabled_tx = Arc::new(enabled_tx);
         let ctx = Arc::new(Ctx {
             config: self.config,
             options: self.options,
@@ -140,6 +141,8 @@ impl Poller {
             stats: stats.clone(),
             stop_rx,
             enabled_rx,
+            enabled_tx: enabled_tx.clone(),
+            state: self.state.clone(),
             resume: self.resume,
         });
         let outside = shutdown.wait();
@@ -148,6 +151,7 @@ impl Poller {
         let task = tokio::spawn(async move {
             let mut tasks = JoinSet::new();
             tasks.spawn(watch_state(ctx.clone(), self.state, enabled_tx));
+
             tasks.spawn(supervise(ctx.clone()));
             tokio::select! {
                 _ = outside => { stopper.send_replace(true); }
@@ -221,6 +225,8 @@ struct Ctx {
     stats: Arc<EsmStats>,
     stop_rx: watch::Receiver<bool>,
     enabled_rx: watch::Receiver<bool>,
+    enabled_tx: Arc<watch::Sender<bool>>,
+    state: Arc<dyn MappingState>,
     resume: BTreeMap<String, String>,
 }
 
@@ -243,6 +249,23 @@ impl Ctx {
         }
     }
 
+    /// Reads the mapping's state now (not at the next poll): after a failed batch, whether the
+    /// function disabled its own mapping meanwhile (its circuit breaker opened). An unreadable
+    /// state counts as enabled.
+    async fn still_enabled(&self) -> bool {
+        match self.state.enabled().await {
+            Ok(enabled) => {
+                self.enabled_tx
+                    .send_if_modified(|cur| std::mem::replace(cur, enabled) != enabled);
+                self.stats
+                    .enabled
+                    .store(enabled, std::sync::atomic::Ordering::Relaxed);
+                enabled
+            }
+            Err(_) => true,
+        }
+    }
+
     /// Waits while the mapping is disabled.
     async fn wait_enabled(&self) -> Result<(), Stopped> {
         if self.is_stopped() {
@@ -256,7 +279,7 @@ impl Ctx {
     }
 }
 
-async fn watch_state(ctx: Arc<Ctx>, state: Arc<dyn MappingState>, tx: watch::Sender<bool>) {
+async fn watch_state(ctx: Arc<Ctx>, state: Arc<dyn MappingState>, tx: Arc<watch::Sender<bool>>) {
     let mut first = true;
     let mut failing = false;
     loop {
@@ -767,6 +790,21 @@ async fn process_batch(
                 }
             };
             unreachable = 0;
+            // The mapping was disabled while the batch ran (the function's circuit breaker
+            // opened and paused it): as in Lambda, what is left waits in the stream, and is
+            // delivered again once the mapping runs, without using a retry or a bisect.
+            if !matches!(verdict, BatchVerdict::Success) && !ctx.still_enabled().await {
+                let done = match &verdict {
+                    BatchVerdict::Partial { first_failed, .. } => *first_failed,
+                    _ => 0,
+                };
+                let rest = unit.records.split_off(done);
+                tracker.done(&unit.records);
+                unit.records = rest;
+                EsmStats::add(&stats.paused_batches, 1);
+                debug!(mapping = %cfg.uuid, shard = %shard_id, waiting = unit.records.len(), "mapping disabled during the batch; the rest waits");
+                continue;
+            }
             match verdict {
                 BatchVerdict::Success => {
                     tracker.done(&unit.records);

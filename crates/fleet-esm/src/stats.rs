@@ -26,6 +26,8 @@ pub struct EsmStats {
     pub retries: AtomicU64,
     /// Failed batches split in two (`BisectBatchOnFunctionError`).
     pub bisections: AtomicU64,
+    /// Failed batches whose mapping was disabled meanwhile: left waiting, no retry, no bisect.
+    pub paused_batches: AtomicU64,
     /// Records that completed: processed, or discarded after failing.
     pub records_done: AtomicU64,
     /// Records sent to the on-failure destination.
@@ -65,6 +67,8 @@ pub struct EsmStatsSnapshot {
     pub retries: u64,
     /// See [`EsmStats::bisections`].
     pub bisections: u64,
+    /// See [`EsmStats::paused_batches`].
+    pub paused_batches: u64,
     /// See [`EsmStats::records_done`].
     pub records_done: u64,
     /// See [`EsmStats::sent_to_on_failure`].
@@ -131,6 +135,7 @@ impl EsmStats {
             batches_failed: g(&self.batches_failed),
             retries: g(&self.retries),
             bisections: g(&self.bisections),
+            paused_batches: g(&self.paused_batches),
             records_done: g(&self.records_done),
             sent_to_on_failure: g(&self.sent_to_on_failure),
             on_failure_batches: g(&self.on_failure_batches),

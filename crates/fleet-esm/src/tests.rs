@@ -964,3 +964,48 @@ async fn a_batch_is_cut_before_the_payload_limit() {
     assert_eq!(f.sizes(), vec![2, 2, 1], "each event stays under the limit");
     handle.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_function_that_disables_its_mapping_costs_no_retry_and_no_bisect() {
+    // The function's circuit breaker opens during the first batch: it disables the mapping and
+    // reports its records as failed. They wait, untouched, and are delivered again once the
+    // mapping is enabled.
+    let stream = FakeStream::one_shard();
+    for _ in 0..4 {
+        stream.put("k", "x");
+    }
+    let state = SwitchState::new(true);
+    let switch = state.clone();
+    let f = FakeFunction::new(move |n, seqs| {
+        if n == 0 {
+            switch.set(false);
+            let all: Vec<&str> = seqs.iter().map(String::as_str).collect();
+            Ok(failures(&all[..1]))
+        } else {
+            Ok(InvokeOutcome::ok(json!({"batchItemFailures": []})))
+        }
+    });
+    let mut c = config();
+    c.bisect_on_error = true;
+    c.max_retry_attempts = Some(0);
+    let run = start(c, &stream, &f, state.clone());
+    until("the first batch", || f.batches().len() == 1).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let s = run.handle.stats().snapshot();
+    assert_eq!(
+        (s.retries, s.bisections, s.paused_batches),
+        (0, 0, 1),
+        "{s:?}"
+    );
+    assert_eq!(f.batches().len(), 1, "nothing invoked while disabled");
+    assert!(run.sink.records().is_empty(), "nothing sent to on-failure");
+    state.set(true);
+    until("delivered again", || {
+        run.handle.checkpoint(SHARD).as_deref() == Some("4")
+    })
+    .await;
+    assert_eq!(f.batches(), vec![strings(&["1", "2", "3", "4"]); 2]);
+    let s = run.handle.stats().snapshot();
+    assert_eq!((s.retries, s.bisections), (0, 0));
+    run.handle.shutdown().await;
+}

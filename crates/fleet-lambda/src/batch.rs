@@ -76,6 +76,8 @@ pub struct BatchReport {
     pub rejected: usize,
     /// Records that need a retry (at or after the reported checkpoint).
     pub retried: usize,
+    /// Records not attempted because the downstream's circuit breaker is open.
+    pub deferred: usize,
     /// Rejected records by kind.
     pub rejected_by_kind: std::collections::BTreeMap<String, usize>,
     /// The sequence number reported to Lambda, if any.
@@ -166,6 +168,25 @@ impl Batch {
             }
         }
         items
+    }
+
+    /// Defers every record that has no outcome yet (the downstream's circuit breaker is open):
+    /// reported to Lambda for delivery again, not attempted now.
+    pub fn defer_pending(&mut self, reason: &str) {
+        for outcome in &mut self.outcomes {
+            if outcome.is_none() {
+                *outcome = Some(Outcome::Deferred(reason.to_string()));
+            }
+        }
+    }
+
+    /// Turns every retry into a deferral (the downstream's breaker opened during the batch).
+    pub fn defer_retries(&mut self, reason: &str) {
+        for outcome in &mut self.outcomes {
+            if matches!(outcome, Some(Outcome::Retry(_)) | None) {
+                *outcome = Some(Outcome::Deferred(reason.to_string()));
+            }
+        }
     }
 
     /// Records the outcome of one record.
@@ -300,8 +321,12 @@ impl Batch {
                         .entry(r.kind.as_str().to_string())
                         .or_default() += 1;
                 }
-                Some(Outcome::Retry(_)) | None => {
-                    report.retried += 1;
+                Some(Outcome::Retry(_)) | Some(Outcome::Deferred(_)) | None => {
+                    if matches!(outcome, Some(Outcome::Deferred(_))) {
+                        report.deferred += 1;
+                    } else {
+                        report.retried += 1;
+                    }
                     if record.sequence_number.is_some() && lowest.is_none_or(|l| earlier(record, l))
                     {
                         lowest = Some(record);
@@ -322,6 +347,7 @@ impl Batch {
             duplicates = report.duplicates,
             rejected = report.rejected,
             retried = report.retried,
+            deferred = report.deferred,
             checkpoint = report.checkpoint.as_deref().unwrap_or(""),
             duration_ms = report.duration_ms,
             "batch done"

@@ -13,8 +13,8 @@ pub const NAMESPACE: &str = "Robofleet";
 /// The variable Lambda sets to the version that runs (`$LATEST`, or `3` behind an alias).
 pub const VERSION_VAR: &str = "AWS_LAMBDA_FUNCTION_VERSION";
 
-/// The EMF document for one batch: `Records`, `Succeeded`, `Duplicates`, `Rejected`, `Retried`
-/// (Count) and `BatchDuration` (Milliseconds), per `Function` and per `Function` and `Version`.
+/// The EMF document for one batch: `Records`, `Succeeded`, `Duplicates`, `Rejected`, `Retried`,
+/// `Deferred` (Count) and `BatchDuration` (Milliseconds), per `Function` and per `Function` and `Version`.
 ///
 /// The per-version series is what the deployment's canary alarm watches: during a gradual
 /// deploy old and new versions run side by side, and only the new one's `Retried / Records`
@@ -36,6 +36,7 @@ pub fn emf(report: &BatchReport, version: &str) -> Value {
                     {"Name": "Duplicates", "Unit": "Count"},
                     {"Name": "Rejected", "Unit": "Count"},
                     {"Name": "Retried", "Unit": "Count"},
+                    {"Name": "Deferred", "Unit": "Count"},
                     {"Name": "BatchDuration", "Unit": "Milliseconds"}
                 ]
             }]
@@ -47,6 +48,7 @@ pub fn emf(report: &BatchReport, version: &str) -> Value {
         "Duplicates": report.duplicates,
         "Rejected": report.rejected,
         "Retried": report.retried,
+        "Deferred": report.deferred,
         "BatchDuration": report.duration_ms,
     })
 }
@@ -60,18 +62,55 @@ pub fn disable() {
     DISABLED.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Writes the EMF line for one batch to stdout (unless `ROBOFLEET_METRICS=off`, which the local
-/// stack sets to keep its console readable, or [`disable`] was called).
+/// Whether EMF output is on (not `ROBOFLEET_METRICS=off`, which the local stack sets to keep its
+/// console readable, and not [`disable`]d).
+fn enabled() -> bool {
+    !(DISABLED.load(std::sync::atomic::Ordering::Relaxed)
+        || std::env::var("ROBOFLEET_METRICS").is_ok_and(|v| v == "off"))
+}
+
+/// Writes the EMF line for one batch to stdout.
 pub fn emit(report: &BatchReport) {
-    if DISABLED.load(std::sync::atomic::Ordering::Relaxed)
-        || std::env::var("ROBOFLEET_METRICS").is_ok_and(|v| v == "off")
-    {
+    if !enabled() {
         return;
     }
     static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let version =
         VERSION.get_or_init(|| std::env::var(VERSION_VAR).unwrap_or_else(|_| "$LATEST".into()));
     println!("{}", emf(report, version));
+}
+
+/// The EMF document of one count, `metric` = `value` (Count) in [`NAMESPACE`] with one
+/// dimension set `[(name, value), ...]`: what other parts of a function (the circuit breaker)
+/// report.
+pub fn count(metric: &str, value: u64, dimensions: &[(&str, &str)]) -> Value {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let names: Vec<&str> = dimensions.iter().map(|(k, _)| *k).collect();
+    let mut doc = json!({
+        "_aws": {
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [names],
+                "Metrics": [{"Name": metric, "Unit": "Count"}]
+            }]
+        },
+        metric: value,
+    });
+    for (k, v) in dimensions {
+        doc[*k] = json!(v);
+    }
+    doc
+}
+
+/// Writes an EMF document (from [`count`]) to stdout.
+pub fn emit_doc(doc: &Value) {
+    if enabled() {
+        println!("{doc}");
+    }
 }
 
 #[cfg(test)]
@@ -106,5 +145,20 @@ mod tests {
             json!([["Function"], ["Function", "Version"]])
         );
         assert_eq!(doc["Version"], "7");
+    }
+
+    #[test]
+    fn a_count_names_its_dimensions() {
+        let doc = count("BreakerOpened", 1, &[("Downstream", "robots-index")]);
+        assert_eq!(doc["BreakerOpened"], 1);
+        assert_eq!(doc["Downstream"], "robots-index");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Downstream"]])
+        );
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+            "BreakerOpened"
+        );
     }
 }

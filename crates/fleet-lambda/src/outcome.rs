@@ -39,11 +39,15 @@ pub enum Outcome {
     Rejected(Reject),
     /// Transient failure (throttling, 5xx, timeout): reported to Lambda so it is retried.
     Retry(String),
+    /// Not attempted: the downstream's circuit breaker is open and the mapping is being paused.
+    /// Reported to Lambda like a retry (the record is delivered again once the mapping runs),
+    /// but counted apart: it says nothing about this release, so the canary does not see it.
+    Deferred(String),
 }
 
 impl Outcome {
     /// Whether Lambda must deliver this record again.
     pub fn needs_retry(&self) -> bool {
-        matches!(self, Outcome::Retry(_))
+        matches!(self, Outcome::Retry(_) | Outcome::Deferred(_))
     }
 }

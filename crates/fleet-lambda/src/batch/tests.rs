@@ -345,3 +345,37 @@ async fn an_unprocessed_record_is_retried_and_never_reported_without_identifier(
         assert!(f.item_identifier.as_deref().is_some_and(|s| !s.is_empty()));
     }
 }
+
+#[tokio::test]
+async fn deferred_records_are_delivered_again_but_not_counted_as_retries() {
+    // The breaker opened during the batch: rb-1 was written, rb-2 not attempted, the malformed
+    // record still rejected.
+    let recs = vec![
+        record("1", "rb-1", &b64(&mission("rb-1", 1))),
+        record("2", "rb-2", &b64(&mission("rb-2", 1))),
+        record("3", "rb-3", &b64(b"{not json")),
+    ];
+    let mut batch = Batch::new("t", event(recs)).unwrap();
+    let items = batch.decode(decode_mission);
+    let first = items.into_iter().next().unwrap();
+    batch.set(first.position, Outcome::Succeeded);
+    batch.defer_pending("circuit breaker open");
+    let sink = MemoryRejectSink::default();
+    let done = batch.finish(&sink, deadline()).await;
+    assert_eq!(failures(&done), vec!["2".to_string()]);
+    assert_eq!(
+        (
+            done.report.succeeded,
+            done.report.deferred,
+            done.report.retried,
+            done.report.rejected
+        ),
+        (1, 1, 0, 1)
+    );
+    assert_eq!(sink.sent().len(), 1);
+    let emf = crate::metrics::emf(&done.report, "3");
+    assert_eq!(
+        (emf["Deferred"].clone(), emf["Retried"].clone()),
+        (json!(1), json!(0))
+    );
+}
