@@ -32,9 +32,11 @@ output() {
 if [ "$dry_run" = "--dry-run" ]; then
   endpoint="https://search-example.$region.es.amazonaws.com"
   indexer_role="arn:aws:iam::123456789012:role/$stack-ShadowIndexerRole-EXAMPLE"
+  probe_role="arn:aws:iam::123456789012:role/$stack-BreakerProbeRole-EXAMPLE"
 else
   endpoint=$(output OpenSearchEndpoint)
   indexer_role=$(output ShadowIndexerRoleArn)
+  probe_role=$(output BreakerProbeRoleArn)
 fi
 
 role_body=$(cat <<JSON
@@ -48,7 +50,7 @@ role_body=$(cat <<JSON
   ],
   "index_permissions": [
     {
-      "index_patterns": ["robots", "robots-*"],
+      "index_patterns": ["robots", "robots-*", "robots_breaker_canary"],
       "allowed_actions": ["crud", "create_index", "manage_aliases", "indices:admin/mapping/put", "indices_monitor"]
     }
   ]
@@ -56,7 +58,7 @@ role_body=$(cat <<JSON
 JSON
 )
 mapping_body=$(cat <<JSON
-{ "backend_roles": ["$indexer_role"] }
+{ "backend_roles": ["$indexer_role", "$probe_role"] }
 JSON
 )
 
@@ -75,4 +77,4 @@ call() { # method path body
 
 call PUT "/_plugins/_security/api/roles/$role_name" "$role_body"
 call PUT "/_plugins/_security/api/rolesmapping/$role_name" "$mapping_body"
-echo "opensearch-map-indexer: $indexer_role is mapped to $role_name on $endpoint"
+echo "opensearch-map-indexer: $indexer_role and $probe_role are mapped to $role_name on $endpoint"

@@ -425,7 +425,16 @@ fn the_canary_rolls_back_a_version_that_fails_its_records() {
     let emf = fleet_lambda::metrics::emf(&fleet_lambda::BatchReport::default(), "1");
     let emf_dimensions: Vec<Vec<String>> =
         serde_json::from_value(emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"].clone()).unwrap();
-    for f in stack.functions() {
+    let consumers: Vec<String> = stack
+        .event_source_mappings()
+        .iter()
+        .map(|m| m.function_logical_id.clone())
+        .collect();
+    for f in stack
+        .functions()
+        .into_iter()
+        .filter(|f| consumers.contains(&f.logical_id))
+    {
         let id = &f.logical_id;
         let alarm_id = id.replace("Function", "CanaryAlarm");
         let alarm = stack
@@ -573,4 +582,82 @@ fn retained_resources_have_generated_names_and_named_ones_are_not_retained() {
     let domain = &raw["Resources"]["RobotsDomain"];
     let logs = &raw["Resources"]["OpenSearchLogGroup"];
     assert_eq!(domain["DeletionPolicy"], logs["DeletionPolicy"]);
+}
+
+/// The circuit breaker (docs/breaker.md): each consumer pauses only its own mappings (named as
+/// SAM attaches them, to the alias), the probe runs every minute alone, and the IAM that lets
+/// them switch mappings is scoped by the function the mapping feeds.
+#[test]
+fn each_consumer_pauses_only_its_own_mappings_and_the_probe_runs_every_minute() {
+    let stack = stack();
+    let consumers: Vec<String> = stack
+        .event_source_mappings()
+        .iter()
+        .map(|m| m.function_logical_id.clone())
+        .collect();
+    assert_eq!(consumers.len(), 2);
+    for id in &consumers {
+        let f = stack.function(id).unwrap();
+        let alias = f.auto_publish_alias.as_deref().unwrap();
+        let own = format!("{}:{alias}", f.function_name);
+        assert_eq!(f.environment["BREAKER_FUNCTIONS"], own.as_str(), "{id}");
+        // The role's switch is scoped to this function's mappings (any alias or version).
+        let role_id = id.replace("Function", "Role");
+        let policy = stack.resource(&role_id).unwrap().properties["Policies"][0]["PolicyDocument"]
+            ["Statement"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let pause = policy
+            .iter()
+            .find(|s| s["Sid"] == "PauseOwnMappings")
+            .unwrap_or_else(|| panic!("{role_id} has no PauseOwnMappings"));
+        assert_eq!(pause["Action"], "lambda:UpdateEventSourceMapping");
+        assert_eq!(
+            pause["Condition"]["ArnLike"]["lambda:FunctionArn"],
+            format!(
+                "arn:aws:lambda:us-east-1:123456789012:function:{}:*",
+                f.function_name
+            )
+            .as_str(),
+            "{role_id}"
+        );
+    }
+    let probe = stack.function("BreakerProbeFunction").unwrap();
+    assert_eq!(probe.binary, "breaker-probe");
+    let schedule = stack
+        .schedules()
+        .into_iter()
+        .find(|s| s.target_function_logical_id == "BreakerProbeFunction")
+        .unwrap();
+    assert_eq!(
+        (schedule.expression.as_str(), schedule.enabled),
+        ("rate(1 minute)", true)
+    );
+    let probe_res = stack.resource("BreakerProbeFunction").unwrap();
+    assert_eq!(probe_res.properties["ReservedConcurrentExecutions"], 1);
+    assert!(
+        probe.timeout_s < 60,
+        "a run ends before the next one starts"
+    );
+    for (var, consumer) in [
+        ("PROBE_INDEXER_FUNCTIONS", "ShadowIndexerFunction"),
+        ("PROBE_MISSION_FUNCTIONS", "MissionIngestFunction"),
+    ] {
+        assert_eq!(
+            probe.environment[var],
+            stack.function(consumer).unwrap().environment["BREAKER_FUNCTIONS"],
+            "{var}"
+        );
+    }
+    // The breaker table: one item per downstream, and an alarm when a breaker opens.
+    let table = stack.table("BreakerTable").unwrap();
+    assert_eq!(table.key_schema.hash_key, "downstream");
+    assert!(stack.resource("BreakerOpenAlarm").is_some());
+    assert!(stack.resource("BreakerUnavailableAlarm").is_some());
+    // The pause cap leaves the missions stream's margin: 60 h = 72 h minimum retention - 12 h.
+    assert_eq!(
+        probe.environment["BREAKER_MAX_PAUSE_SECONDS"],
+        (60 * 3600).to_string().as_str()
+    );
 }

@@ -227,6 +227,8 @@ pub struct MappingStats {
     pub records_behind: u64,
     /// Last `MillisBehindLatest`.
     pub millis_behind_latest: i64,
+    /// Invocations made by this mapping.
+    pub invocations: u64,
     /// Records sent to the on-failure destination.
     pub sent_to_on_failure: u64,
     /// Records dropped with no destination: lost.
@@ -284,6 +286,7 @@ pub struct RunningStack {
     counters: Arc<InvokeCounters>,
     store_cache: Mutex<Option<(Instant, StoreCounts)>>,
     report_path: Option<PathBuf>,
+    invoker: Option<Arc<dyn Invoker>>,
 }
 
 /// Starts the stack. On error, whatever was started is stopped again.
@@ -355,6 +358,7 @@ pub async fn start(opts: DevOptions) -> Result<RunningStack, DevError> {
         counters: Arc::new(InvokeCounters::default()),
         store_cache: Mutex::new(None),
         report_path: None,
+        invoker: None,
     };
     stack.endpoints.aws = aws.url.clone();
     stack.aws = Some(aws);
@@ -635,6 +639,7 @@ async fn bring_up(
         }
     };
     let invoker: Arc<dyn Invoker> = Arc::new(CountingInvoker::new(inner, stack.counters.clone()));
+    stack.invoker = Some(invoker.clone());
 
     // Pollers: Lambda reads the stream and writes the on-failure destination as the
     // function's role; the mapping's own state is the Lambda service's.
@@ -820,6 +825,20 @@ impl RunningStack {
         Ok(())
     }
 
+    /// Invokes a function of the stack now (by logical id, physical name or binary), as its
+    /// schedule or mapping would: for tests that fire a scheduled function without waiting.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        event: serde_json::Value,
+    ) -> Result<serde_json::Value, fleet_esm::InvokeError> {
+        let invoker = self
+            .invoker
+            .as_ref()
+            .ok_or_else(|| fleet_esm::InvokeError::UnknownFunction(function.to_string()))?;
+        Ok(invoker.invoke(function, event).await?.payload)
+    }
+
     /// The AWS front's admin API (the stack's roles, domain and IoT endpoints live there).
     pub fn front(&self) -> &fleet_local_front::FrontAdmin {
         &self.front
@@ -851,6 +870,7 @@ impl RunningStack {
                     records_done: snap.records_done,
                     records_behind: snap.records_behind,
                     millis_behind_latest: snap.millis_behind_latest,
+                    invocations: snap.invocations,
                     sent_to_on_failure: snap.sent_to_on_failure,
                     discarded: snap.discarded,
                     enabled: snap.enabled,

@@ -23,6 +23,8 @@ pub enum Downstream {
     MissionsTable,
     /// The OpenSearch robots index.
     RobotsIndex,
+    /// None: a scheduled function, not a stream consumer (the breakers' probe).
+    Scheduled,
 }
 
 /// Builds a function's in-process handler from its environment, an SDK config, and the
@@ -58,6 +60,26 @@ pub const FUNCTIONS: &[Function] = &[
                     .map_err(|e| build_error("mission-ingest", e))?;
                 let handler = mission_ingest::build(config, sdk).await;
                 Ok(in_process("mission-ingest", handler, timeout))
+            })
+        },
+    },
+    Function {
+        binary: "breaker-probe",
+        env_vars: breaker_probe::Config::ENV_VARS,
+        downstream: Downstream::Scheduled,
+        build: |env, sdk, timeout| {
+            Box::pin(async move {
+                let config = breaker_probe::Config::from_lookup(|k| env.get(k).cloned())
+                    .map_err(|e| build_error("breaker-probe", e))?;
+                let handler = Arc::new(breaker_probe::build(config, sdk));
+                let f: HandlerFn = Arc::new(move |_event| {
+                    let h = handler.clone();
+                    Box::pin(async move {
+                        let holder = format!("local-{}", ulid::Ulid::new());
+                        Ok(h.handle(&holder, timeout).await)
+                    })
+                });
+                Ok(f)
             })
         },
     },

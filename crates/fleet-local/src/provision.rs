@@ -417,6 +417,10 @@ pub async fn provision_lambda(
             }
             Err(e) => return Err(aws("function", &f.function_name)(e)),
         }
+        // SAM's AutoPublishAlias: a version and the alias, which the mappings are attached to.
+        if let Some(alias) = &f.auto_publish_alias {
+            publish_alias(&client, &f.function_name, alias).await?;
+        }
         out.functions
             .insert(f.logical_id.clone(), f.function_name.clone());
     }
@@ -441,10 +445,60 @@ pub async fn provision_lambda(
                         m.stream_logical_id
                     ),
                 })?;
-        let uuid = create_mapping(&client, m, &function, &stream.arn).await?;
+        // As SAM does: the mapping invokes the function's alias when it has one.
+        let target = match stack
+            .function(&m.function_logical_id)
+            .and_then(|f| f.auto_publish_alias.as_ref())
+        {
+            Some(alias) => format!("{function}:{alias}"),
+            None => function,
+        };
+        let uuid = create_mapping(&client, m, &target, &stream.arn).await?;
         out.mappings.insert(m.logical_id.clone(), uuid);
     }
     Ok(out)
+}
+
+/// Publishes a version of `function` and points `alias` at it (creating the alias, or moving
+/// it on a stack that already exists).
+async fn publish_alias(
+    client: &aws_sdk_lambda::Client,
+    function: &str,
+    alias: &str,
+) -> Result<(), ProvisionError> {
+    let version = client
+        .publish_version()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(aws("function version", function))?
+        .version
+        .unwrap_or_else(|| "1".into());
+    let created = client
+        .create_alias()
+        .function_name(function)
+        .name(alias)
+        .function_version(&version)
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_resource_conflict_exception()) =>
+        {
+            client
+                .update_alias()
+                .function_name(function)
+                .name(alias)
+                .function_version(&version)
+                .send()
+                .await
+                .map_err(aws("function alias", function))?;
+            Ok(())
+        }
+        Err(e) => Err(aws("function alias", function)(e)),
+    }
 }
 
 async fn create_mapping(

@@ -60,3 +60,24 @@ pub enum ReplayError {
     #[error("the batch's records are no longer in the stream (past retention?)")]
     Trimmed,
 }
+
+/// `robofleet breaker` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BreakerError {
+    /// No breaker table given, and no dev report naming one.
+    #[error(
+        "no breaker table: pass --table (the stack's BreakerTableName output), or run `robofleet dev` first"
+    )]
+    NoTable,
+    /// No stack name given, and no dev report naming one.
+    #[error(
+        "no stack name: pass --stack (the consumers are <stack>-shadow-indexer:live and <stack>-mission-ingest:live)"
+    )]
+    NoStack,
+    /// Not a downstream with a breaker.
+    #[error("unknown downstream `{0}`: use robots-index or missions-table")]
+    UnknownDownstream(String),
+    /// The breaker table or Lambda's API refused or failed.
+    #[error("{0}; check the endpoint, the region and your credentials")]
+    Aws(String),
+}

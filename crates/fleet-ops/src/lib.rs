@@ -3,13 +3,15 @@
 //!
 //! - [`rejects`]: `robofleet rejects list|replay`, what the functions dead-lettered, and putting
 //!   chosen records back into their stream after a fix.
+//! - [`breaker`]: `robofleet breaker status|open|close`, the circuit breakers during an incident.
 //!
 //! Each tool is a library call that the `robofleet` command wraps in a subcommand; errors are in
 //! [`error`], one enum per tool.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod breaker;
 pub mod error;
 pub mod rejects;
 
-pub use error::{RejectsError, ReplayError};
+pub use error::{BreakerError, RejectsError, ReplayError};

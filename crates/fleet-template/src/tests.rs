@@ -652,9 +652,12 @@ fn real_template_rule_suffix_renames_every_rule() {
 #[test]
 fn real_template_missions_table_matches_the_storage_rules() {
     let stack = real();
-    let t = stack.tables();
-    assert_eq!(t.len(), 1);
-    let t = t[0];
+    assert_eq!(
+        stack.tables().len(),
+        2,
+        "the missions table and the breaker table"
+    );
+    let t = stack.table("MissionsTable").unwrap();
     assert_eq!(t.table_name, "rf-MissionsTable");
     assert_eq!(t.billing_mode, "PAY_PER_REQUEST");
     assert_eq!(

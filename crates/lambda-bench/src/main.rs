@@ -64,7 +64,11 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.list {
-        for f in FUNCTIONS {
+        // The stream consumers: what this bench measures (a scheduled function has no batches).
+        for f in FUNCTIONS
+            .iter()
+            .filter(|f| f.downstream != Downstream::Scheduled)
+        {
             println!("{}", f.binary);
         }
         return Ok(());
@@ -149,6 +153,11 @@ async fn main() -> anyhow::Result<()> {
                 fleet_testkit::unique_name("bench-robots"),
             ));
             samples::shadow_event
+        }
+        Downstream::Scheduled => {
+            bail!(
+                "{name} is a scheduled function, not a stream consumer: lambda-bench measures batches"
+            )
         }
     };
 

@@ -26,6 +26,19 @@ enum Command {
     Dev(fleet_local::run::DevArgs),
     /// List the rejects queue, or replay chosen records into their stream after a fix.
     Rejects(RejectsCli),
+    /// Show the circuit breakers, or hold one open or closed during an incident.
+    Breaker(BreakerCli),
+}
+
+/// `robofleet breaker`: the tool's own flags, and the dev report that names the local stack's
+/// breaker table, stack and endpoint when no flag does.
+#[derive(clap::Args)]
+struct BreakerCli {
+    #[command(flatten)]
+    args: fleet_ops::breaker::BreakerArgs,
+    /// The `robofleet dev` report to take the table, stack, endpoint and region from.
+    #[arg(long, global = true, default_value = fleet_local::report::DEFAULT_REPORT)]
+    report: PathBuf,
 }
 
 /// `robofleet rejects`: the tool's own flags, and the dev report that names the local stack's
@@ -58,7 +71,36 @@ fn main() -> anyhow::Result<()> {
             fill_from_dev_report(&mut args.target, &cli.report)?;
             Ok(runtime()?.block_on(fleet_ops::rejects::run(args))?)
         }
+        Command::Breaker(cli) => {
+            init_logs();
+            let mut args = cli.args;
+            fill_breaker_from_dev_report(&mut args.target, &cli.report)?;
+            Ok(runtime()?.block_on(fleet_ops::breaker::run(args))?)
+        }
     }
+}
+
+/// What `--table`, `--stack` and `--aws-endpoint` leave out comes from the dev report.
+fn fill_breaker_from_dev_report(
+    target: &mut fleet_ops::breaker::BreakerTarget,
+    report: &Path,
+) -> anyhow::Result<()> {
+    if target.table.is_some() && target.stack.is_some() {
+        return Ok(());
+    }
+    let report = fleet_local::report::DevReport::read(report)
+        .context("pass --table and --stack (and --aws-endpoint), or run `robofleet dev` first")?;
+    if target.table.is_none() {
+        target.table = report.resources.tables.get("BreakerTable").cloned();
+    }
+    target.stack.get_or_insert(report.stack_name.clone());
+    target
+        .aws_endpoint
+        .get_or_insert_with(|| report.endpoints.aws.clone());
+    if !report.region.is_empty() {
+        target.region = report.region.clone();
+    }
+    Ok(())
 }
 
 /// What `--queue-url` and `--aws-endpoint` leave out comes from the dev report: the local

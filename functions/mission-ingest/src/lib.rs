@@ -6,10 +6,15 @@
 //! is success; a malformed record goes to the rejects queue; throttling and 5xx are retried here,
 //! then handed back to Lambda as an item failure at the lowest failed sequence number.
 //!
+//! The missions table has a circuit breaker (`fleet-breaker`, docs/breaker.md): while it is open
+//! the batch defers its records without calling DynamoDB, and the mappings are paused.
+//! Throttling never opens it: that is a capacity problem, not a sick table.
+//!
 //! `main.rs` only wires [`Config`], the clients and [`Handler`] to the Lambda runtime; the local
 //! stack calls [`Handler::handle`] in-process with the same code.
 
 use fleet_aws::{MissionStore, PutOutcome, SqsRejectSink, StoreError};
+use fleet_breaker::{Admission, BreakerConfig, CallOutcome, FunctionBreaker, counts_as};
 use fleet_core::{MissionReport, RejectKind};
 use fleet_lambda::batch::Finished;
 use fleet_lambda::config::Env;
@@ -37,6 +42,8 @@ pub struct Config {
     pub mission_ttl_days: u32,
     /// `DAY_SHARDS`: write shards of the by-day GSI.
     pub day_shards: u32,
+    /// `BREAKER_TABLE`, `BREAKER_FUNCTIONS` and the `BREAKER_*` knobs: the circuit breaker of the table.
+    pub breaker: BreakerConfig,
 }
 
 impl Config {
@@ -47,10 +54,25 @@ impl Config {
         "REJECT_PAYLOADS_BUCKET",
         "MISSION_TTL_DAYS",
         "DAY_SHARDS",
+        "BREAKER_TABLE",
+        "BREAKER_FUNCTIONS",
+        "BREAKER_CONSECUTIVE_FAILURES",
+        "BREAKER_INTERVAL_SECONDS",
+        "BREAKER_FAILURE_PERCENTAGE",
+        "BREAKER_REQUEST_VOLUME",
+        "BREAKER_BASE_EJECTION_SECONDS",
+        "BREAKER_MAX_EJECTION_SECONDS",
+        "BREAKER_PROBES_TO_CLOSE",
+        "BREAKER_MAX_PAUSE_SECONDS",
     ];
 
     /// Reads the configuration through `lookup` (the process environment, or a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let breaker = BreakerConfig::from_lookup(&lookup).map_err(|e| ConfigError::Invalid {
+            name: e.var,
+            value: lookup(e.var).unwrap_or_default(),
+            problem: e.detail,
+        })?;
         let env = Env::from_lookup(lookup);
         let day_shards: u32 = env.parse("DAY_SHARDS")?;
         if day_shards == 0 {
@@ -66,6 +88,7 @@ impl Config {
             reject_payloads_bucket: env.required("REJECT_PAYLOADS_BUCKET")?,
             mission_ttl_days: env.parse("MISSION_TTL_DAYS")?,
             day_shards,
+            breaker,
         })
     }
 
@@ -76,16 +99,21 @@ impl Config {
 }
 
 /// The handler, built once per cold start and reused by every invocation.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Handler {
     store: MissionStore,
     rejects: SqsRejectSink,
+    breaker: Option<FunctionBreaker>,
 }
 
 /// Builds the handler's clients from `sdk` (endpoints, region and credentials).
 pub async fn build(config: Config, sdk: &aws_config::SdkConfig) -> Handler {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let breaker = config
+        .breaker
+        .build(sdk, fleet_breaker::downstreams::MISSIONS_TABLE);
     Handler {
+        breaker,
         store: MissionStore::new(
             dynamodb,
             config.missions_table,
@@ -109,9 +137,30 @@ impl BatchHandler for Handler {
     async fn handle_batch(&self, event: Value, deadline: Deadline) -> Result<Finished, EventError> {
         let mut batch = Batch::new(FUNCTION, event)?;
         let items = batch.decode(decode);
+        let breaker = self.breaker.as_ref();
+        if !items.is_empty()
+            && let Some(b) = breaker
+            && let Admission::Deny { cause } = b.admit().await
+        {
+            batch.defer_pending(&cause);
+            return Ok(batch.finish(&self.rejects, deadline).await);
+        }
+        const OPENED: &str = "circuit breaker of the missions table opened";
         batch
             .for_each_by_key(items, CONCURRENCY, |report| async move {
-                match self.store.put(&report, deadline).await {
+                // The breaker may open during the batch: stop calling the table at once.
+                if breaker.is_some_and(|b| b.is_open()) {
+                    return Outcome::Deferred(OPENED.into());
+                }
+                let result = self.store.put(&report, deadline).await;
+                if let Some(b) = breaker {
+                    let health = match &result {
+                        Err(StoreError::Retry { failure, .. }) => counts_as(*failure),
+                        _ => CallOutcome::Success,
+                    };
+                    b.record(&health).await;
+                }
+                match result {
                     Ok(PutOutcome::Stored) => Outcome::Succeeded,
                     Ok(PutOutcome::DuplicateOrStale) => Outcome::Duplicate,
                     Err(e @ StoreError::Retry { .. }) => Outcome::Retry(e.to_string()),
@@ -122,6 +171,9 @@ impl BatchHandler for Handler {
                 }
             })
             .await;
+        if breaker.is_some_and(|b| b.is_open()) {
+            batch.defer_retries(OPENED);
+        }
         Ok(batch.finish(&self.rejects, deadline).await)
     }
 }

@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! The mission-ingest Lambda binary: configuration, clients, runtime. Logic lives in the lib.
 
 use mission_ingest::{Config, build};

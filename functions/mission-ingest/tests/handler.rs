@@ -39,6 +39,7 @@ async fn run_fixture(name: &str) {
         reject_payloads_bucket: bucket,
         mission_ttl_days: 365,
         day_shards: 8,
+        breaker: Default::default(),
     };
     let handler = build(config, &sdk).await;
 
@@ -178,6 +179,7 @@ fn config_for_stub(port: u16) -> Config {
         reject_payloads_bucket: "b".into(),
         mission_ttl_days: 0,
         day_shards: 4,
+        breaker: Default::default(),
     }
 }
 

@@ -9,6 +9,9 @@
 //! 401/403 and a missing alias are retried and then reported (the records wait in the stream);
 //! other 4xx are about the document and dead-lettered.
 //!
+//! The OpenSearch domain has a circuit breaker (`fleet-breaker`, docs/breaker.md): while it is
+//! open the batch defers its records without calling OpenSearch, and the mappings are paused.
+//!
 //! The index template from `opensearch/` is embedded in the binary and installed on the first
 //! invocation when missing (not during init, to keep cold starts short and to survive an
 //! OpenSearch outage at start-up: the batch is then retried, and the stream holds the records).
@@ -18,6 +21,7 @@ use std::time::Duration;
 
 use fleet_aws::sigv4::Signer;
 use fleet_aws::{IndexDoc, ItemResult, RobotIndex, SqsRejectSink};
+use fleet_breaker::{Admission, BreakerConfig, CallOutcome, FunctionBreaker, counts_as};
 use fleet_core::{RejectKind, ShadowRecord};
 use fleet_lambda::batch::Finished;
 use fleet_lambda::config::Env;
@@ -43,6 +47,8 @@ pub struct Config {
     /// `REJECT_PAYLOADS_BUCKET`: where a reject's payload goes when it is too large for the
     /// queue (the failed-batches bucket).
     pub reject_payloads_bucket: String,
+    /// `BREAKER_TABLE`, `BREAKER_FUNCTIONS` and the `BREAKER_*` knobs: the circuit breaker of the domain.
+    pub breaker: BreakerConfig,
 }
 
 impl Config {
@@ -52,10 +58,25 @@ impl Config {
         "ROBOTS_ALIAS",
         "REJECTS_QUEUE_URL",
         "REJECT_PAYLOADS_BUCKET",
+        "BREAKER_TABLE",
+        "BREAKER_FUNCTIONS",
+        "BREAKER_CONSECUTIVE_FAILURES",
+        "BREAKER_INTERVAL_SECONDS",
+        "BREAKER_FAILURE_PERCENTAGE",
+        "BREAKER_REQUEST_VOLUME",
+        "BREAKER_BASE_EJECTION_SECONDS",
+        "BREAKER_MAX_EJECTION_SECONDS",
+        "BREAKER_PROBES_TO_CLOSE",
+        "BREAKER_MAX_PAUSE_SECONDS",
     ];
 
     /// Reads the configuration through `lookup` (the process environment, or a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let breaker = BreakerConfig::from_lookup(&lookup).map_err(|e| ConfigError::Invalid {
+            name: e.var,
+            value: lookup(e.var).unwrap_or_default(),
+            problem: e.detail,
+        })?;
         let env = Env::from_lookup(lookup);
         let endpoint = env.required("OPENSEARCH_ENDPOINT")?;
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
@@ -70,6 +91,7 @@ impl Config {
             robots_alias: env.required("ROBOTS_ALIAS")?,
             rejects_queue_url: env.required("REJECTS_QUEUE_URL")?,
             reject_payloads_bucket: env.required("REJECT_PAYLOADS_BUCKET")?,
+            breaker,
         })
     }
 
@@ -102,6 +124,7 @@ pub struct Handler {
     rejects: SqsRejectSink,
     template: Value,
     template_ready: OnceCell<()>,
+    breaker: Option<FunctionBreaker>,
 }
 
 /// Builds the handler's clients. With credentials (the function's role in Lambda, the role's
@@ -133,6 +156,9 @@ pub async fn build(config: Config, sdk: &aws_config::SdkConfig) -> Result<Handle
         ),
         template: serde_json::from_str(INDEX_TEMPLATE)?,
         template_ready: OnceCell::new(),
+        breaker: config
+            .breaker
+            .build(sdk, fleet_breaker::downstreams::ROBOTS_INDEX),
     })
 }
 
@@ -191,6 +217,12 @@ impl BatchHandler for Handler {
         if items.is_empty() {
             return Ok(batch.finish(&self.rejects, deadline).await);
         }
+        if let Some(breaker) = &self.breaker
+            && let Admission::Deny { cause } = breaker.admit().await
+        {
+            batch.defer_pending(&cause);
+            return Ok(batch.finish(&self.rejects, deadline).await);
+        }
         let ready = self
             .template_ready
             .get_or_try_init(|| async {
@@ -206,13 +238,15 @@ impl BatchHandler for Handler {
             .await;
         if let Err(e) = ready {
             tracing::error!(error = %e, "robots index template could not be checked; the batch will be retried");
+            self.record(&counts_as(e.failure())).await;
             for item in &items {
                 batch.set(item.position, Outcome::Retry(e.to_string()));
             }
-            return Ok(batch.finish(&self.rejects, deadline).await);
+            return Ok(self.finish(batch, deadline).await);
         }
         let (docs, placement) = plan(items);
         let results = self.index.bulk(&docs, &self.template, deadline).await;
+        self.record(&call_outcome(&results)).await;
         for (position, doc) in placement {
             let outcome = match doc.and_then(|d| results.get(d)) {
                 None => Outcome::Duplicate, // superseded by a newer version in the same batch
@@ -228,7 +262,46 @@ impl BatchHandler for Handler {
             };
             batch.set(position, outcome);
         }
-        Ok(batch.finish(&self.rejects, deadline).await)
+        Ok(self.finish(batch, deadline).await)
+    }
+}
+
+impl Handler {
+    async fn record(&self, outcome: &CallOutcome) {
+        if let Some(b) = &self.breaker {
+            b.record(outcome).await;
+        }
+    }
+
+    /// Finishes the batch; if the breaker opened meanwhile, what is left is deferred, not
+    /// retried (the mappings are being paused; the canary does not count it).
+    async fn finish(&self, mut batch: Batch, deadline: Deadline) -> Finished {
+        if self.breaker.as_ref().is_some_and(|b| b.is_open()) {
+            batch.defer_retries("circuit breaker of the robots index opened");
+        }
+        batch.finish(&self.rejects, deadline).await
+    }
+}
+
+/// What one bulk request says about the domain's health: a failure when any document failed
+/// for a reason that counts (the domain unavailable, authentication refused), nothing when only
+/// throttling or a deployment mistake failed documents, a success otherwise.
+pub fn call_outcome(results: &[ItemResult]) -> CallOutcome {
+    let mut ignored = false;
+    for r in results {
+        if let ItemResult::Retry { failure, reason } = r {
+            match counts_as(*failure) {
+                CallOutcome::Failure(kind) => {
+                    return CallOutcome::Failure(format!("{kind}: {reason}"));
+                }
+                _ => ignored = true,
+            }
+        }
+    }
+    if ignored {
+        CallOutcome::Ignored
+    } else {
+        CallOutcome::Success
     }
 }
 
@@ -312,6 +385,9 @@ mod tests {
             read.borrow_mut().push(k.to_string());
             Some(if k == "OPENSEARCH_ENDPOINT" {
                 "http://127.0.0.1:1".into()
+            } else if k.starts_with("BREAKER_") && k != "BREAKER_TABLE" && k != "BREAKER_FUNCTIONS"
+            {
+                "100".into()
             } else {
                 "x".into()
             })

@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! The shadow-indexer Lambda binary: configuration, clients, runtime. Logic lives in the lib.
 
 use shadow_indexer::{Config, build};

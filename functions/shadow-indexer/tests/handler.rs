@@ -33,6 +33,7 @@ async fn run_fixture(name: &str) {
         robots_alias: alias.clone(),
         rejects_queue_url: queue.clone(),
         reject_payloads_bucket: bucket,
+        breaker: Default::default(),
     };
     let handler = build(config, &sdk).await.unwrap();
 
@@ -121,6 +122,7 @@ async fn an_opensearch_outage_is_an_item_failure_at_the_first_record() {
         robots_alias: "robots".into(),
         rejects_queue_url: format!("{}/123456789012/none", fleet_testkit::aws_endpoint()),
         reject_payloads_bucket: "none".into(),
+        breaker: Default::default(),
     };
     let handler = build(config, &sdk).await.unwrap();
     let event = load("valid.json");
@@ -146,6 +148,7 @@ async fn a_hanging_opensearch_gives_a_partial_batch_response_before_the_deadline
         robots_alias: "robots".into(),
         rejects_queue_url: format!("{}/123456789012/none", fleet_testkit::aws_endpoint()),
         reject_payloads_bucket: "none".into(),
+        breaker: Default::default(),
     };
     let handler = build(config, &sdk).await.unwrap();
     let event = load("valid.json");
