@@ -719,3 +719,101 @@ async fn a_cluster_stood_up_again_gets_its_template_and_alias_back() {
     assert_eq!(summary.records_lost, 0, "{summary:?}");
     new_cluster.stop().await;
 }
+
+/// The circuit breaker's IAM, through the AWS front: a consumer's role may pause its own
+/// mappings only (`lambda:FunctionArn` condition); and the operator's `robofleet breaker
+/// open|close` pauses and resumes a downstream's mappings on the local stack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_role_pauses_only_its_own_mappings_and_an_operator_overrides_the_breaker() {
+    use fleet_breaker::MappingSwitch as _;
+    let logs = tempfile::tempdir().unwrap();
+    let name = fleet_testkit::unique_name("e2e-iam-brk");
+    let stack = dev::start(options(&name, logs.path()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tpl = fleet_template::load(
+        &root().join("template.yaml"),
+        &fleet_template::LoadOptions {
+            stack_name: name.clone(),
+            parameter_overrides: dev::local_overrides(&name, &[]),
+            ..fleet_template::LoadOptions::default()
+        },
+    )
+    .unwrap();
+    let model = fleet_local::front::access_model(&tpl).unwrap();
+    let role = &model.roles["ShadowIndexerRole"];
+    let creds = stack
+        .front()
+        .register_principal(&role.arn, &role.policies, &name)
+        .await
+        .unwrap();
+    let as_indexer =
+        fleet_aws::config::sdk_config_as(&stack.endpoints.aws, "us-east-1", creds.to_sdk()).await;
+    let switch = fleet_breaker::LambdaSwitch::new(aws_sdk_lambda::Client::new(&as_indexer));
+    let own = vec![format!("{name}-shadow-indexer:live")];
+    let other = vec![format!("{name}-mission-ingest:live")];
+    assert_eq!(switch.set_enabled(&own, false).await.unwrap(), 1);
+    assert_eq!(switch.set_enabled(&own, true).await.unwrap(), 1);
+    let refused = switch.set_enabled(&other, false).await.unwrap_err();
+    assert!(refused.0.contains("AccessDenied"), "{refused}");
+
+    // The operator holds the robots index's breaker open, then closes it.
+    let target = fleet_ops::breaker::BreakerTarget {
+        aws_endpoint: Some(stack.endpoints.aws.clone()),
+        table: Some(stack.resources.tables["BreakerTable"].clone()),
+        stack: Some(name.clone()),
+        region: "us-east-1".into(),
+    };
+    let run = |command| {
+        fleet_ops::breaker::run(fleet_ops::breaker::BreakerArgs {
+            command,
+            target: target.clone(),
+        })
+    };
+    run(fleet_ops::breaker::BreakerCommand::Open {
+        downstream: "robots-index".into(),
+    })
+    .await
+    .unwrap();
+    let dev_switch = fleet_breaker::LambdaSwitch::new(aws_sdk_lambda::Client::new(&stack.sdk));
+    assert!(
+        dev_switch
+            .mappings(&own)
+            .await
+            .unwrap()
+            .iter()
+            .all(|(_, on)| !on)
+    );
+    let store = fleet_breaker::DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&stack.sdk),
+        stack.resources.tables["BreakerTable"].clone(),
+    );
+    use fleet_breaker::StateStore as _;
+    let state = store.load("robots-index").await.unwrap();
+    assert_eq!(state.status, fleet_breaker::Status::Open);
+    assert!(state.forced_by.is_some());
+    // The scheduled probe does not close a forced breaker.
+    let probe = stack
+        .invoke("BreakerProbeFunction", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(probe["runs"][0]["after"], "open", "{probe}");
+    run(fleet_ops::breaker::BreakerCommand::Close {
+        downstream: "robots-index".into(),
+    })
+    .await
+    .unwrap();
+    assert!(
+        dev_switch
+            .mappings(&own)
+            .await
+            .unwrap()
+            .iter()
+            .all(|(_, on)| *on)
+    );
+    assert_eq!(
+        store.load("robots-index").await.unwrap().status,
+        fleet_breaker::Status::Closed
+    );
+    stack.shutdown().await;
+}
