@@ -9,6 +9,7 @@ own code, and every refusal is checked the way the SDKs see it: a boto3 ClientEr
 from __future__ import annotations
 
 import base64
+import datetime
 import http.client
 import io
 import json
@@ -141,7 +142,9 @@ def role(name: str, *statements: dict) -> dict:
     return register(f"arn:aws:iam::{ACCOUNT}:role/{name}", policies)
 
 
-def client(service: str, creds: dict, port: int | None = None):
+def client(service: str, creds: dict, port: int | None = None, retry: bool = True):
+    # retry=False: one attempt (botocore retries LimitExceededException after a random pause of up to 1 s).
+    retries = {"max_attempts": 1} if retry else {"mode": "standard", "total_max_attempts": 1}
     return boto3.client(
         service,
         endpoint_url=f"http://127.0.0.1:{port or PORTS[0]}",
@@ -149,7 +152,7 @@ def client(service: str, creds: dict, port: int | None = None):
         aws_access_key_id=creds["accessKeyId"],
         aws_secret_access_key=creds["secretAccessKey"],
         aws_session_token=creds.get("sessionToken"),
-        config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
+        config=Config(retries=retries, s3={"addressing_style": "path"}),
     )
 
 
@@ -1066,6 +1069,349 @@ class Sizes(unittest.TestCase):
         with self.assertRaises(ClientError) as ctx:
             client("kinesis", nobody).put_record(StreamName=stream, Data=b"a" * (MIB + 1), PartitionKey="p")
         self.assertEqual(code_of(ctx), "AccessDeniedException")
+
+
+# ------------------------------------------------------------------------------------------
+# rules and APIs the front adds to moto (extensions.py)
+# ------------------------------------------------------------------------------------------
+
+
+def moto_stream(name: str):
+    from moto.kinesis.models import kinesis_backends
+
+    return kinesis_backends[ACCOUNT][REGION].streams[name]
+
+
+def open_shards(name: str) -> int:
+    shards = client("kinesis", DEV, retry=False).list_shards(StreamName=name)["Shards"]
+    return len([s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]])
+
+
+def scaling(stream_arn: str) -> dict:
+    status, doc = admin("/_front/kinesis/scaling?stream=" + urllib.parse.quote(stream_arn, safe=""))
+    assert status == 200, doc
+    return doc
+
+
+def message_of(ctx) -> str:
+    return ctx.exception.response["Error"]["Message"]
+
+
+class KinesisScaling(unittest.TestCase):
+    def test_allowed_targets_end_with_exactly_the_target_open_shards(self) -> None:
+        k = client("kinesis", DEV, retry=False)
+        for current, target in ((2, 4), (4, 2), (3, 5), (5, 3), (3, 2)):
+            name = uniq("scale")
+            k.create_stream(StreamName=name, ShardCount=current)
+            out = k.update_shard_count(StreamName=name, TargetShardCount=target, ScalingType="UNIFORM_SCALING")
+            out.pop("ResponseMetadata")
+            self.assertEqual(out, {"StreamName": name, "CurrentShardCount": current, "TargetShardCount": target,
+                                   "StreamARN": arn("kinesis", f"stream/{name}")})
+            self.assertEqual(open_shards(name), target, (current, target))
+            self.assertEqual(k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["OpenShardCount"], target)
+            self.assertEqual(len(scaling(arn("kinesis", f"stream/{name}"))["calls"]), 1)
+        # Were moto to miss the target, the front splits or merges in moto's backend until it is met.
+        from moto.kinesis.models import Stream
+
+        name = uniq("scale")
+        k.create_stream(StreamName=name, ShardCount=3)
+        saved = Stream.update_shard_count
+        Stream.update_shard_count = lambda self, target: None
+        try:
+            for target in (6, 4, 2):
+                k.update_shard_count(StreamName=name, TargetShardCount=target, ScalingType="UNIFORM_SCALING")
+                self.assertEqual(open_shards(name), target)
+        finally:
+            Stream.update_shard_count = saved
+
+    def test_refusals_are_aws_errors_and_do_not_count(self) -> None:
+        k = client("kinesis", DEV, retry=False)
+        two, five, od = uniq("two"), uniq("five"), uniq("od")
+        k.create_stream(StreamName=two, ShardCount=2)
+        k.create_stream(StreamName=five, ShardCount=5)
+        k.create_stream(StreamName=od, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+        cases = [
+            (two, 5, "UNIFORM_SCALING", "LimitExceededException",
+             "UpdateShardCount cannot scale up over double your current open shard count. Current open shard count: 2, Target shard count: 5"),
+            (five, 2, "UNIFORM_SCALING", "LimitExceededException",
+             "UpdateShardCount cannot scale down below half your current open shard count. Current open shard count: 5, Target shard count: 2"),
+            (two, 3, "OTHER_SCALING", "ValidationException", "Member must satisfy enum value set: [UNIFORM_SCALING]"),
+            (od, 8, "UNIFORM_SCALING", "ValidationException", f"Stream {od} under account {ACCOUNT} is in On-Demand mode."),
+            (uniq("missing"), 2, "UNIFORM_SCALING", "ResourceNotFoundException", "not found."),
+        ]
+        for name, target, scaling_type, code, message in cases:
+            with self.assertRaises(ClientError, msg=(name, target)) as ctx:
+                k.update_shard_count(StreamName=name, TargetShardCount=target, ScalingType=scaling_type)
+            self.assertEqual(code_of(ctx), code, message_of(ctx))
+            self.assertIn(message, message_of(ctx))
+        moto_stream(two).status = "UPDATING"
+        try:
+            with self.assertRaises(ClientError) as ctx:
+                k.update_shard_count(StreamName=two, TargetShardCount=3, ScalingType="UNIFORM_SCALING")
+            self.assertEqual(code_of(ctx), "ResourceInUseException")
+            self.assertEqual(message_of(ctx), f"Stream {two} under account {ACCOUNT} not ACTIVE, instead in state UPDATING")
+        finally:
+            moto_stream(two).status = "ACTIVE"
+        self.assertEqual(open_shards(two), 2)
+        self.assertEqual(scaling(arn("kinesis", f"stream/{two}"))["calls"], [])
+        # Authorization comes first: a principal without the grant is denied, whatever the target.
+        creds = role(uniq("scaler"), {"Effect": "Allow", "Action": "kinesis:UpdateShardCount", "Resource": arn("kinesis", f"stream/{five}")})
+        with self.assertRaises(ClientError) as ctx:
+            client("kinesis", creds, retry=False).update_shard_count(StreamName=two, TargetShardCount=8, ScalingType="UNIFORM_SCALING")
+        self.assertEqual(code_of(ctx), "AccessDeniedException")
+        client("kinesis", creds, retry=False).update_shard_count(StreamName=five, TargetShardCount=3, ScalingType="UNIFORM_SCALING")
+        self.assertEqual(open_shards(five), 3)
+
+    def test_ten_successful_calls_per_rolling_24_hours(self) -> None:
+        k = client("kinesis", DEV, retry=False)
+        name = uniq("budget")
+        stream_arn = arn("kinesis", f"stream/{name}")
+        k.create_stream(StreamName=name, ShardCount=2)
+        now = time.time()
+        seeded = [now - 86400 - 60] + [now - 3600 * i for i in range(1, 10)]  # one fell out of the window
+        status, doc = admin("/_front/kinesis/scaling", {"streamArn": stream_arn, "calls": seeded})
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(len(doc["calls"]), 9)
+        k.update_shard_count(StreamARN=stream_arn, TargetShardCount=3, ScalingType="UNIFORM_SCALING")
+        calls = scaling(stream_arn)["calls"]
+        self.assertEqual(len(calls), 10)
+        self.assertAlmostEqual(calls[-1], time.time(), delta=5)
+        with self.assertRaises(ClientError) as ctx:
+            k.update_shard_count(StreamARN=stream_arn, TargetShardCount=4, ScalingType="UNIFORM_SCALING")
+        self.assertEqual(code_of(ctx), "LimitExceededException")
+        self.assertIn("rolling 24-hour period", message_of(ctx))
+        self.assertEqual(len(scaling(stream_arn)["calls"]), 10)
+        self.assertEqual(open_shards(name), 3)
+        # Bad admin requests name the problem.
+        self.assertEqual(admin("/_front/kinesis/scaling", {"calls": [now]})[0], 400)
+        self.assertEqual(admin("/_front/kinesis/scaling", {"streamArn": "arn:aws:kinesis:eu-west-1:1:stream/x"})[0], 400)
+        self.assertEqual(admin("/_front/kinesis/scaling", {"shardLimit": 0})[0], 400)
+        self.assertEqual(admin("/_front/kinesis/scaling?stream=nope")[0], 400)
+
+    def test_account_shard_limit_and_10000_shards_per_stream(self) -> None:
+        k = client("kinesis", DEV, retry=False)
+        default = admin("/_front/kinesis/scaling", {})[1]["shardLimit"]
+        self.assertEqual(default, 20000)  # us-east-1
+        name, big = uniq("limit"), uniq("big")
+        k.create_stream(StreamName=name, ShardCount=2)
+        limits = k.describe_limits()
+        self.assertEqual(limits["ShardLimit"], 20000)
+        used = limits["OpenShardCount"]
+        try:
+            self.assertEqual(admin("/_front/kinesis/scaling", {"shardLimit": used + 1}), (200, {"shardLimit": used + 1}))
+            with self.assertRaises(ClientError) as ctx:
+                k.update_shard_count(StreamName=name, TargetShardCount=4, ScalingType="UNIFORM_SCALING")
+            self.assertEqual(code_of(ctx), "LimitExceededException")
+            self.assertEqual(message_of(ctx), f"This request would exceed the shard limit for the account {ACCOUNT} in {REGION}. "
+                             f"Current shard count for the account: {used}. Limit: {used + 1}. "
+                             "Number of additional shards that would have resulted from this request: 2.")
+            with self.assertRaises(ClientError) as ctx:
+                k.create_stream(StreamName=uniq("more"), ShardCount=2)
+            self.assertEqual(code_of(ctx), "LimitExceededException")
+            k.update_shard_count(StreamName=name, TargetShardCount=3, ScalingType="UNIFORM_SCALING")
+            k.update_shard_count(StreamName=name, TargetShardCount=2, ScalingType="UNIFORM_SCALING")  # down is always within
+        finally:
+            admin("/_front/kinesis/scaling", {"shardLimit": default})
+        k.create_stream(StreamName=big, ShardCount=5001)
+        try:
+            with self.assertRaises(ClientError) as ctx:
+                k.update_shard_count(StreamName=big, TargetShardCount=10002, ScalingType="UNIFORM_SCALING")
+            self.assertEqual(code_of(ctx), "LimitExceededException")
+            self.assertEqual(message_of(ctx), "Target shard count or number of open shards cannot be greater than 10000. "
+                             "Current open shard count: 5001, Target shard count: 10002")
+        finally:
+            k.delete_stream(StreamName=big)
+
+
+class KinesisOnDemandAdvantage(unittest.TestCase):
+    def test_commitment_warm_throughput_and_their_iam(self) -> None:
+        k = client("kinesis", DEV, retry=False)
+        od, prov = uniq("od"), uniq("prov")
+        k.create_stream(StreamName=od, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+        k.create_stream(StreamName=prov, ShardCount=1)
+        self.assertEqual(k.describe_account_settings()["MinimumThroughputBillingCommitment"], {"Status": "DISABLED"})
+        with self.assertRaises(ClientError) as ctx:
+            k.update_stream_warm_throughput(StreamName=od, WarmThroughputMiBps=100)
+        self.assertEqual(code_of(ctx), "InvalidArgumentException")
+        self.assertIn("MinimumThroughputBillingCommitment", message_of(ctx))
+
+        on = k.update_account_settings(MinimumThroughputBillingCommitment={"Status": "ENABLED"})["MinimumThroughputBillingCommitment"]
+        self.assertEqual(on["Status"], "ENABLED")
+        self.assertEqual(on["EarliestAllowedEndAt"] - on["StartedAt"], datetime.timedelta(hours=24))
+        self.assertNotIn("EndedAt", on)
+        for name, value, code in ((prov, 100, "ValidationException"), (od, 10241, "LimitExceededException"), (uniq("gone"), 1, "ResourceNotFoundException")):
+            with self.assertRaises(ClientError, msg=(name, value)) as ctx:
+                k.update_stream_warm_throughput(StreamName=name, WarmThroughputMiBps=value)
+            self.assertEqual(code_of(ctx), code, message_of(ctx))
+        out = k.update_stream_warm_throughput(StreamARN=arn("kinesis", f"stream/{od}"), WarmThroughputMiBps=100)
+        out.pop("ResponseMetadata")
+        self.assertEqual(out, {"StreamARN": arn("kinesis", f"stream/{od}"), "StreamName": od,
+                               "WarmThroughput": {"TargetMiBps": 100, "CurrentMiBps": 100}})
+        self.assertEqual(k.describe_stream_summary(StreamName=od)["StreamDescriptionSummary"]["WarmThroughput"],
+                         {"TargetMiBps": 100, "CurrentMiBps": 100})
+        self.assertNotIn("WarmThroughput", k.describe_stream_summary(StreamName=prov)["StreamDescriptionSummary"])
+        self.assertNotIn("WarmThroughput", k.describe_stream(StreamName=od)["StreamDescription"])
+
+        # Disabling within the 24 h minimum schedules it; enabling again cancels that; stats resets keep it.
+        pending = k.update_account_settings(MinimumThroughputBillingCommitment={"Status": "DISABLED"})["MinimumThroughputBillingCommitment"]
+        self.assertEqual(pending["Status"], "ENABLED_UNTIL_EARLIEST_ALLOWED_END")
+        self.assertEqual(pending["EarliestAllowedEndAt"], on["EarliestAllowedEndAt"])
+        admin("/_front/reset-stats", {})
+        self.assertEqual(k.describe_account_settings()["MinimumThroughputBillingCommitment"]["Status"], "ENABLED_UNTIL_EARLIEST_ALLOWED_END")
+        k.update_stream_warm_throughput(StreamName=od, WarmThroughputMiBps=200)  # still committed
+        again = k.update_account_settings(MinimumThroughputBillingCommitment={"Status": "ENABLED"})["MinimumThroughputBillingCommitment"]
+        self.assertEqual((again["Status"], again["StartedAt"]), ("ENABLED", on["StartedAt"]))
+        k.update_account_settings(MinimumThroughputBillingCommitment={"Status": "DISABLED"})
+        real = FRONT.ext.clock
+        FRONT.ext.clock = lambda: time.time() + 86400 + 60
+        try:
+            off = k.describe_account_settings()["MinimumThroughputBillingCommitment"]
+            self.assertEqual((off["Status"], off["EndedAt"]), ("DISABLED", on["EarliestAllowedEndAt"]))
+            self.assertNotIn("WarmThroughput", k.describe_stream_summary(StreamName=od)["StreamDescriptionSummary"])
+            with self.assertRaises(ClientError) as ctx:
+                k.update_stream_warm_throughput(StreamName=od, WarmThroughputMiBps=100)
+            self.assertEqual(code_of(ctx), "InvalidArgumentException")
+        finally:
+            FRONT.ext.clock = real
+        with self.assertRaises(ClientError) as ctx:
+            k.update_account_settings(MinimumThroughputBillingCommitment={"Status": "PAUSED"})
+        self.assertEqual(code_of(ctx), "ValidationException")
+
+        # IAM: the account settings on "*", warm throughput on the stream.
+        creds = role(uniq("warm"),
+                     {"Effect": "Allow", "Action": "kinesis:DescribeAccountSettings", "Resource": "*"},
+                     {"Effect": "Allow", "Action": ["kinesis:UpdateAccountSettings", "kinesis:UpdateStreamWarmThroughput"],
+                      "Resource": arn("kinesis", f"stream/{prov}")})
+        kc = client("kinesis", creds, retry=False)
+        self.assertEqual(kc.describe_account_settings()["MinimumThroughputBillingCommitment"]["Status"], "DISABLED")
+        for call in (lambda: kc.update_account_settings(MinimumThroughputBillingCommitment={"Status": "ENABLED"}),
+                     lambda: kc.update_stream_warm_throughput(StreamName=od, WarmThroughputMiBps=1)):
+            with self.assertRaises(ClientError) as ctx:
+                call()
+            self.assertEqual(code_of(ctx), "AccessDeniedException")
+        with self.assertRaises(ClientError) as ctx:  # allowed on its stream: then validated
+            kc.update_stream_warm_throughput(StreamName=prov, WarmThroughputMiBps=1)
+        self.assertEqual(code_of(ctx), "InvalidArgumentException")
+
+
+class DynamoDBWarmThroughput(unittest.TestCase):
+    def test_table_and_index_warm_throughput_only_increase(self) -> None:
+        d = client("dynamodb", DEV, retry=False)
+        table, other = uniq("warm"), uniq("warm-other")
+        for t in (table, other):
+            d.create_table(
+                TableName=t, BillingMode="PAY_PER_REQUEST",
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "g", "AttributeType": "S"}],
+                GlobalSecondaryIndexes=[{"IndexName": "gsi1", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                                         "Projection": {"ProjectionType": "ALL"}}],
+            )
+        desc = d.describe_table(TableName=table)["Table"]
+        default = {"ReadUnitsPerSecond": 12000, "WriteUnitsPerSecond": 4000, "Status": "ACTIVE"}
+        self.assertEqual(desc["WarmThroughput"], default)
+        self.assertEqual(desc["GlobalSecondaryIndexes"][0]["WarmThroughput"], default)
+        # A role with UpdateTable and DescribeTable on the table only: index updates are authorized on the table.
+        creds = role(uniq("prewarm"), {"Effect": "Allow", "Action": ["dynamodb:UpdateTable", "dynamodb:DescribeTable"],
+                                       "Resource": arn("dynamodb", f"table/{table}")})
+        dc = client("dynamodb", creds, retry=False)
+        out = dc.update_table(TableName=table, WarmThroughput={"ReadUnitsPerSecond": 15000},
+                              GlobalSecondaryIndexUpdates=[{"Update": {"IndexName": "gsi1", "WarmThroughput": {"WriteUnitsPerSecond": 5000}}}])
+        self.assertEqual(out["TableDescription"]["WarmThroughput"], {"ReadUnitsPerSecond": 15000, "WriteUnitsPerSecond": 4000, "Status": "UPDATING"})
+        self.assertEqual(out["TableDescription"]["GlobalSecondaryIndexes"][0]["WarmThroughput"],
+                         {"ReadUnitsPerSecond": 12000, "WriteUnitsPerSecond": 5000, "Status": "UPDATING"})
+        desc = dc.describe_table(TableName=table)["Table"]
+        self.assertEqual(desc["WarmThroughput"], {"ReadUnitsPerSecond": 15000, "WriteUnitsPerSecond": 4000, "Status": "ACTIVE"})
+        self.assertEqual(desc["GlobalSecondaryIndexes"][0]["WarmThroughput"], {"ReadUnitsPerSecond": 12000, "WriteUnitsPerSecond": 5000, "Status": "ACTIVE"})
+        same = dc.update_table(TableName=table, WarmThroughput={"ReadUnitsPerSecond": 15000})
+        self.assertEqual(same["TableDescription"]["WarmThroughput"]["Status"], "ACTIVE")
+        with self.assertRaises(ClientError) as ctx:
+            dc.update_table(TableName=other, WarmThroughput={"ReadUnitsPerSecond": 15000})
+        self.assertEqual(code_of(ctx), "AccessDeniedException")
+        cases = [
+            ({"WarmThroughput": {"ReadUnitsPerSecond": 14999}}, "ValidationException",
+             "One or more parameter values were invalid: Requested ReadUnitsPerSecond for WarmThroughput for table is lower than current WarmThroughput, decreasing WarmThroughput is not supported"),
+            ({"GlobalSecondaryIndexUpdates": [{"Update": {"IndexName": "gsi1", "WarmThroughput": {"WriteUnitsPerSecond": 4000}}}]}, "ValidationException",
+             "One or more parameter values were invalid: Requested WriteUnitsPerSecond for WarmThroughput for index gsi1 is lower than current WarmThroughput, decreasing WarmThroughput is not supported"),
+            ({"WarmThroughput": {"WriteUnitsPerSecond": 40001}}, "LimitExceededException",
+             f"Subscriber limit exceeded: Requested WriteUnitsPerSecond for WarmThroughput for table exceeds TableMaxWriteCapacityUnits of the account in region {REGION}"),
+            ({"GlobalSecondaryIndexUpdates": [{"Update": {"IndexName": "nope", "WarmThroughput": {"ReadUnitsPerSecond": 13000}}}]}, "ResourceNotFoundException",
+             f"Requested resource not found: Index nope for table {table}"),
+        ]
+        for kwargs, code, message in cases:
+            with self.assertRaises(ClientError, msg=kwargs) as ctx:
+                dc.update_table(TableName=table, **kwargs)
+            self.assertEqual((code_of(ctx), message_of(ctx)), (code, message))
+        # CreateTable: a field left out keeps its default; above the table quota is refused.
+        t2 = uniq("warm-new")
+        created = d.create_table(TableName=t2, BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], WarmThroughput={"ReadUnitsPerSecond": 20000})
+        self.assertEqual(created["TableDescription"]["WarmThroughput"], {"ReadUnitsPerSecond": 20000, "WriteUnitsPerSecond": 4000, "Status": "ACTIVE"})
+        self.assertEqual(d.describe_table(TableName=t2)["Table"]["WarmThroughput"]["WriteUnitsPerSecond"], 4000)
+        with self.assertRaises(ClientError) as ctx:
+            d.create_table(TableName=uniq("warm-big"), BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                           AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], WarmThroughput={"ReadUnitsPerSecond": 40001})
+        self.assertEqual(code_of(ctx), "LimitExceededException")
+
+
+class CloudWatchMetrics(unittest.TestCase):
+    def test_injected_metrics_come_back_per_minute(self) -> None:
+        stream = uniq("metrics")
+        minute = int(time.time() // 60) * 60 - 600
+        inject = [  # out of order, two values in one minute, one in another namespace and one for another stream
+            (minute + 65, 7.0), (minute + 5, 100.0), (minute + 50, 50.0), (minute + 300, 1.0),
+        ]
+        doc = {"namespace": "AWS/Kinesis", "metricData": [
+            {"metricName": "IncomingBytes", "dimensions": {"StreamName": stream}, "timestamp": ts, "value": v, "unit": "Bytes"}
+            for ts, v in inject
+        ] + [{"metricName": "IncomingBytes", "dimensions": {"StreamName": stream + "-x"}, "timestamp": minute + 5, "value": 9e9, "unit": "Bytes"}]}
+        self.assertEqual(admin("/_front/metrics", doc), (200, {"ok": True, "count": 5}))
+        self.assertEqual(admin("/_front/metrics", {"namespace": "Other", "metricData": [
+            {"metricName": "IncomingBytes", "dimensions": {"StreamName": stream}, "timestamp": minute + 5, "value": 1e6}]})[1]["count"], 1)
+        self.assertEqual(admin("/_front/metrics", {"metricData": []})[0], 400)
+        reader = role(uniq("dashboard"), {"Effect": "Allow", "Action": "cloudwatch:GetMetricData", "Resource": "*"})
+        cw = client("cloudwatch", reader)
+
+        def query(stat: str) -> dict:
+            return {"Id": stat.lower(), "MetricStat": {"Metric": {"Namespace": "AWS/Kinesis", "MetricName": "IncomingBytes",
+                                                                    "Dimensions": [{"Name": "StreamName", "Value": stream}]},
+                                                         "Period": 60, "Stat": stat}}
+
+        start = datetime.datetime.fromtimestamp(minute - 73, datetime.timezone.utc)  # not on a minute: rounded down
+        end = datetime.datetime.fromtimestamp(minute + 900, datetime.timezone.utc)
+        results = {r["Id"]: r for r in cw.get_metric_data(MetricDataQueries=[query("Sum"), query("Maximum")], StartTime=start, EndTime=end)["MetricDataResults"]}
+        stamps = [minute + 300, minute + 60, minute]  # newest first, as AWS's default ScanBy
+        self.assertEqual(results["sum"]["Values"], [1.0, 7.0, 150.0])
+        self.assertEqual(results["maximum"]["Values"], [1.0, 7.0, 100.0])
+        for r in results.values():
+            self.assertEqual([t.timestamp() for t in r["Timestamps"]], stamps)
+        ascending = cw.get_metric_data(MetricDataQueries=[query("Sum")], StartTime=start, EndTime=end, ScanBy="TimestampAscending")
+        self.assertEqual(ascending["MetricDataResults"][0]["Values"], [150.0, 7.0, 1.0])
+        with self.assertRaises(ClientError) as ctx:
+            cw.put_metric_data(Namespace="Robofleet", MetricData=[{"MetricName": "m", "Value": 1.0}])
+        self.assertEqual(code_of(ctx), "AccessDenied")
+        with self.assertRaises(ClientError) as ctx:  # authorization first, then the reserved namespace
+            cw.put_metric_data(Namespace="AWS/Kinesis", MetricData=[{"MetricName": "m", "Value": 1.0}])
+        self.assertEqual(code_of(ctx), "AccessDenied")
+
+    def test_kinesis_puts_publish_incoming_bytes_and_records(self) -> None:
+        stream = uniq("published")
+        dev_kinesis_stream(stream)
+        k = client("kinesis", DEV, retry=False)
+        k.put_record(StreamName=stream, Data=b"0123456789", PartitionKey="k1")  # 12 bytes
+        k.put_records(StreamName=stream, Records=[{"Data": b"x" * n, "PartitionKey": "p"} for n in (1, 2, 3)])  # 9 bytes
+        cw = client("cloudwatch", DEV)
+        now = time.time()
+        start = datetime.datetime.fromtimestamp(now - 300, datetime.timezone.utc)
+        end = datetime.datetime.fromtimestamp(now + 120, datetime.timezone.utc)
+        queries = [{"Id": f"{m.lower()}_{s.lower()}", "MetricStat": {
+            "Metric": {"Namespace": "AWS/Kinesis", "MetricName": m, "Dimensions": [{"Name": "StreamName", "Value": stream}]},
+            "Period": 60, "Stat": s}} for m in ("IncomingBytes", "IncomingRecords") for s in ("Sum", "SampleCount", "Maximum")]
+        got = {r["Id"]: r["Values"] for r in cw.get_metric_data(MetricDataQueries=queries, StartTime=start, EndTime=end)["MetricDataResults"]}
+        self.assertEqual(sum(got["incomingbytes_sum"]), 21.0)
+        self.assertEqual(sum(got["incomingrecords_sum"]), 4.0)
+        self.assertEqual(sum(got["incomingrecords_samplecount"]), 2.0)  # one sample per put call
+        self.assertEqual(max(got["incomingrecords_maximum"]), 3.0)
+        self.assertEqual(max(got["incomingbytes_maximum"]), 12.0)
 
 
 # ------------------------------------------------------------------------------------------

@@ -57,7 +57,26 @@ What it checks, in this order:
    400 KiB (409,600 bytes, DynamoDB's size rules); Lambda Invoke payload 6 MiB (1 MiB for
    InvocationType Event); IoT Publish 128 KiB; OpenSearch body 10 MiB (--opensearch-max-body),
    checked before anything else like the domain's load balancer does.
-6. **Errors as each protocol writes them**, so the SDKs parse the right code: awsJson
+6. **Rules and APIs moto lacks** (extensions.py, which names the AWS source of each rule),
+   after authorization, for the front's account and region:
+   - Kinesis UpdateShardCount: UNIFORM_SCALING only; provisioned and ACTIVE streams only; at most
+     10 successful calls per stream in a rolling 24 h (the front's clock); target within double and
+     half the open shards, at most 10,000 per stream; the account's shard limit (open shards of
+     provisioned streams; 20,000 in us-east-1, also checked by CreateStream). The answer has
+     StreamARN; moto's open shards are checked (and split or merged) to end at the target.
+     DescribeLimits shows the front's ShardLimit and the real OpenShardCount.
+   - Kinesis On-demand Advantage, served by the front: UpdateAccountSettings /
+     DescribeAccountSettings (MinimumThroughputBillingCommitment; a disable within the 24 h minimum
+     is ENABLED_UNTIL_EARLIEST_ALLOWED_END until then), UpdateStreamWarmThroughput (on-demand
+     streams of a committed account, 0..10,240 MiBps; current = target at once; also
+     WarmThroughputMiBps on CreateStream and UpdateStreamMode), shown by DescribeStreamSummary.
+   - DynamoDB warm throughput (UpdateTable, table and GSI updates, CreateTable): only increases,
+     at most 40,000 units, a field left out kept, DescribeTable shows both with Status.
+   - CloudWatch: PutMetricData into AWS/... is InvalidParameterValue; GetMetricData and
+     GetMetricStatistics round the start time and match metrics as CloudWatch does (moto did not);
+     the front publishes AWS/Kinesis IncomingBytes and IncomingRecords per stream and minute from
+     the puts it forwards (one statistic set per minute, one sample per put call).
+7. **Errors as each protocol writes them**, so the SDKs parse the right code: awsJson
    (`__type`, `x-amzn-ErrorType`; SQS and CloudWatch add `x-amzn-query-error`), query XML
    (`ErrorResponse`), restJson (`x-amzn-ErrorType`, 403), S3 XML (403 `AccessDenied`), and
    OpenSearch's bare `{"message"}` / `{"Message"}` 403s. Condition keys the front cannot put in a
@@ -77,7 +96,7 @@ What it does not check: the per-chunk signatures of STREAMING-AWS4-HMAC-SHA256-P
 (the seed signature is checked); presigned URLs and SigV4a (refused as unauthenticated);
 iam:PassRole; permission boundaries, session policies, SCPs, tags (ABAC); Lambda function
 policies (AddPermission is authorized, not evaluated on Invoke); cross-account access;
-throttling and quotas other than the sizes above; virtual-hosted S3 addressing (path-style only);
+throttling (TPS limits) and quotas other than the sizes and the rules of 6; virtual-hosted S3 addressing (path-style only);
 S3 anonymous access (an unsigned S3 request is AccessDenied even under a public bucket policy).
 A ListShards call with only a NextToken is authorized on `stream/*` (moto's token does not hold
 the stream). Limits of the HTTP server: waitress drops header names containing "_" and joins a
@@ -112,7 +131,19 @@ request:
     GET  /_front/endpoints             -> [{"kind": "opensearch", "url", "domainArn", "backend", "startup"},
                                            {"kind": "iot", "url", "name", "backend", "startup"}, ...]
     GET  /_front/stats                 -> counters, by service, front and moto CPU
-    POST /_front/reset-stats
+    POST /_front/reset-stats           (counters only: scaling history, account settings, warm
+                                        throughput and metrics stay)
+    GET  /_front/kinesis/scaling?stream=ARN
+                                       -> {"streamArn", "calls": [epoch seconds of the successful
+                                           UpdateShardCount calls in the last 24 h, oldest first], "shardLimit"}
+    POST /_front/kinesis/scaling       {"streamArn"?, "calls"?: [epoch seconds], "shardLimit"?: N}
+                                       replaces the stream's call history (needs streamArn), sets the
+                                       account's shard limit; -> the GET answer ({"shardLimit"} alone
+                                       without streamArn)
+    POST /_front/metrics               {"namespace", "metricData": [{"metricName", "dimensions"?: {NAME: VALUE},
+                                        "timestamp": epoch seconds, "value", "unit"?}, ...]}
+                                       -> {"ok": true, "count": N}; test-only: straight into moto's
+                                       CloudWatch (AWS/ namespaces too)
 """
 
 from .server import Front, make_server

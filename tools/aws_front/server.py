@@ -19,10 +19,11 @@ import time
 import traceback
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 from xml.sax.saxutils import escape
 
 from . import errors as E
+from . import extensions as X
 from . import policy as P
 from . import services as S
 from . import sigv4
@@ -266,6 +267,9 @@ class Front:
         self.stats = Stats()
         self.moto_app = moto_app if moto_app is not None else load_moto_app()
         self.clock = clock
+        # Rules, APIs and fixes the front adds to moto, and their state (extensions.py).
+        X.install_moto_fixes()
+        self.ext = X.Extensions(region, account, lambda: self.clock())
         self._local = threading.local()
         # Endpoints (copy-on-write: readers take the dict without a lock), by id. The startup
         # opensearch and iot ports are ids 1 and 2; the ports make_server serves map to ids.
@@ -388,6 +392,9 @@ class Front:
             status, hdrs, payload = _caller_identity(principal, call, headers)
             self.stats.count(service, "allowed", time.thread_time() - t0)
             return _reply(start_response, status, hdrs, payload)
+        handler = self.ext.handler(call) if role == ROLE_AWS else None
+        if handler is not None:
+            return self._extended(handler, call, environ, body, start_response, service, method, t0)
         # The AWS port, and an IoT endpoint with no backend (the startup one unless re-pointed):
         # moto answers, for IoT with its own IoT Data Plane.
         if role == ROLE_AWS or (role == ROLE_IOT and not (ep and ep.backend)):
@@ -408,6 +415,56 @@ class Front:
             return _reply(start_response, status, hdrs, payload)
         self.stats.count(service, "allowed", time.thread_time() - t0)
         return result
+
+    def _extended(self, handler: Callable, call: S.Call, environ: dict, body: bytes, start_response: Callable,
+                  service: str, method: str, t0: float) -> Iterable[bytes]:
+        """An operation the front completes (extensions.py): the handler refuses, answers, or
+        forwards to moto and corrects moto's answer."""
+        moto = {"cpu": 0.0, "calls": 0}
+
+        def forward(new_body: bytes | None = None) -> tuple[int, list, bytes]:
+            t1 = time.thread_time()
+            try:
+                return self._moto_capture(environ, body if new_body is None else new_body)
+            finally:
+                moto["cpu"] += time.thread_time() - t1
+                moto["calls"] += 1
+
+        outcome = "allowed"
+        try:
+            status, hdrs, payload = handler(call, forward)
+        except Exception as exc:  # noqa: BLE001 - as in _handle
+            if isinstance(exc, FrontError):
+                err = exc
+            else:
+                traceback.print_exc()
+                err = FrontError("internal", f"the AWS front failed: {exc!r} (see its log)", code="FrontInternalError", status=500)
+            status, hdrs, payload = E.render(err, call.protocol, method)
+            outcome = _outcome(err)
+        self.stats.count(service, outcome, time.thread_time() - t0 - moto["cpu"], moto["cpu"], to_moto=moto["calls"] > 0)
+        return _reply(start_response, status, hdrs, payload)
+
+    def _moto_capture(self, environ: dict, body: bytes) -> tuple[int, list, bytes]:
+        """moto's answer to the request, whole: (status, headers without Content-Length, body)."""
+        env = environ.copy()
+        env["wsgi.input"] = io.BytesIO(body)
+        env["CONTENT_LENGTH"] = str(len(body))
+        env["HTTP_X_MOTO_ACCOUNT_ID"] = self.account
+        got: dict = {}
+        chunks: list[bytes] = []
+
+        def start(status: str, headers: list, exc_info: Any = None) -> Callable[[bytes], None]:
+            got["status"], got["headers"] = int(status.split(" ", 1)[0]), headers
+            return chunks.append
+
+        result = self.moto_app(env, start)
+        try:
+            chunks.extend(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return got["status"], [(k, v) for k, v in got["headers"] if k.lower() != "content-length"], b"".join(chunks)
 
     def _authorize(self, state: State, principal: Principal, call: S.Call, now: float) -> None:
         ctx = {
@@ -572,6 +629,36 @@ class Front:
                 except P.PolicyError:  # closed meanwhile
                     pass
 
+    def _check_stream_arn(self, arn: Any) -> str:
+        prefix = f"arn:aws:kinesis:{self.region}:{self.account}:stream/"
+        if not isinstance(arn, str) or not arn.startswith(prefix) or not re.fullmatch(r"[a-zA-Z0-9_.-]{1,128}", arn[len(prefix):]):
+            raise P.PolicyError(f"stream must be a Kinesis stream ARN of the front's region and account ({prefix}NAME), not {arn!r}")
+        return arn
+
+    def _scaling_doc(self, arn: str | None) -> dict:
+        doc: dict[str, Any] = {"shardLimit": self.ext.shard_limit}
+        if arn is not None:
+            doc = {"streamArn": arn, "calls": self.ext.scaling_calls(arn), **doc}
+        return doc
+
+    def _seed_scaling(self, body: dict) -> dict:
+        """POST /_front/kinesis/scaling: replaces a stream's UpdateShardCount history, sets the account's shard limit."""
+        arn = self._check_stream_arn(body["streamArn"]) if body.get("streamArn") is not None else None
+        calls = body.get("calls")
+        if calls is not None:
+            if arn is None:
+                raise P.PolicyError("calls needs streamArn")
+            if not isinstance(calls, list) or not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in calls):
+                raise P.PolicyError("calls must be a list of epoch seconds")
+        limit = body.get("shardLimit")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise P.PolicyError(f"shardLimit must be a positive integer, not {limit!r}")
+        if calls is not None:
+            self.ext.seed_scaling(arn, [float(t) for t in calls])
+        if limit is not None:
+            self.ext.shard_limit = limit
+        return self._scaling_doc(arn)
+
     def _check_domain_arn(self, arn: Any) -> str:
         m = re.fullmatch(r"arn:aws:es:([a-z0-9-]+):(\d{12}):domain/([^/]+)/?", arn) if isinstance(arn, str) else None
         if m is None:
@@ -633,6 +720,10 @@ class Front:
                 return _json_reply(start_response, 200, {"ok": True})
             if path == "/_front/endpoints" and method == "GET":
                 return _json_reply(start_response, 200, [ep.describe() for _, ep in sorted(self.endpoints.items())])
+            if path == "/_front/kinesis/scaling" and method == "GET":
+                query = parse_qs(environ.get("QUERY_STRING", ""))
+                arn = self._check_stream_arn((query.get("stream") or [None])[0])
+                return _json_reply(start_response, 200, self._scaling_doc(arn))
             if method != "POST":
                 return _json_reply(start_response, 404, {"error": f"no such admin endpoint: {method} {path}"})
             try:
@@ -667,6 +758,14 @@ class Front:
             if path == "/_front/close":
                 self.close_endpoint(body.get("url"))
                 return _json_reply(start_response, 200, {"ok": True})
+            if path == "/_front/kinesis/scaling":
+                return _json_reply(start_response, 200, self._seed_scaling(body))
+            if path == "/_front/metrics":
+                try:
+                    count = self.ext.inject_metrics(body.get("namespace"), body.get("metricData"))
+                except ValueError as e:
+                    raise P.PolicyError(str(e)) from None
+                return _json_reply(start_response, 200, {"ok": True, "count": count})
             return _json_reply(start_response, 404, {"error": f"no such admin endpoint: {method} {path}"})
         except P.PolicyError as e:
             return _json_reply(start_response, 400, {"error": str(e)})

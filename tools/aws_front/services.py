@@ -49,8 +49,11 @@ class Call:
     # also be allowed these actions on its key, with kms:ViaService = <service>.<region>.amazonaws.com.
     kms: list[tuple[str, list[str]]] = field(default_factory=list)
     local: str | None = None  # answered by the front itself (sts GetCallerIdentity)
-    # A size refusal, answered after authorization (AWS authorizes before it validates).
+    # A refusal answered after authorization (AWS authorizes before it validates): sizes, and
+    # CloudWatch's reserved AWS/ namespace.
     size_error: FrontError | None = None
+    # The JSON body (DynamoDB, Kinesis), for the operations the front completes (extensions.py).
+    params: Any = None
 
 
 class Req:
@@ -197,6 +200,7 @@ def _ddb_check_item(call: Call, item: Any) -> None:
 def dynamodb(req: Req, op: str) -> Call:
     call = Call("dynamodb", op, E.DYNAMODB)
     body = req.json()
+    call.params = body
     action = f"dynamodb:{op}"
     if op in _DDB_STAR_OPS:
         call.needs.append(Need(action, "*"))
@@ -262,8 +266,12 @@ _KINESIS_STREAM_OPS = {
     "StopStreamEncryption", "AddTagsToStream", "RemoveTagsFromStream", "ListTagsForStream",
     "MergeShards", "SplitShard", "UpdateStreamMode", "EnableEnhancedMonitoring",
     "DisableEnhancedMonitoring",
+    # Service Authorization Reference: resource type stream*. Answered by the front (extensions.py).
+    "UpdateStreamWarmThroughput",
 }
-_KINESIS_STAR_OPS = {"ListStreams", "DescribeLimits"}
+# Service Authorization Reference: no resource type, so "*" (the two account settings operations
+# are answered by the front, extensions.py).
+_KINESIS_STAR_OPS = {"ListStreams", "DescribeLimits", "UpdateAccountSettings", "DescribeAccountSettings"}
 
 
 def _b64_len(s: Any) -> int:
@@ -274,6 +282,12 @@ def _b64_len(s: Any) -> int:
     if n % 4 or not n:
         return (n * 3) // 4
     return (n >> 2) * 3 - (s[-2:].count("="))
+
+
+def kinesis_record_size(record: dict) -> int:
+    """A record's bytes as the shard write quota counts them: the data and the partition key."""
+    key = record.get("PartitionKey")
+    return _b64_len(record.get("Data")) + (len(key.encode("utf-8")) if key.__class__ is str else 0)
 
 
 def _kinesis_stream_arn(req: Req, body: dict) -> str:
@@ -310,6 +324,7 @@ def _kinesis_too_big(position: str) -> FrontError:
 def kinesis(req: Req, op: str) -> Call:
     call = Call("kinesis", op, E.KINESIS)
     body = req.json()
+    call.params = body
     action = f"kinesis:{op}"
     if op in _KINESIS_STAR_OPS:
         call.needs.append(Need(action, "*"))
@@ -922,6 +937,7 @@ def sts(req: Req, target: str | None) -> Call:
 # CloudWatch (service "monitoring": query, or awsJson1.0 with GraniteServiceVersion20100801.<Op>)
 # ------------------------------------------------------------------------------------------
 
+# Service Authorization Reference: these have no resource type, so "*".
 _CW_STAR = {"GetMetricData", "GetMetricStatistics", "ListMetrics"}
 
 
@@ -945,16 +961,19 @@ def monitoring(req: Req, target: str | None) -> Call:
     call = Call("monitoring", op, proto)
     if op == "PutMetricData":
         ns = params.get("Namespace")
+        ctx = {"cloudwatch:namespace": [ns]} if isinstance(ns, str) else None
+        call.needs.append(Need("cloudwatch:PutMetricData", "*", ctx))
         if isinstance(ns, str) and ns.startswith("AWS/"):
-            raise FrontError(
+            # PutMetricData API reference: "You cannot specify a namespace that begins with
+            # 'AWS/'". The text is AWS's (as Eucalyptus and its tests against AWS have it); like
+            # the other validations, after authorization.
+            call.size_error = FrontError(
                 "invalid",
                 "The value AWS/ for parameter Namespace is invalid.",
                 code="InvalidParameterValueException" if json_proto else "InvalidParameterValue",
                 query_code="InvalidParameterValue",
                 status=400,
             )
-        ctx = {"cloudwatch:namespace": [ns]} if isinstance(ns, str) else None
-        call.needs.append(Need("cloudwatch:PutMetricData", "*", ctx))
         return call
     if op in _CW_STAR:
         call.needs.append(Need(f"cloudwatch:{op}", "*"))
