@@ -4,6 +4,7 @@
 //! - [`rejects`]: `robofleet rejects list|replay`, what the functions dead-lettered, and putting
 //!   chosen records back into their stream after a fix.
 //! - [`breaker`]: `robofleet breaker status|open|close`, the circuit breakers during an incident.
+//! - [`plan`]: `robofleet plan`, the capacity and cost planner for a fleet.
 //!
 //! Each tool is a library call that the `robofleet` command wraps in a subcommand; errors are in
 //! [`error`], one enum per tool.
@@ -12,6 +13,7 @@
 
 pub mod breaker;
 pub mod error;
+pub mod plan;
 pub mod rejects;
 
 pub use error::{BreakerError, RejectsError, ReplayError};

@@ -28,6 +28,9 @@ enum Command {
     Rejects(RejectsCli),
     /// Show the circuit breakers, or hold one open or closed during an incident.
     Breaker(BreakerCli),
+    /// Plan capacity and cost for a fleet: demand curves, shards or warm throughput, pre-warm
+    /// rules for the stream-scaler, quotas, and the monthly bill by component.
+    Plan(fleet_ops::plan::PlanArgs),
 }
 
 /// `robofleet breaker`: the tool's own flags, and the dev report that names the local stack's
@@ -76,6 +79,25 @@ fn main() -> anyhow::Result<()> {
             let mut args = cli.args;
             fill_breaker_from_dev_report(&mut args.target, &cli.report)?;
             Ok(runtime()?.block_on(fleet_ops::breaker::run(args))?)
+        }
+        Command::Plan(args) => {
+            if args.print_input {
+                print!(
+                    "{}",
+                    fleet_ops::plan::input_toml(&fleet_ops::plan::input(&args)?)
+                );
+                return Ok(());
+            }
+            let plan = fleet_ops::plan::run(&args)?;
+            if args.json.as_deref() == Some(Path::new("-")) {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                print!("{}", plan.to_text());
+                if let Some(chart) = &args.chart {
+                    println!("\nchart: {}", chart.display());
+                }
+            }
+            Ok(())
         }
     }
 }
