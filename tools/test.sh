@@ -23,11 +23,17 @@ echo "==> cargo fmt --check"
 fmt_status=0
 cargo fmt --all -- --check >/dev/null || { fmt_status=1; echo "cargo fmt --check: files need formatting (run cargo fmt --all)"; }
 
-echo "==> cargo test --workspace"
+echo "==> cargo build --workspace --bins, then cargo test --workspace"
 # Failures are counted and reported at the end, not fatal here (set -e would stop the run).
 set +e
-cargo test --workspace --no-fail-fast 2>&1 | tee "$run_dir/cargo-test.log"
+# The end-to-end tests run every function's binary. `cargo test` builds a package's binaries
+# only when that package has integration tests of its own, so build them all first.
+cargo build --workspace --bins 2>&1 | tee "$run_dir/cargo-test.log"
 status=${PIPESTATUS[0]}
+if [ "$status" -eq 0 ]; then
+  cargo test --workspace --no-fail-fast 2>&1 | tee -a "$run_dir/cargo-test.log"
+  status=${PIPESTATUS[0]}
+fi
 set -e
 
 echo "==> the tools' own tests (tools/test_*.py)"

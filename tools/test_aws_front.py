@@ -33,6 +33,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import boto3  # noqa: E402
+import botocore.model  # noqa: E402
+import cbor2  # noqa: E402
 from botocore.auth import S3SigV4Auth, SigV4Auth  # noqa: E402
 from botocore.awsrequest import AWSRequest  # noqa: E402
 from botocore.config import Config  # noqa: E402
@@ -1412,6 +1414,202 @@ class CloudWatchMetrics(unittest.TestCase):
         self.assertEqual(sum(got["incomingrecords_samplecount"]), 2.0)  # one sample per put call
         self.assertEqual(max(got["incomingrecords_maximum"]), 3.0)
         self.assertEqual(max(got["incomingbytes_maximum"]), 12.0)
+
+
+# ------------------------------------------------------------------------------------------
+# CloudWatch in Smithy RPC v2 CBOR (the Rust SDK's protocol for CloudWatch)
+# ------------------------------------------------------------------------------------------
+
+CW_SERVICE = "GraniteServiceVersion20100801"
+
+
+def cbor_client(creds: dict):
+    """A boto3 CloudWatch client speaking rpc-v2-cbor. botocore supports the protocol but picks
+    awsJson1.0 first for CloudWatch (PRIORITY_ORDERED_SUPPORTED_PROTOCOLS); the service model
+    resolves its protocol once per client, so putting CBOR first while the client is created is enough."""
+    original = botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS
+    botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS = ("smithy-rpc-v2-cbor",) + tuple(original)
+    try:
+        cw = client("cloudwatch", creds)
+    finally:
+        botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS = original
+    assert cw.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
+    sent: list = []
+    cw.meta.events.register("before-send", lambda request, **_: sent.append(request))
+    cw.sent = sent  # the raw requests, to check what went over the wire
+    return cw
+
+
+def cbor_request(creds: dict, op: str, doc: dict | None = None, body: bytes | None = None, headers: dict | None = None,
+                 service: str = CW_SERVICE) -> AWSRequest:
+    """A signed rpc-v2-cbor request built by hand (cbor2 + botocore's SigV4Auth)."""
+    h = {"Content-Type": "application/cbor", "Accept": "application/cbor", "smithy-protocol": "rpc-v2-cbor", **(headers or {})}
+    data = cbor2.dumps(doc if doc is not None else {}) if body is None else body
+    return signed_request(creds, "monitoring", "POST", f"{aws_url()}/service/{service}/operation/{op}", h, data)
+
+
+def cbor_error(status: int, headers: dict, data: bytes) -> tuple[int, str, str, str]:
+    """(status, __type, x-amzn-query-error, message) of an rpc-v2-cbor error, checking its form."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    assert lower.get("smithy-protocol") == "rpc-v2-cbor", headers
+    assert lower.get("content-type") == "application/cbor", headers
+    assert "x-amzn-errortype" not in lower, headers  # the spec: SHOULD NOT be sent
+    doc = cbor2.loads(data)
+    return status, doc["__type"], lower.get("x-amzn-query-error", ""), doc["message"]
+
+
+def epoch(t: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+
+
+class CloudWatchCbor(unittest.TestCase):
+    def test_get_metric_data_of_injected_metrics(self) -> None:
+        stream = uniq("cbor-metrics")
+        minute = int(time.time() // 60) * 60 - 600
+        inject = [(minute + 65, 7.0), (minute + 5, 100.0), (minute + 50, 50.0), (minute + 300, 1.0)]
+        doc = {"namespace": "AWS/Kinesis", "metricData": [
+            {"metricName": "IncomingBytes", "dimensions": {"StreamName": stream}, "timestamp": ts, "value": v, "unit": "Bytes"}
+            for ts, v in inject]}
+        self.assertEqual(admin("/_front/metrics", doc), (200, {"ok": True, "count": 4}))
+        reader = role(uniq("cbor-dashboard"), {"Effect": "Allow", "Action": "cloudwatch:GetMetricData", "Resource": "*"})
+
+        def query(stat: str) -> dict:
+            return {"Id": stat.lower(), "MetricStat": {"Metric": {"Namespace": "AWS/Kinesis", "MetricName": "IncomingBytes",
+                                                                    "Dimensions": [{"Name": "StreamName", "Value": stream}]},
+                                                         "Period": 60, "Stat": stat}}
+
+        cw = cbor_client(reader)
+        got = cw.get_metric_data(MetricDataQueries=[query("Sum"), query("Maximum")], StartTime=epoch(minute - 73),
+                                 EndTime=epoch(minute + 900), ScanBy="TimestampAscending")
+        self.assertEqual(cw.sent[-1].headers["Content-Type"], b"application/cbor")
+        self.assertTrue(cw.sent[-1].url.endswith(f"/service/{CW_SERVICE}/operation/GetMetricData"))
+        self.assertEqual(got["ResponseMetadata"]["HTTPHeaders"]["content-type"], "application/cbor")
+        self.assertEqual(got["ResponseMetadata"]["HTTPHeaders"]["smithy-protocol"], "rpc-v2-cbor")
+        results = {r["Id"]: r for r in got["MetricDataResults"]}
+        self.assertEqual(results["sum"]["Values"], [150.0, 7.0, 1.0])
+        self.assertEqual(results["maximum"]["Values"], [100.0, 7.0, 1.0])
+        for r in results.values():
+            self.assertEqual([t.timestamp() for t in r["Timestamps"]], [minute, minute + 60, minute + 300])
+        # The same by hand: the answer's timestamps are CBOR tag 1 around a 64-bit float (the Rust
+        # SDK reads no other form), its values floats even where moto's JSON had integers.
+        req = cbor_request(reader, "GetMetricData", {"MetricDataQueries": [query("Sum")], "StartTime": cbor2.CBORTag(1, float(minute - 73)),
+                                                     "EndTime": cbor2.CBORTag(1, minute + 900)})
+        status, headers, data = send(PORTS[0], req)
+        self.assertEqual(status, 200, data)
+        lower = {k.lower(): v for k, v in headers.items()}
+        self.assertEqual((lower["content-type"], lower["smithy-protocol"]), ("application/cbor", "rpc-v2-cbor"))
+        result = cbor2.loads(data)["MetricDataResults"][0]
+        self.assertEqual(result["Timestamps"], [epoch(minute + 300), epoch(minute + 60), epoch(minute)])  # newest first by default
+        self.assertEqual(result["Values"], [1.0, 7.0, 150.0])
+        self.assertEqual(data.count(b"\xc1\xfb"), 3)
+        self.assertTrue(all(type(v) is float for v in result["Values"]))
+
+    def test_kinesis_metrics_are_flushed_before_a_cbor_read(self) -> None:
+        stream = uniq("cbor-published")
+        dev_kinesis_stream(stream)
+        client("kinesis", DEV, retry=False).put_records(StreamName=stream, Records=[{"Data": b"x" * n, "PartitionKey": "p"} for n in (1, 2, 3)])
+        now = time.time()
+        got = cbor_client(DEV).get_metric_data(MetricDataQueries=[{"Id": "records", "MetricStat": {
+            "Metric": {"Namespace": "AWS/Kinesis", "MetricName": "IncomingRecords", "Dimensions": [{"Name": "StreamName", "Value": stream}]},
+            "Period": 60, "Stat": "Sum"}}], StartTime=epoch(now - 300), EndTime=epoch(now + 120))
+        self.assertEqual(sum(got["MetricDataResults"][0]["Values"]), 3.0)
+
+    def test_put_metric_data_then_read_it_back(self) -> None:
+        ns = uniq("Robofleet")
+        writer = role(uniq("cbor-writer"), {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
+                                            "Condition": {"StringEquals": {"cloudwatch:namespace": ns}}},
+                      {"Effect": "Allow", "Action": ["cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics", "cloudwatch:ListMetrics"], "Resource": "*"})
+        cw = cbor_client(writer)
+        minute = int(time.time() // 60) * 60 - 300
+        out = cw.put_metric_data(Namespace=ns, MetricData=[
+            {"MetricName": "Missions", "Dimensions": [{"Name": "Fleet", "Value": "a"}], "Value": v, "Unit": "Count", "Timestamp": epoch(minute + s)}
+            for s, v in ((1, 2.0), (30.5, 5.0), (61, 4.0))])
+        # An operation without output: 200, no body, no Content-Type (the spec), smithy-protocol.
+        h = out["ResponseMetadata"]["HTTPHeaders"]
+        self.assertEqual((out["ResponseMetadata"]["HTTPStatusCode"], h["content-length"], h.get("content-type")), (200, "0", None))
+        self.assertEqual(h["smithy-protocol"], "rpc-v2-cbor")
+        # Over 10 KB, botocore gzips PutMetricData (its requestCompression trait): the front inflates it.
+        cw.put_metric_data(Namespace=ns, MetricData=[
+            {"MetricName": "Big", "Dimensions": [{"Name": "Fleet", "Value": "a" * 200}], "Value": float(i), "Timestamp": epoch(minute + 120)}
+            for i in range(100)])
+        self.assertEqual(cw.sent[-1].headers.get("Content-Encoding"), b"gzip")
+        metric = {"Namespace": ns, "MetricName": "Missions", "Dimensions": [{"Name": "Fleet", "Value": "a"}]}
+        got = cw.get_metric_data(MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": metric, "Period": 60, "Stat": "Sum"}}],
+                                 StartTime=epoch(minute), EndTime=epoch(minute + 240), ScanBy="TimestampAscending")["MetricDataResults"][0]
+        self.assertEqual((got["Values"], [t.timestamp() for t in got["Timestamps"]]), ([7.0, 4.0], [minute, minute + 60]))
+        big = cw.get_metric_statistics(Namespace=ns, MetricName="Big", Dimensions=[{"Name": "Fleet", "Value": "a" * 200}], StartTime=epoch(minute),
+                                       EndTime=epoch(minute + 240), Period=60, Statistics=["Sum", "SampleCount"])["Datapoints"]
+        self.assertEqual([(d["Timestamp"].timestamp(), d["Sum"], d["SampleCount"]) for d in big], [(minute + 120, 4950.0, 100.0)])
+        self.assertEqual(sorted(m["MetricName"] for m in cw.list_metrics(Namespace=ns)["Metrics"]), ["Big", "Missions"])
+        # moto's own validation errors come back in CBOR with CloudWatch's codes.
+        with self.assertRaises(ClientError) as ctx:
+            cw.get_metric_statistics(Namespace=ns, MetricName="Missions", StartTime=epoch(minute + 60), EndTime=epoch(minute), Period=60, Statistics=["Sum"])
+        self.assertEqual(code_of(ctx), "InvalidParameterValue")
+        self.assertEqual(ctx.exception.response["Error"]["QueryErrorCode"], "InvalidParameterValueException")
+
+    def test_alarms_round_trip_with_typed_numbers(self) -> None:
+        name = uniq("cbor-alarm")
+        cw = cbor_client(DEV)
+        cw.put_metric_alarm(AlarmName=name, Namespace="Robofleet", MetricName="Missions", Statistic="Sum", Period=60,
+                            EvaluationPeriods=3, Threshold=1.5, ComparisonOperator="GreaterThanThreshold")
+        status, _, data = send(PORTS[0], cbor_request(DEV, "DescribeAlarms", {"AlarmNames": [name]}))
+        self.assertEqual(status, 200, data)
+        alarm = cbor2.loads(data)["MetricAlarms"][0]
+        self.assertEqual((alarm["Period"], alarm["EvaluationPeriods"], alarm["Threshold"]), (60, 3, 1.5))
+        self.assertIs(type(alarm["Period"]), int)
+        self.assertIsInstance(alarm["StateUpdatedTimestamp"], datetime.datetime)
+        cw.delete_alarms(AlarmNames=[name])
+        self.assertEqual(cw.describe_alarms(AlarmNames=[name])["MetricAlarms"], [])
+
+    def test_refusals_are_cbor_errors(self) -> None:
+        # The reserved namespace, after authorization: InvalidParameterValue.
+        with self.assertRaises(ClientError) as ctx:
+            cbor_client(DEV).put_metric_data(Namespace="AWS/Kinesis", MetricData=[{"MetricName": "m", "Value": 1.0}])
+        self.assertEqual(code_of(ctx), "InvalidParameterValue")
+        self.assertIn("The value AWS/ for parameter Namespace is invalid.", ctx.exception.response["Error"]["Message"])
+        got = cbor_error(*send(PORTS[0], cbor_request(DEV, "PutMetricData", {"Namespace": "AWS/Kinesis", "MetricData": [{"MetricName": "m", "Value": 1.0}]})))
+        self.assertEqual(got[:3], (400, "com.amazonaws.cloudwatch#InvalidParameterValueException", "InvalidParameterValue;Sender"))
+        # A principal without the permission: AccessDenied, also for the reserved namespace.
+        reader = role(uniq("cbor-reader"), {"Effect": "Allow", "Action": "cloudwatch:GetMetricData", "Resource": "*"})
+        for ns in ("Robofleet", "AWS/Kinesis"):
+            with self.assertRaises(ClientError) as ctx:
+                cbor_client(reader).put_metric_data(Namespace=ns, MetricData=[{"MetricName": "m", "Value": 1.0}])
+            self.assertEqual(code_of(ctx), "AccessDenied")
+        status, type_, query, message = cbor_error(*send(PORTS[0], cbor_request(reader, "PutMetricData", {"Namespace": "Robofleet"})))
+        self.assertEqual((status, type_, query), (400, "com.amazon.coral.service#AccessDeniedException", "AccessDenied;Sender"))
+        self.assertIn("is not authorized to perform: cloudwatch:PutMetricData", message)
+        # Operations the front does not map, real or not: its loud 501, in CBOR.
+        with self.assertRaises(ClientError) as ctx:
+            cbor_client(DEV).set_alarm_state(AlarmName="a", StateValue="OK", StateReason="r")
+        self.assertEqual((code_of(ctx), ctx.exception.response["ResponseMetadata"]["HTTPStatusCode"]), ("FrontUnsupportedOperation", 501))
+        got = cbor_error(*send(PORTS[0], cbor_request(DEV, "NoSuchOperation", {})))
+        self.assertEqual(got[:3], (501, "FrontUnsupportedOperation", "FrontUnsupportedOperation;Sender"))
+        self.assertIn("cloudwatch:NoSuchOperation", got[3])
+        got = cbor_error(*send(PORTS[0], cbor_request(DEV, "ListMetrics", {}, service="OtherService")))
+        self.assertEqual(got[0], 501)
+        # Malformed by the spec: X-Amz-Target on a CBOR request, a body that is not CBOR or not a map.
+        for kwargs in ({"headers": {"X-Amz-Target": f"{CW_SERVICE}.ListMetrics"}}, {"body": b"\xff\x00"}, {"body": cbor2.dumps([1])}):
+            got = cbor_error(*send(PORTS[0], cbor_request(DEV, "ListMetrics", **kwargs)))
+            self.assertEqual((got[0], got[2]), (400, "SerializationException;Sender"), kwargs)
+
+    def test_sigv4_covers_the_cbor_bytes_as_sent(self) -> None:
+        req = cbor_request(DEV, "ListMetrics", {"Namespace": "Robofleet"})
+        status, _, data = send(PORTS[0], req)
+        self.assertEqual(status, 200, data)
+        self.assertIn("Metrics", cbor2.loads(data))
+        # One byte changed after signing ("Robofleet" -> "Robofleeu"): the payload hash differs.
+        tampered = req.body[:-1] + bytes([req.body[-1] + 1])
+        req.data = tampered
+        status, type_, query, _ = cbor_error(*send(PORTS[0], req))
+        self.assertEqual((status, type_, query), (400, "com.amazon.coral.service#InvalidSignatureException", "SignatureDoesNotMatch;Sender"))
+        # Unsigned: refused in CBOR too, before the front knows the caller.
+        conn = http.client.HTTPConnection("127.0.0.1", PORTS[0], timeout=30)
+        conn.request("POST", f"/service/{CW_SERVICE}/operation/ListMetrics", body=cbor2.dumps({}),
+                     headers={"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"})
+        resp = conn.getresponse()
+        status, type_, query, _ = cbor_error(resp.status, dict(resp.getheaders()), resp.read())
+        conn.close()
+        self.assertEqual((status, query), (400, "MissingAuthenticationToken;Sender"))
 
 
 # ------------------------------------------------------------------------------------------

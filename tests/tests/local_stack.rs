@@ -544,7 +544,7 @@ async fn disabling_the_mapping_in_moto_pauses_the_poller_and_enabling_resumes_it
 
 /// `--invoke watch`: the function binaries of this build, as processes behind the Lambda
 /// Runtime API of `cargo lambda watch` (from the venv), invoked over its Invoke API. Nothing is
-/// compiled for it: `cargo test` has built the binaries before any test runs.
+/// compiled for it: `make test` builds every binary (`cargo build --workspace --bins`) first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn functions_run_behind_the_runtime_api_of_cargo_lambda_watch() {
     let logs = tempfile::tempdir().unwrap();
@@ -814,6 +814,116 @@ async fn a_role_pauses_only_its_own_mappings_and_an_operator_overrides_the_break
     assert_eq!(
         store.load("robots-index").await.unwrap().status,
         fleet_breaker::Status::Closed
+    );
+    stack.shutdown().await;
+}
+
+/// Per-minute AWS/Kinesis metrics for `stream`, put through the front's test-only endpoint
+/// (AWS refuses PutMetricData into AWS/ namespaces): `(minute start, MiB, records, throttled)`.
+async fn inject_stream_metrics(aws: &str, stream: &str, minutes: &[(i64, f64, f64, f64)]) {
+    let mut data = Vec::new();
+    for (start, mib, records, throttled) in minutes {
+        let dims = json!({ "StreamName": stream });
+        data.push(json!({"metricName": "IncomingBytes", "dimensions": dims, "timestamp": start, "value": mib * 1_048_576.0, "unit": "Bytes"}));
+        data.push(json!({"metricName": "IncomingRecords", "dimensions": dims, "timestamp": start, "value": records, "unit": "Count"}));
+        data.push(json!({"metricName": "WriteProvisionedThroughputExceeded", "dimensions": dims, "timestamp": start, "value": throttled, "unit": "Count"}));
+    }
+    let r = reqwest::Client::new()
+        .post(format!("{aws}/_front/metrics"))
+        .json(&json!({"namespace": "AWS/Kinesis", "metricData": data}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_scaler_scales_a_provisioned_stack_and_prewarms_its_table_as_its_own_role() {
+    let logs = tempfile::tempdir().unwrap();
+    let name = fleet_testkit::unique_name("e2e-scale");
+    let day = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(24))
+        .unwrap()
+        .strftime("%Y-%m-%d")
+        .to_string();
+    let mut o = options(&name, logs.path());
+    for (k, v) in [
+        ("StreamMode", "PROVISIONED".to_string()),
+        ("MissionsShardCount", "1".to_string()),
+        ("ShadowsShardCount", "1".to_string()),
+        (
+            "MissionsTableWarmRules",
+            format!("{day} 00:00-23:59 UTC 6000wcu"),
+        ),
+    ] {
+        o.parameter_overrides.push((k.to_string(), v));
+    }
+    let stack = dev::start(o).await.unwrap_or_else(|e| panic!("{e}"));
+    let missions = stack.resources.streams["MissionsStream"].name.clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let minute = now - now.rem_euclid(60);
+    let minutes: Vec<_> = (1..=5)
+        .map(|i| {
+            (
+                minute - i * 60,
+                0.9 * 60.0,
+                40_000.0,
+                if i <= 2 { 2_000.0 } else { 0.0 },
+            )
+        })
+        .collect();
+    inject_stream_metrics(&stack.endpoints.aws, &missions, &minutes).await;
+    // The function runs as StreamScalerRole: every call below went through the front's IAM.
+    let report = stack
+        .invoke("StreamScalerFunction", json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let scaled = report["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stream"] == missions.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{report}"));
+    // A concurrent scheduled run may have made the call first: then this one saw it and stood
+    // down or kept still. Either way the stream has 2 shards and one call was counted.
+    let kinesis = aws_sdk_kinesis::Client::new(&stack.sdk);
+    let summary = kinesis
+        .describe_stream_summary()
+        .stream_name(&missions)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        summary
+            .stream_description_summary()
+            .unwrap()
+            .open_shard_count(),
+        2,
+        "{scaled}"
+    );
+    let table = &stack.resources.tables["MissionsTable"];
+    let d = aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap();
+    let t = d.table().unwrap();
+    assert_eq!(
+        t.warm_throughput().unwrap().write_units_per_second(),
+        Some(6000),
+        "{report}"
+    );
+    assert_eq!(
+        t.global_secondary_indexes()[0]
+            .warm_throughput()
+            .unwrap()
+            .write_units_per_second(),
+        Some(6000)
     );
     stack.shutdown().await;
 }

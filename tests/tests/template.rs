@@ -372,6 +372,25 @@ fn every_samconfig_environment_loads_and_keeps_the_checks() {
                 r.rule_name
             );
         }
+        // The stream-scaler starts with this environment's rules and limits (a rule that does
+        // not parse would stop it at every cold start).
+        let scaler = stack
+            .functions()
+            .into_iter()
+            .find(|f| f.binary == "stream-scaler")
+            .unwrap_or_else(|| panic!("{env}: no stream-scaler"));
+        let config = stream_scaler::Config::from_lookup(|k| {
+            scaler
+                .environment
+                .get(k)
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+        })
+        .unwrap_or_else(|e| panic!("{env}: {e}"));
+        if *env == "prod" {
+            // Production carries the example fleet's plan (docs/capacity.md).
+            assert!(!config.streams[1].rules.is_empty(), "{env}");
+            assert!(!config.table.rules.is_empty(), "{env}");
+        }
     }
 }
 

@@ -76,10 +76,16 @@ What it checks, in this order:
      GetMetricStatistics round the start time and match metrics as CloudWatch does (moto did not);
      the front publishes AWS/Kinesis IncomingBytes and IncomingRecords per stream and minute from
      the puts it forwards (one statistic set per minute, one sample per put call).
+   - CloudWatch in Smithy RPC v2 CBOR (the Rust SDK's protocol for it; rpcv2cbor.py): moto has
+     no CBOR, so the body is decoded (gzip undone), authorized like the awsJson call, sent to
+     moto as awsJson 1.0 and the answer encoded back, members typed by botocore's CloudWatch
+     model (timestamps as tag 1 + a 64-bit float, blobs, doubles, integers).
 7. **Errors as each protocol writes them**, so the SDKs parse the right code: awsJson
-   (`__type`, `x-amzn-ErrorType`; SQS and CloudWatch add `x-amzn-query-error`), query XML
-   (`ErrorResponse`), restJson (`x-amzn-ErrorType`, 403), S3 XML (403 `AccessDenied`), and
-   OpenSearch's bare `{"message"}` / `{"Message"}` 403s. Condition keys the front cannot put in a
+   (`__type`, `x-amzn-ErrorType`; SQS and CloudWatch add `x-amzn-query-error`), rpc-v2-cbor (a
+   CBOR map of `__type`, the absolute shape ID, and `message`; `smithy-protocol: rpc-v2-cbor`;
+   CloudWatch's `x-amzn-query-error`), query XML (`ErrorResponse`), restJson
+   (`x-amzn-ErrorType`, 403), S3 XML (403 `AccessDenied`), and OpenSearch's bare
+   `{"message"}` / `{"Message"}` 403s. Condition keys the front cannot put in a
    request context (anything outside policy.KNOWN_CONDITION_KEYS), unknown condition operators,
    policy variables and NotPrincipal are refused when a policy is registered, naming them.
 

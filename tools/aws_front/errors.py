@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
+import cbor2
+
 SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
     "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
@@ -26,7 +28,8 @@ CORAL = "com.amazon.coral.service"
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a service is spoken: `kind` is json, query, rest-json, rest-xml or es."""
+    """How a service is spoken: `kind` is json, query, rest-json, rest-xml, es or cbor (Smithy
+    RPC v2 CBOR, whose errors are written like awsJson 1.0's, in CBOR: see rpcv2cbor.py)."""
 
     kind: str
     json_version: str = "1.0"
@@ -45,6 +48,7 @@ SQS_JSON = Protocol("json", "1.0", namespace="com.amazonaws.sqs", query_compatib
 SQS_QUERY = Protocol("query", xmlns="http://queue.amazonaws.com/doc/2012-11-05/")
 CLOUDWATCH_JSON = Protocol("json", "1.0", namespace="com.amazonaws.cloudwatch", query_compatible=True)
 CLOUDWATCH_QUERY = Protocol("query", xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/")
+CLOUDWATCH_CBOR = Protocol("cbor", "1.0", namespace="com.amazonaws.cloudwatch", query_compatible=True)
 IAM = Protocol("query", xmlns="https://iam.amazonaws.com/doc/2010-05-08/")
 STS = Protocol("query", xmlns="https://sts.amazonaws.com/doc/2011-06-15/")
 CLOUDFORMATION = Protocol("query", xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/")
@@ -172,6 +176,8 @@ def render(err: FrontError, proto: Protocol, method: str = "GET") -> tuple[int, 
     kind = proto.kind
     if kind == "json":
         return _render_json(err, proto, rid)
+    if kind == "cbor":
+        return _render_cbor(err, proto, rid)
     if kind == "query":
         code, status = _pick(err, _QUERY, "InvalidParameterValue", 400)
         body = (
@@ -225,7 +231,8 @@ def _pick(err: FrontError, table: dict, default_code: str, default_status: int) 
     return err.code or code, err.status or status
 
 
-def _render_json(err: FrontError, proto: Protocol, rid: str) -> tuple[int, list[tuple[str, str]], bytes]:
+def _json_error(err: FrontError, proto: Protocol) -> tuple[str, int, str]:
+    """(code, status, __type) of an awsJson (or rpc-v2-cbor) error."""
     code, status = _pick(err, _JSON, "ValidationException", 400)
     if proto.json_version == "1.0":
         if err.kind in _CORAL_KINDS or (err.kind == "denied" and proto.query_compatible):
@@ -238,15 +245,41 @@ def _render_json(err: FrontError, proto: Protocol, rid: str) -> tuple[int, list[
             type_ = code
     else:
         type_ = code
+    return code, status, type_
+
+
+def _query_error(err: FrontError, code: str) -> tuple[str, str]:
+    qcode = err.query_code or _QUERY_COMPAT_CODE.get(err.kind) or code
+    return ("x-amzn-query-error", f"{qcode};Sender")
+
+
+def _render_json(err: FrontError, proto: Protocol, rid: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    code, status, type_ = _json_error(err, proto)
     headers = [
         ("Content-Type", f"application/x-amz-json-{proto.json_version}"),
         ("x-amzn-ErrorType", code),
         ("x-amzn-RequestId", rid),
     ]
     if proto.query_compatible:
-        qcode = err.query_code or _QUERY_COMPAT_CODE.get(err.kind) or code
-        headers.append(("x-amzn-query-error", f"{qcode};Sender"))
+        headers.append(_query_error(err, code))
     body = json.dumps({"__type": type_, "message": err.message}).encode()
+    return status, headers + err.headers, body
+
+
+def _render_cbor(err: FrontError, proto: Protocol, rid: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Smithy RPC v2 CBOR ("Operation error serialization"): the body is a CBOR map whose
+    `__type` is the error's absolute shape ID, with `message`; every response carries
+    `smithy-protocol: rpc-v2-cbor`; no X-Amzn-ErrorType (clients ignore it). awsQueryCompatible
+    services (CloudWatch) add `x-amzn-query-error: Code;Sender`, the code the SDKs match on."""
+    code, status, type_ = _json_error(err, proto)
+    headers = [
+        ("Content-Type", "application/cbor"),
+        ("smithy-protocol", "rpc-v2-cbor"),
+        ("x-amzn-RequestId", rid),
+    ]
+    if proto.query_compatible:
+        headers.append(_query_error(err, code))
+    body = cbor2.dumps({"__type": type_, "message": err.message})
     return status, headers + err.headers, body
 
 

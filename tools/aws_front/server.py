@@ -25,6 +25,7 @@ from xml.sax.saxutils import escape
 from . import errors as E
 from . import extensions as X
 from . import policy as P
+from . import rpcv2cbor as C
 from . import services as S
 from . import sigv4
 from .errors import FrontError
@@ -342,11 +343,11 @@ class Front:
                     verb = f"es:ESHttp{method.capitalize()}"
                     e.message = f"User: anonymous is not authorized to perform: {verb} because no resource-based policy allows the {verb} action"
                 elif role == ROLE_AWS:
-                    proto = S.protocol_of(_guess_service(raw_path, headers), headers)
+                    proto = S.protocol_of(_guess_service(raw_path, headers), headers, raw_path)
                 raise
             if role == ROLE_AWS:
                 service = auth.service
-                proto = S.protocol_of(service, headers)
+                proto = S.protocol_of(service, headers, raw_path)
                 if service in ("es", "iotdata"):
                     raise FrontError("unsupported", f"{service} requests go to the front's {'opensearch' if service == 'es' else 'iot'} port, not the AWS port")
             elif auth.service != default_service:
@@ -392,7 +393,13 @@ class Front:
             status, hdrs, payload = _caller_identity(principal, call, headers)
             self.stats.count(service, "allowed", time.thread_time() - t0)
             return _reply(start_response, status, hdrs, payload)
+        if call.protocol.kind == "cbor":
+            # rpc-v2-cbor (CloudWatch): moto is asked the same call in awsJson1.0, and its answer
+            # is written back in CBOR (rpcv2cbor.py), by _extended for every such call.
+            environ, body = C.moto_environ(environ, call.operation, call.params)
         handler = self.ext.handler(call) if role == ROLE_AWS else None
+        if handler is None and call.protocol.kind == "cbor":
+            handler = _forward_only
         if handler is not None:
             return self._extended(handler, call, environ, body, start_response, service, method, t0)
         # The AWS port, and an IoT endpoint with no backend (the startup one unless re-pointed):
@@ -433,6 +440,8 @@ class Front:
         outcome = "allowed"
         try:
             status, hdrs, payload = handler(call, forward)
+            if call.protocol.kind == "cbor":  # the handler spoke awsJson1.0 with moto
+                status, hdrs, payload = C.reply(call.operation, status, hdrs, payload)
         except Exception as exc:  # noqa: BLE001 - as in _handle
             if isinstance(exc, FrontError):
                 err = exc
@@ -784,6 +793,11 @@ class _Pool(dict):
                 pass
 
 
+def _forward_only(call: S.Call, forward: Callable[..., tuple[int, list, bytes]]) -> tuple[int, list, bytes]:
+    """The handler of a translated call the front adds nothing to: moto's answer, whole."""
+    return forward()
+
+
 def _unavailable(role: str, why: str) -> FrontError:
     if role == ROLE_OPENSEARCH:  # the client treats a 502 like an unavailable cluster
         return FrontError("backend", why, status=502)
@@ -837,6 +851,8 @@ def _guess_service(raw_path: str, headers: dict[str, str]) -> str:
             return svc
     if raw_path.startswith("/2015-03-31/"):
         return "lambda"
+    if f"/service/{C.SERVICE}/" in raw_path or f"/service/{C.NAMESPACE}.{C.SERVICE}/" in raw_path:
+        return "monitoring"  # rpc-v2-cbor
     if target:
         return "logs"
     if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, unquote
 
 from . import errors as E
+from . import rpcv2cbor as C
 from .errors import FrontError, Protocol
 
 MIB = 1024 * 1024
@@ -934,7 +935,8 @@ def sts(req: Req, target: str | None) -> Call:
 
 
 # ------------------------------------------------------------------------------------------
-# CloudWatch (service "monitoring": query, or awsJson1.0 with GraniteServiceVersion20100801.<Op>)
+# CloudWatch (service "monitoring": query, awsJson1.0 with GraniteServiceVersion20100801.<Op>, or
+# Smithy RPC v2 CBOR, POST /service/GraniteServiceVersion20100801/operation/<Op>, rpcv2cbor.py)
 # ------------------------------------------------------------------------------------------
 
 # Service Authorization Reference: these have no resource type, so "*".
@@ -996,6 +998,17 @@ def monitoring(req: Req, target: str | None) -> Call:
     raise unsupported("cloudwatch", op or "(no Action)")
 
 
+def monitoring_cbor(req: Req) -> Call:
+    """An rpc-v2-cbor call: decoded to the awsJson document, authorized exactly as the awsJson
+    call is (same actions, resources, namespace condition, AWS/ refusal), answered in CBOR."""
+    op = C.operation(req.method, req.raw_path, req.headers)
+    req._json = C.decode_input(req.body, req.headers, op)
+    call = monitoring(req, f"{C.TARGET_PREFIX}.{op}")
+    call.protocol = E.CLOUDWATCH_CBOR
+    call.params = req._json
+    return call
+
+
 # ------------------------------------------------------------------------------------------
 # Dispatch
 # ------------------------------------------------------------------------------------------
@@ -1038,18 +1051,20 @@ def describe(req: Req, esm_function_arn: Callable[[str], str | None]) -> Call:
     if svc == "sts":
         return sts(req, target)
     if svc == "monitoring":
-        if req.headers.get("content-type", "").startswith("application/cbor") or req.raw_path.startswith("/service/"):
-            raise unsupported("cloudwatch", "(smithy-rpc-v2-cbor protocol; use awsJson1.0 or query)")
+        if C.is_cbor(req.headers, req.raw_path):
+            return monitoring_cbor(req)
         return monitoring(req, target)
     raise unsupported(svc, (target or req.form().get("Action") or f"{req.method} {req.path}") if svc in NOT_COVERED else "(unknown service)")
 
 
-def protocol_of(service: str, headers: dict[str, str]) -> Protocol:
+def protocol_of(service: str, headers: dict[str, str], raw_path: str = "") -> Protocol:
     """The protocol a refusal is written in, before the operation is known."""
     target = headers.get("x-amz-target")
     if service == "sqs":
         return E.SQS_JSON if target else E.SQS_QUERY
     if service == "monitoring":
+        if C.is_cbor(headers, raw_path):
+            return E.CLOUDWATCH_CBOR
         return E.CLOUDWATCH_JSON if target else E.CLOUDWATCH_QUERY
     proto = E.DEFAULT_PROTOCOL.get(service)
     if proto is not None:

@@ -15,6 +15,8 @@
 //!   summer). A start inside the spring-forward gap moves forward by the gap (02:30 becomes
 //!   03:30), a start inside the fall-back fold takes the first of the two (as RFC 5545 and
 //!   Temporal do);
+//! - `none` is no rule at all (a CloudFormation parameter cannot be empty where a value is
+//!   required);
 //! - amounts: `<n>MiB` (MiB/s of stream write capacity), `<n>rec` (records/s of stream
 //!   capacity), `<n>wcu` / `<n>rcu` (DynamoDB write/read units per second of warm throughput).
 //!   An amount is capacity that must be in place, not a demand forecast: `48MiB` on a
@@ -248,6 +250,9 @@ impl FromStr for Rules {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut rules = Vec::new();
+        if s.trim() == "none" {
+            return Ok(Rules(rules));
+        }
         for (index, text) in s
             .split(';')
             .map(str::trim)
@@ -477,6 +482,7 @@ mod tests {
         assert!(err("daily 10:00-11:00 UTC").contains("expected `<days>"));
         assert!(err("daily 10:00-11:00 UTC -3MiB").contains("no number"));
         assert!("".parse::<Rules>().expect("empty").is_empty());
+        assert!(" none ".parse::<Rules>().expect("none").is_empty());
         assert_eq!(
             rules(" daily  09:40-11:00 UTC 4MiB ;").to_string(),
             "daily 09:40-11:00 UTC 4MiB"

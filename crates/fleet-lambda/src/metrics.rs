@@ -84,29 +84,46 @@ pub fn emit(report: &BatchReport) {
 /// dimension set `[(name, value), ...]`: what other parts of a function (the circuit breaker)
 /// report.
 pub fn count(metric: &str, value: u64, dimensions: &[(&str, &str)]) -> Value {
+    values(&[(metric, value as f64, "Count")], dimensions)
+}
+
+/// The EMF document of several values `(metric, value, unit)` in [`NAMESPACE`] with one
+/// dimension set `[(name, value), ...]` (the stream-scaler's decision).
+pub fn values(metrics: &[(&str, f64, &str)], dimensions: &[(&str, &str)]) -> Value {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     let names: Vec<&str> = dimensions.iter().map(|(k, _)| *k).collect();
+    let declared: Vec<Value> = metrics
+        .iter()
+        .map(|(name, _, unit)| json!({"Name": name, "Unit": unit}))
+        .collect();
     let mut doc = json!({
         "_aws": {
             "Timestamp": timestamp,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 "Dimensions": [names],
-                "Metrics": [{"Name": metric, "Unit": "Count"}]
+                "Metrics": declared
             }]
         },
-        metric: value,
     });
+    for (name, value, _) in metrics {
+        // A count stays an integer in the log line (`"Retried": 1`, not `1.0`).
+        doc[*name] = if value.fract() == 0.0 && value.abs() < 9.0e15 {
+            json!(*value as i64)
+        } else {
+            json!(value)
+        };
+    }
     for (k, v) in dimensions {
         doc[*k] = json!(v);
     }
     doc
 }
 
-/// Writes an EMF document (from [`count`]) to stdout.
+/// Writes an EMF document (from [`count`] or [`values`]) to stdout.
 pub fn emit_doc(doc: &Value) {
     if enabled() {
         println!("{doc}");

@@ -46,6 +46,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../tools/aws_front/policy.py"),
     ),
     (
+        "aws_front/rpcv2cbor.py",
+        include_str!("../../../tools/aws_front/rpcv2cbor.py"),
+    ),
+    (
         "aws_front/server.py",
         include_str!("../../../tools/aws_front/server.py"),
     ),

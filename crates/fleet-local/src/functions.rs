@@ -23,7 +23,8 @@ pub enum Downstream {
     MissionsTable,
     /// The OpenSearch robots index.
     RobotsIndex,
-    /// None: a scheduled function, not a stream consumer (the breakers' probe).
+    /// None: a scheduled function, not a stream consumer (the breakers' probe, the
+    /// stream-scaler).
     Scheduled,
 }
 
@@ -77,6 +78,30 @@ pub const FUNCTIONS: &[Function] = &[
                     Box::pin(async move {
                         let holder = format!("local-{}", ulid::Ulid::new());
                         Ok(h.handle(&holder, timeout).await)
+                    })
+                });
+                Ok(f)
+            })
+        },
+    },
+    Function {
+        binary: "stream-scaler",
+        env_vars: stream_scaler::Config::ENV_VARS,
+        downstream: Downstream::Scheduled,
+        build: |env, sdk, _timeout| {
+            Box::pin(async move {
+                let config = stream_scaler::Config::from_lookup(|k| env.get(k).cloned())
+                    .map_err(|e| build_error("stream-scaler", e))?;
+                let handler = Arc::new(stream_scaler::build(config, sdk));
+                let f: HandlerFn = Arc::new(move |_event| {
+                    let h = handler.clone();
+                    Box::pin(async move {
+                        h.handle(stream_scaler::now()).await.map_err(|report| {
+                            InvokeError::Function {
+                                function: "stream-scaler".into(),
+                                message: format!("some part failed: {report}"),
+                            }
+                        })
                     })
                 });
                 Ok(f)
