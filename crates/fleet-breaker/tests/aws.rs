@@ -2,9 +2,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use fleet_breaker::{DynamoStore, LambdaSwitch, MappingSwitch, Policy, State, StateStore, Status};
 use fleet_testkit::{sdk_config, unique_name};
 
@@ -12,27 +9,7 @@ async fn table() -> DynamoStore {
     let sdk = sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let name = unique_name("breaker");
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("downstream")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("downstream")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    fleet_testkit::tables::create_table(&client, &name, "downstream", None).await;
     DynamoStore::new(client, name)
 }
 

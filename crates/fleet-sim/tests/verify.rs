@@ -7,10 +7,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use fleet_sim::ledger::RobotLedger;
 use fleet_sim::verify::Verifier;
 use fleet_sim::{MqttTarget, Targets};
@@ -19,40 +16,7 @@ use serde_json::json;
 async fn table(sdk: &aws_config::SdkConfig) -> (aws_sdk_dynamodb::Client, String) {
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     let name = fleet_testkit::unique_name("sim-missions");
-    ddb.create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("sk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("sk")
-                .key_type(KeyType::Range)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    fleet_testkit::tables::create_table(&ddb, &name, "pk", Some("sk")).await;
     (ddb, name)
 }
 

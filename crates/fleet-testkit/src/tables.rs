@@ -5,22 +5,49 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 
+fn attr(n: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(n)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("attribute definition")
+}
+
+fn key(n: &str, t: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(n)
+        .key_type(t)
+        .build()
+        .expect("key schema")
+}
+
+/// Creates an on-demand table named `name` keyed by the string attribute `hash`, and `range`
+/// when given (the breaker's, the stream-scaler's and the jobs table's shapes).
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    hash: &str,
+    range: Option<&str>,
+) {
+    let mut create = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr(hash))
+        .key_schema(key(hash, KeyType::Hash));
+    if let Some(range) = range {
+        create = create
+            .attribute_definitions(attr(range))
+            .key_schema(key(range, KeyType::Range));
+    }
+    create
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create the table {name} in moto: {e:?}"));
+}
+
 /// Creates a missions table (`pk`/`sk`, GSI `byDay` on `gsi1pk`/`gsi1sk`) named `name`.
 pub async fn create_missions_table(client: &aws_sdk_dynamodb::Client, name: &str) {
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("attribute definition")
-    };
-    let key = |n: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .expect("key schema")
-    };
     client
         .create_table()
         .table_name(name)

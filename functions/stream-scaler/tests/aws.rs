@@ -4,9 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use aws_sdk_kinesis::types::{ScalingType, StreamMode as KinesisMode, StreamModeDetails};
 use fleet_capacity::budget::{Call, CallKind};
 use fleet_capacity::policy::Policy;
@@ -45,27 +42,7 @@ async fn fixture(shards: Option<i32>) -> Fixture {
     };
     create.send().await.unwrap();
     let state_table = unique_name("scaler-state");
-    dynamodb
-        .create_table()
-        .table_name(&state_table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    fleet_testkit::tables::create_table(&dynamodb, &state_table, "pk", None).await;
     let missions_table = unique_name("missions");
     fleet_testkit::tables::create_missions_table(&dynamodb, &missions_table).await;
     Fixture {
