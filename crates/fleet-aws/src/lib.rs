@@ -8,6 +8,8 @@
 //! - [`opensearch`]: SigV4-signed HTTP to an OpenSearch domain (functions, tools and tests).
 //! - [`rejects`]: the SQS rejects queue, a [`fleet_lambda::RejectSink`]; payloads too large for
 //!   an SQS message go to S3 first.
+//! - [`jobs`]: the jobs table: a job's state and counters, a claim per line (exactly once),
+//!   progress once per chunk.
 //! - [`retry`]: exponential backoff with full jitter, bounded by the invocation's deadline.
 //! - [`iam`]: IAM's query API for the local stack's `CreateRole` (signed).
 //! - [`config`]: the SDK configuration of tools and tests (an endpoint, or the default chain).
@@ -19,6 +21,7 @@
 pub mod config;
 pub mod error;
 pub mod iam;
+pub mod jobs;
 pub mod missions;
 pub mod opensearch;
 pub mod rejects;

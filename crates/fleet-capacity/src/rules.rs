@@ -7,14 +7,9 @@
 //! daily 09:40-11:00 America/New_York 48MiB; 12-25 05:30-12:00 America/New_York 900MiB
 //! ```
 //!
-//! - days: `daily`, `weekdays` (Monday to Friday), `weekends`, `MM-DD` (every year, as
-//!   Christmas) or `YYYY-MM-DD` (one date);
-//! - the window is local wall-clock time in the IANA time zone; it may cross midnight
-//!   (`22:00-02:00`). Each occurrence is computed from the local date, so a window keeps its
-//!   local time across DST changes (09:40 New York is 14:40 UTC in winter and 13:40 UTC in
-//!   summer). A start inside the spring-forward gap moves forward by the gap (02:30 becomes
-//!   03:30), a start inside the fall-back fold takes the first of the two (as RFC 5545 and
-//!   Temporal do);
+//! - `<days> <HH:MM>-<HH:MM> <time zone>` is a [`fleet_core::window::Window`]: `daily`,
+//!   `weekdays`, `weekends`, `MM-DD` or `YYYY-MM-DD`, local wall-clock time in an IANA zone,
+//!   DST-correct, possibly across midnight;
 //! - `none` is no rule at all (a CloudFormation parameter cannot be empty where a value is
 //!   required);
 //! - amounts: `<n>MiB` (MiB/s of stream write capacity), `<n>rec` (records/s of stream
@@ -25,9 +20,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use jiff::Timestamp;
-use jiff::civil::{Date, Time, Weekday};
-use jiff::tz::TimeZone;
+use fleet_core::window::Window;
 use serde::Serialize;
 
 /// Capacity that must be in place. Zero means "nothing required".
@@ -71,41 +64,10 @@ impl Need {
     }
 }
 
-/// Which local dates a rule applies on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Days {
-    Daily,
-    Weekdays,
-    Weekends,
-    /// Every year on this month and day (`12-25`).
-    Yearly {
-        month: i8,
-        day: i8,
-    },
-    /// One date.
-    On(Date),
-}
-
-impl Days {
-    fn matches(&self, date: Date) -> bool {
-        match self {
-            Days::Daily => true,
-            Days::Weekdays => !matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday),
-            Days::Weekends => matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday),
-            Days::Yearly { month, day } => date.month() == *month && date.day() == *day,
-            Days::On(d) => *d == date,
-        }
-    }
-}
-
 /// One rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    pub days: Days,
-    pub from: Time,
-    pub to: Time,
-    pub tz: TimeZone,
-    pub tz_name: String,
+    pub window: Window,
     pub need: Need,
     text: String,
 }
@@ -186,55 +148,17 @@ impl Rules {
 
 impl Rule {
     fn occurrences_into(&self, index: usize, from: i64, to: i64, out: &mut Vec<Occurrence>) {
-        let (Ok(a), Ok(b)) = (Timestamp::from_second(from), Timestamp::from_second(to)) else {
-            return;
-        };
-        // A window ends at most a day after its local start date, so look one day either side.
-        let (Ok(first), Ok(last)) = (
-            self.tz.to_datetime(a).date().yesterday(),
-            self.tz.to_datetime(b).date().tomorrow(),
-        ) else {
-            return;
-        };
-        let mut date = first;
-        while date <= last {
-            let interval = if self.days.matches(date) {
-                self.interval(date)
-            } else {
-                None
-            };
-            if let Some((start, end)) = interval.filter(|(s, e)| *s < to && *e > from) {
-                out.push(Occurrence {
+        out.extend(
+            self.window
+                .occurrences(from, to)
+                .into_iter()
+                .map(|(start, end)| Occurrence {
                     start,
                     end,
                     need: self.need,
                     rule: index,
-                });
-            }
-            match date.tomorrow() {
-                Ok(next) => date = next,
-                Err(_) => break,
-            }
-        }
-    }
-
-    /// The occurrence that starts on local `date`, as unix seconds.
-    fn interval(&self, date: Date) -> Option<(i64, i64)> {
-        let end_date = if self.to > self.from {
-            date
-        } else {
-            date.tomorrow().ok()?
-        };
-        let start = date
-            .to_datetime(self.from)
-            .to_zoned_datetime(self.tz.clone())
-            .ok()?;
-        let end = end_date
-            .to_datetime(self.to)
-            .to_zoned_datetime(self.tz.clone())
-            .ok()?;
-        let (s, e) = (start.timestamp().as_second(), end.timestamp().as_second());
-        (e > s).then_some((s, e))
+                }),
+        );
     }
 }
 
@@ -279,20 +203,7 @@ fn parse_rule(text: &str) -> Result<Rule, String> {
                 .into(),
         );
     }
-    let days = parse_days(words[0])?;
-    let (from, to) = words[1]
-        .split_once('-')
-        .ok_or_else(|| format!("window {:?} is not HH:MM-HH:MM", words[1]))?;
-    let (from, to) = (parse_time(from)?, parse_time(to)?);
-    if from == to {
-        return Err(format!("window {:?} is empty", words[1]));
-    }
-    let tz = TimeZone::get(words[2]).map_err(|_| {
-        format!(
-            "unknown time zone {:?} (an IANA name such as America/New_York)",
-            words[2]
-        )
-    })?;
+    let window = Window::from_words(words[0], words[1], words[2])?;
     let mut need = Need::default();
     for amount in &words[3..] {
         let split = amount
@@ -319,61 +230,16 @@ fn parse_rule(text: &str) -> Result<Rule, String> {
         *slot = slot.max(value);
     }
     Ok(Rule {
-        days,
-        from,
-        to,
-        tz,
-        tz_name: words[2].to_string(),
+        window,
         need,
         text: words.join(" "),
     })
 }
 
-fn parse_days(word: &str) -> Result<Days, String> {
-    match word {
-        "daily" => return Ok(Days::Daily),
-        "weekdays" => return Ok(Days::Weekdays),
-        "weekends" => return Ok(Days::Weekends),
-        _ => {}
-    }
-    let parts: Vec<&str> = word.split('-').collect();
-    let num = |s: &str| {
-        s.parse::<i16>().map_err(|_| {
-            format!("days {word:?}: expected daily, weekdays, weekends, MM-DD or YYYY-MM-DD")
-        })
-    };
-    match parts.as_slice() {
-        [m, d] if m.len() == 2 && d.len() == 2 => {
-            let (month, day) = (num(m)? as i8, num(d)? as i8);
-            // Validate against a leap year, so 02-29 is accepted (it applies in leap years).
-            Date::new(2028, month, day)
-                .map_err(|_| format!("days {word:?}: no such month and day"))?;
-            Ok(Days::Yearly { month, day })
-        }
-        [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2 => {
-            Date::new(num(y)?, num(m)? as i8, num(d)? as i8)
-                .map(Days::On)
-                .map_err(|_| format!("days {word:?}: no such date"))
-        }
-        _ => Err(format!(
-            "days {word:?}: expected daily, weekdays, weekends, MM-DD or YYYY-MM-DD"
-        )),
-    }
-}
-
-fn parse_time(s: &str) -> Result<Time, String> {
-    let bad = || format!("time {s:?} is not HH:MM (00:00 to 23:59)");
-    let (h, m) = s.split_once(':').ok_or_else(bad)?;
-    if h.len() != 2 || m.len() != 2 {
-        return Err(bad());
-    }
-    let (h, m): (i8, i8) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    Time::new(h, m, 0, 0).map_err(|_| bad())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jiff::Timestamp;
 
     fn utc(s: &str) -> i64 {
         s.parse::<Timestamp>().expect("timestamp").as_second()

@@ -13,6 +13,8 @@
 //! - [`reject`]: [`RejectEnvelope`] and [`RejectKind`], the dead-letter contract.
 //! - [`error`]: [`ValidationError`] and [`DecodeError`]; every decode failure has a [`RejectKind`].
 //! - [`timefmt`]: RFC 3339 in UTC, the only timestamp format on the wire.
+//! - [`window`]: wall-clock windows in a time zone (`weekdays 09:40-11:00 America/New_York`),
+//!   DST-correct: pre-warm rules and job maintenance windows.
 //!
 //! Every decoder takes the raw bytes of one stream record, checks the size limit, parses JSON and
 //! validates field by field, so errors name a JSON path (`battery.end`) and never panic.
@@ -24,6 +26,7 @@ pub mod mission;
 pub mod reject;
 pub mod shadow;
 pub mod timefmt;
+pub mod window;
 
 pub use error::{DecodeError, ValidationError};
 pub use ids::{MissionId, RobotId};

@@ -1,0 +1,247 @@
+//! The job document: what `robofleet job run` and `POST /jobs` submit.
+//!
+//! ```json
+//! {
+//!   "command": { "action": "firmware-channel", "params": { "channel": "beta" } },
+//!   "input": { "bucket": "robofleet-jobs", "key": "inputs/beta.csv", "format": "csv" },
+//!   "rollout": {
+//!     "maximumPerMinute": 6000,
+//!     "exponentialRate": { "baseRatePerMinute": 60, "incrementFactor": 2, "numberOfSucceededThings": 500 },
+//!     "adaptive": {}
+//!   },
+//!   "abort": { "thresholdPercentage": 5, "minNumberOfExecutedThings": 200 },
+//!   "startAt": "2026-12-01T02:00:00Z",
+//!   "windows": "weekdays 02:00-05:00 America/New_York",
+//!   "concurrency": 16
+//! }
+//! ```
+//!
+//! Only `command` and `input` are required. Rate, ramp, adaptive, windows and pause are carried
+//! out by the cursor loop; the Distributed Map machine applies the abort rule only (see
+//! docs/jobs.md).
+
+use fleet_core::window::Windows;
+use serde::{Deserialize, Serialize};
+use serde_json::Map;
+
+use crate::command::{CommandTemplate, Commands};
+use crate::lines::InputFormat;
+use crate::rate::{Adaptive, ExponentialRate, RatePlan};
+use crate::state::AbortRule;
+
+/// The default cap: 100 shadow updates a second, 2.5% of the account's default Device Shadow
+/// quota (4,000 requests/s in us-east-1), which robots share.
+pub const DEFAULT_PER_MINUTE: u32 = 6_000;
+/// The highest cap accepted: the default Device Shadow quota, 4,000 a second.
+pub const MAX_PER_MINUTE: u32 = 240_000;
+/// Shadow updates in flight per worker, by default and at most.
+pub const DEFAULT_CONCURRENCY: u32 = 16;
+pub const MAX_CONCURRENCY: u32 = 64;
+
+/// Where the robot list is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Input {
+    pub bucket: String,
+    pub key: String,
+    pub format: InputFormat,
+}
+
+/// How fast (see [`crate::rate`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rollout {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum_per_minute: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exponential_rate: Option<ExponentialRate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<Adaptive>,
+}
+
+/// A job document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobSpec {
+    pub command: CommandTemplate,
+    pub input: Input,
+    #[serde(default)]
+    pub rollout: Rollout,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<AbortRule>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    /// Maintenance windows (`weekdays 02:00-05:00 America/New_York; ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+}
+
+/// A job document that cannot run, naming the field and the problem.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("job document: {field}: {problem}")]
+pub struct SpecError {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+fn err(field: &'static str, problem: impl ToString) -> SpecError {
+    SpecError {
+        field,
+        problem: problem.to_string(),
+    }
+}
+
+impl JobSpec {
+    /// Parses and validates a job document.
+    pub fn from_json(text: &str) -> Result<JobSpec, SpecError> {
+        let spec: JobSpec = serde_json::from_str(text).map_err(|e| err("(document)", e))?;
+        spec.validate(&Commands::new())?;
+        Ok(spec)
+    }
+
+    /// Checks every field; the command is checked against the schema as it would be sent.
+    pub fn validate(&self, commands: &Commands) -> Result<(), SpecError> {
+        commands
+            .build("job-check", &self.command, &Map::new())
+            .map_err(|e| err("command", e))?;
+        if self.input.bucket.is_empty() {
+            return Err(err("input.bucket", "is empty"));
+        }
+        if self.input.key.is_empty() {
+            return Err(err("input.key", "is empty"));
+        }
+        let max = self
+            .rollout
+            .maximum_per_minute
+            .unwrap_or(DEFAULT_PER_MINUTE);
+        if !(1..=MAX_PER_MINUTE).contains(&max) {
+            return Err(err(
+                "rollout.maximumPerMinute",
+                format!("{max} is outside 1-{MAX_PER_MINUTE}"),
+            ));
+        }
+        if let Some(e) = self.rollout.exponential_rate {
+            if !(1..=max).contains(&e.base_rate_per_minute) {
+                return Err(err(
+                    "rollout.exponentialRate.baseRatePerMinute",
+                    format!(
+                        "{} is outside 1-{max} (maximumPerMinute)",
+                        e.base_rate_per_minute
+                    ),
+                ));
+            }
+            if !(1.1..=5.0).contains(&e.increment_factor) {
+                return Err(err(
+                    "rollout.exponentialRate.incrementFactor",
+                    format!("{} is outside 1.1-5 (as IoT Jobs)", e.increment_factor),
+                ));
+            }
+            if e.number_of_succeeded_things == 0 {
+                return Err(err(
+                    "rollout.exponentialRate.numberOfSucceededThings",
+                    "must be at least 1",
+                ));
+            }
+        }
+        if let Some(a) = self.rollout.adaptive {
+            a.validate().map_err(|p| err("rollout.adaptive", p))?;
+        }
+        if let Some(a) = self.abort {
+            a.validate().map_err(|p| err("abort", p))?;
+        }
+        self.start_at_unix()?;
+        self.windows()?;
+        let c = self.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if !(1..=MAX_CONCURRENCY).contains(&c) {
+            return Err(err(
+                "concurrency",
+                format!("{c} is outside 1-{MAX_CONCURRENCY}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The rate plan.
+    pub fn rate_plan(&self) -> RatePlan {
+        RatePlan {
+            maximum_per_minute: self
+                .rollout
+                .maximum_per_minute
+                .unwrap_or(DEFAULT_PER_MINUTE),
+            exponential: self.rollout.exponential_rate,
+        }
+    }
+
+    /// Shadow updates in flight.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency.unwrap_or(DEFAULT_CONCURRENCY) as usize
+    }
+
+    /// The start time, unix seconds.
+    pub fn start_at_unix(&self) -> Result<Option<i64>, SpecError> {
+        self.start_at
+            .as_deref()
+            .map(|s| {
+                s.parse::<jiff::Timestamp>()
+                    .map(|t| t.as_second())
+                    .map_err(|e| err("startAt", format!("{s:?} is not RFC 3339: {e}")))
+            })
+            .transpose()
+    }
+
+    /// The maintenance windows (none: any time).
+    pub fn windows(&self) -> Result<Windows, SpecError> {
+        self.windows
+            .as_deref()
+            .unwrap_or("none")
+            .parse()
+            .map_err(|e| err("windows", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str =
+        r#"{"command":{"action":"dock"},"input":{"bucket":"b","key":"k.jsonl","format":"jsonl"}}"#;
+
+    #[test]
+    fn a_minimal_document_gets_the_defaults() {
+        let s = JobSpec::from_json(MINIMAL).expect("valid");
+        assert_eq!(s.rate_plan().per_minute(0), f64::from(DEFAULT_PER_MINUTE));
+        assert_eq!(s.concurrency(), DEFAULT_CONCURRENCY as usize);
+        assert!(s.windows().expect("none").is_empty());
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let with = |patch: &str| {
+            let mut v: serde_json::Value = serde_json::from_str(MINIMAL).expect("json");
+            let p: serde_json::Value = serde_json::from_str(patch).expect("patch");
+            for (k, val) in p.as_object().expect("object") {
+                v[k] = val.clone();
+            }
+            JobSpec::from_json(&v.to_string())
+                .expect_err(patch)
+                .to_string()
+        };
+        assert!(with(r#"{"command":{"action":"schedule"}}"#).contains("command"));
+        assert!(with(r#"{"rollout":{"maximumPerMinute":0}}"#).contains("rollout.maximumPerMinute"));
+        assert!(
+            with(r#"{"rollout":{"exponentialRate":{"baseRatePerMinute":10,"incrementFactor":9,"numberOfSucceededThings":5}}}"#)
+                .contains("incrementFactor")
+        );
+        assert!(
+            with(r#"{"abort":{"thresholdPercentage":0,"minNumberOfExecutedThings":5}}"#)
+                .contains("abort")
+        );
+        assert!(with(r#"{"startAt":"tomorrow"}"#).contains("startAt"));
+        assert!(with(r#"{"windows":"daily 02:00-04:00 Nowhere/Land"}"#).contains("windows"));
+        assert!(with(r#"{"concurrency":1000}"#).contains("concurrency"));
+        assert!(with(r#"{"colour":"red"}"#).contains("colour"));
+    }
+}

@@ -1,0 +1,854 @@
+//! job-worker: works through a fleet job's input and sets its command on every robot's shadow.
+//!
+//! Two state machines call it (template.yaml):
+//! - **the cursor loop** sends `{"jobId", "iteration"}`: the worker reads the job, waits for its
+//!   start time and windows (it answers `waitSeconds` and the machine waits), then reads the
+//!   input from the job's cursor with ranged GETs of `JOB_READ_CHUNK_BYTES`, and for each line
+//!   claims it in the jobs table and sends `UpdateThingShadow` with `desired.command`, at most
+//!   `concurrency` in flight, paced to the job's rate. It stops starting lines when less than
+//!   `JOB_DEADLINE_MARGIN_MS` is left, or a window closes, or the job was paused or cancelled,
+//!   lets the lines in flight finish, and records the cursor (always just after a whole line)
+//!   and the counts once. Then it applies the abort rule, and answers `done` when the job is
+//!   over;
+//! - **the Distributed Map** sends `{"Items": [{"index", "item"}], "BatchInput": {"jobId"}}`:
+//!   the same claim and send for each item, counts added once per batch, and the abort rule;
+//!   when it fires the worker fails the batch with `JobAborted`, and the map (which tolerates no
+//!   failed batch) stops. `{"jobId", "finish": true}` ends a map job.
+//!
+//! Failures never stop a job by themselves: a line that names no robot, a command that does
+//! not pass the schema, a refused update are counted, written with their reason to
+//! `s3://JOBS_BUCKET/reports/<job>/`, and the job goes on until the abort rule says otherwise.
+
+pub mod config;
+mod report;
+mod send;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use fleet_aws::jobs::{Claim, JobRecord, JobsError, JobsTable};
+use fleet_jobs::gate::{Gate, gate};
+use fleet_jobs::lines::{self, LineBuffer, Target};
+use fleet_jobs::{
+    AdaptiveState, Commands, Counters, Cursor, InputFormat, JobAction, JobState, Pacer,
+};
+use fleet_lambda::Deadline;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use config::Config;
+pub use report::FailureLine;
+pub use send::{SendOutcome, Shadows};
+
+/// How long a paused job's loop waits before looking again.
+pub const PAUSED_POLL_SECS: u64 = 60;
+/// The longest wait answered at once (the machine asks again after it).
+pub const MAX_WAIT_SECS: u64 = 3_600;
+/// How often (lines) the worker re-reads the job's state while sending.
+const STATE_EVERY_LINES: u64 = 500;
+
+/// What a state machine sends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Event {
+    /// A Distributed Map batch.
+    Batch {
+        #[serde(rename = "Items")]
+        items: Vec<BatchItem>,
+        #[serde(rename = "BatchInput")]
+        input: BatchInput,
+    },
+    /// A step of the cursor loop, or the end of a map job.
+    Step(StepInput),
+}
+
+/// One map item: its position in the file (`$$.Map.Item.Index`) and the parsed line.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BatchItem {
+    pub index: u64,
+    pub item: Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchInput {
+    pub job_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepInput {
+    pub job_id: String,
+    #[serde(default)]
+    pub iteration: u64,
+    /// End a Distributed Map job (every batch is done).
+    #[serde(default)]
+    pub finish: bool,
+}
+
+/// The worker's answer to the cursor loop.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepOutput {
+    pub job_id: String,
+    pub state: JobState,
+    /// The job is over (succeeded, aborted, failed).
+    pub done: bool,
+    /// Wait this long before the next step (start time, window, paused); 0: go on.
+    pub wait_seconds: u64,
+    pub iteration: u64,
+    /// The execution has run long enough: continue as a new one.
+    pub continue_as_new: bool,
+    pub cursor: Cursor,
+    pub counters: Counters,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Lines this invocation handled.
+    pub lines: u64,
+}
+
+/// The worker's answer to a map batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchOutput {
+    pub job_id: String,
+    pub counters: Counters,
+}
+
+/// Why an invocation failed (Step Functions retries it, or the map stops).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Jobs(#[from] JobsError),
+    #[error("reading s3://{bucket}/{key}: {message}")]
+    Input {
+        bucket: String,
+        key: String,
+        message: String,
+    },
+    #[error("writing the failure report: {0}")]
+    Report(String),
+    /// The map must stop: the abort rule fired or the job was cancelled.
+    #[error("JobAborted: job {job} is {state}: {reason}")]
+    JobAborted {
+        job: String,
+        state: JobState,
+        reason: String,
+    },
+}
+
+/// The handler: clients and the compiled command schema.
+pub struct Handler {
+    pub config: Config,
+    pub jobs: JobsTable,
+    s3: aws_sdk_s3::Client,
+    shadows: Shadows,
+    commands: Commands,
+}
+
+/// Builds the handler from an SDK config (the IoT Data Plane endpoint from the environment:
+/// `AWS_ENDPOINT_URL_IOT_DATA_PLANE`, or the SDK's default for the region).
+pub fn build(config: Config, sdk: &aws_config::SdkConfig) -> Handler {
+    build_with_shadows(config, sdk, aws_sdk_iotdataplane::Client::new(sdk))
+}
+
+/// Builds the handler with its own IoT Data Plane client (tests and the local stack point it at
+/// the front's IoT endpoint).
+pub fn build_with_shadows(
+    config: Config,
+    sdk: &aws_config::SdkConfig,
+    shadows: aws_sdk_iotdataplane::Client,
+) -> Handler {
+    Handler {
+        jobs: JobsTable::new(aws_sdk_dynamodb::Client::new(sdk), &config.jobs_table),
+        s3: aws_sdk_s3::Client::new(sdk),
+        shadows: Shadows::new(shadows),
+        commands: Commands::new(),
+        config,
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn secs_since(origin: tokio::time::Instant) -> f64 {
+    origin.elapsed().as_secs_f64()
+}
+
+/// One line in flight: where it ends and how it went.
+struct Done {
+    line: u64,
+    end: u64,
+    robot: Option<String>,
+    outcome: SendOutcome,
+}
+
+impl Handler {
+    /// Dispatches an event, with the invocation's deadline.
+    pub async fn handle(
+        &self,
+        event: Event,
+        deadline: Deadline,
+    ) -> Result<Value, lambda_runtime::Error> {
+        let out = match event {
+            Event::Step(s) if s.finish => serde_json::to_value(self.finish(&s.job_id).await?),
+            Event::Step(s) => {
+                serde_json::to_value(self.step(&s.job_id, s.iteration, deadline).await?)
+            }
+            Event::Batch { items, input } => {
+                serde_json::to_value(self.batch(&input.job_id, items, deadline).await?)
+            }
+        };
+        Ok(out?)
+    }
+
+    fn output(&self, job: &JobRecord, iteration: u64, wait: u64, lines: u64) -> StepOutput {
+        StepOutput {
+            job_id: job.job_id.clone(),
+            state: job.state,
+            done: job.state.is_final(),
+            wait_seconds: wait.min(MAX_WAIT_SECS),
+            iteration: iteration + 1,
+            continue_as_new: iteration + 1 >= self.config.iterations_per_execution,
+            cursor: job.cursor,
+            counters: job.counters,
+            reason: job.reason.clone(),
+            lines,
+        }
+    }
+
+    /// One step of the cursor loop.
+    pub async fn step(
+        &self,
+        job_id: &str,
+        iteration: u64,
+        deadline: Deadline,
+    ) -> Result<StepOutput, WorkerError> {
+        let mut job = self.jobs.require(job_id).await?;
+        match job.state {
+            s if s.is_final() => return Ok(self.output(&job, iteration, 0, 0)),
+            JobState::Paused => return Ok(self.output(&job, iteration, PAUSED_POLL_SECS, 0)),
+            _ => {}
+        }
+        let spec = &job.spec;
+        let start_at = spec.start_at_unix().map_err(|e| self.bad_job(job_id, e))?;
+        let windows = spec.windows().map_err(|e| self.bad_job(job_id, e))?;
+        let until = match gate(start_at, &windows, unix_now()) {
+            Gate::Wait { seconds, reason } => {
+                tracing::info!(job = job_id, seconds, reason, "waiting");
+                return Ok(self.output(&job, iteration, seconds.max(1) as u64, 0));
+            }
+            Gate::Open { until } => until,
+        };
+        if job.state == JobState::Scheduled {
+            job.state = self.jobs.transition(job_id, JobAction::Start, None).await?;
+        }
+        if job.input_size.is_none() {
+            match self.open_input(&job).await {
+                Ok(j) => job = j,
+                Err(WorkerError::Input { message, .. }) => {
+                    return self.fail(job_id, iteration, &message).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let (cursor, delta, factor, eof, lines) = self.run_chunk(&job, deadline, until).await?;
+        let Some(mut after) = self
+            .jobs
+            .progress(job_id, job.cursor, cursor, &delta, factor)
+            .await?
+        else {
+            // Another attempt of this step recorded it first: report the job as it is.
+            let now = self.jobs.require(job_id).await?;
+            return Ok(self.output(&now, iteration, 0, 0));
+        };
+        tracing::info!(
+            job = job_id,
+            lines,
+            succeeded = delta.succeeded,
+            failed = delta.failed,
+            bad_lines = delta.bad_lines,
+            cursor = cursor.offset,
+            "chunk recorded"
+        );
+        if let Some(rule) = after.spec.abort.filter(|r| r.triggered(&after.counters)) {
+            let reason = format!(
+                "the abort rule fired: {} of {} executed failed (threshold {}% after {})",
+                after.counters.failed + after.counters.bad_lines,
+                after.counters.executed(),
+                rule.threshold_percentage,
+                rule.min_number_of_executed_things
+            );
+            after.state = self
+                .transition_quietly(job_id, JobAction::Abort, &reason)
+                .await?;
+            after.reason = Some(reason);
+        } else if eof && after.state == JobState::Running {
+            after.state = self
+                .transition_quietly(job_id, JobAction::Finish, "every line is done")
+                .await?;
+        }
+        Ok(self.output(&after, iteration, 0, lines))
+    }
+
+    /// A transition that may lose a race with an operator: the state it ended in.
+    async fn transition_quietly(
+        &self,
+        job_id: &str,
+        action: JobAction,
+        reason: &str,
+    ) -> Result<JobState, WorkerError> {
+        match self.jobs.transition(job_id, action, Some(reason)).await {
+            Ok(s) => Ok(s),
+            Err(JobsError::Transition(t)) => Ok(t.from),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn bad_job(&self, job_id: &str, e: fleet_jobs::SpecError) -> WorkerError {
+        WorkerError::Jobs(JobsError::Damaged {
+            job: job_id.into(),
+            problem: e.to_string(),
+        })
+    }
+
+    async fn fail(
+        &self,
+        job_id: &str,
+        iteration: u64,
+        why: &str,
+    ) -> Result<StepOutput, WorkerError> {
+        tracing::error!(job = job_id, why, "the job failed");
+        self.transition_quietly(job_id, JobAction::Fail, why)
+            .await?;
+        let job = self.jobs.require(job_id).await?;
+        Ok(self.output(&job, iteration, 0, 0))
+    }
+
+    /// Ends a map job.
+    pub async fn finish(&self, job_id: &str) -> Result<StepOutput, WorkerError> {
+        let job = self.jobs.require(job_id).await?;
+        if job.state == JobState::Scheduled {
+            self.jobs.transition(job_id, JobAction::Start, None).await?;
+        }
+        if !job.state.is_final() {
+            self.transition_quietly(job_id, JobAction::Finish, "every batch is done")
+                .await?;
+        }
+        let job = self.jobs.require(job_id).await?;
+        Ok(self.output(&job, 0, 0, 0))
+    }
+
+    fn input_error(&self, job: &JobRecord, message: String) -> WorkerError {
+        WorkerError::Input {
+            bucket: job.spec.input.bucket.clone(),
+            key: job.spec.input.key.clone(),
+            message,
+        }
+    }
+
+    /// The first chunk: the input's size and ETag, and a CSV file's header.
+    async fn open_input(&self, job: &JobRecord) -> Result<JobRecord, WorkerError> {
+        let input = &job.spec.input;
+        let head = self
+            .s3
+            .head_object()
+            .bucket(&input.bucket)
+            .key(&input.key)
+            .send()
+            .await
+            .map_err(|e| {
+                self.input_error(
+                    job,
+                    format!(
+                        "{}: {}",
+                        e.code().unwrap_or("error"),
+                        fleet_aws::error::chain(&e)
+                    ),
+                )
+            })?;
+        let size = head.content_length().unwrap_or(0).max(0) as u64;
+        let etag = head.e_tag().map(str::to_string);
+        let mut header = None;
+        let mut cursor = Cursor::default();
+        if input.format == InputFormat::Csv {
+            let mut buf = LineBuffer::new(0);
+            let mut line = None;
+            while line.is_none() && buf.next_offset() < size {
+                let bytes = self
+                    .read(job, etag.as_deref(), buf.next_offset(), size)
+                    .await?;
+                buf.push(&bytes);
+                line = buf.next_line(buf.next_offset() >= size);
+            }
+            let line = line.ok_or_else(|| {
+                self.input_error(job, "the CSV file is empty: it needs a header row".into())
+            })?;
+            let text = line
+                .text
+                .map_err(|e| self.input_error(job, format!("the CSV header: {e}")))?;
+            header = Some(lines::csv_header(&text).map_err(|e| self.input_error(job, e))?);
+            cursor = Cursor {
+                offset: line.end,
+                line: 0,
+            };
+        }
+        self.jobs
+            .set_input(&job.job_id, size, etag.as_deref(), header.as_deref())
+            .await?;
+        if cursor != job.cursor {
+            self.jobs
+                .progress(
+                    &job.job_id,
+                    job.cursor,
+                    cursor,
+                    &Counters::default(),
+                    job.rate_factor,
+                )
+                .await?;
+        }
+        Ok(self.jobs.require(&job.job_id).await?)
+    }
+
+    /// One ranged GET from `offset`, of this version of the object.
+    async fn read(
+        &self,
+        job: &JobRecord,
+        etag: Option<&str>,
+        offset: u64,
+        size: u64,
+    ) -> Result<Vec<u8>, WorkerError> {
+        let last = (offset + self.config.chunk_bytes).min(size) - 1;
+        let mut get = self
+            .s3
+            .get_object()
+            .bucket(&job.spec.input.bucket)
+            .key(&job.spec.input.key)
+            .range(format!("bytes={offset}-{last}"));
+        if let Some(etag) = etag {
+            get = get.if_match(etag);
+        }
+        let out = get.send().await.map_err(|e| {
+            let code = e.code().unwrap_or("error").to_string();
+            let why = if code == "PreconditionFailed" {
+                "the input file was replaced while the job ran (its ETag changed)".to_string()
+            } else {
+                fleet_aws::error::chain(&e)
+            };
+            self.input_error(job, format!("{code}: {why}"))
+        })?;
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.input_error(job, e.to_string()))?
+            .into_bytes()
+            .to_vec();
+        if bytes.is_empty() {
+            return Err(self.input_error(job, format!("an empty read at byte {offset} of {size}")));
+        }
+        Ok(bytes)
+    }
+
+    /// Reads and sends lines from the job's cursor until the input ends, the time is up, a
+    /// window closes, or the job stops running. Returns the new cursor, the counts, the adaptive
+    /// factor, whether the input is done, and the lines handled.
+    async fn run_chunk(
+        &self,
+        job: &JobRecord,
+        deadline: Deadline,
+        window_until: Option<i64>,
+    ) -> Result<(Cursor, Counters, f64, bool, u64), WorkerError> {
+        let size = job.input_size.unwrap_or(0);
+        let plan = job.spec.rate_plan();
+        let adaptive_rule = job.spec.rollout.adaptive;
+        let origin = tokio::time::Instant::now();
+        let mut adaptive = AdaptiveState::new(job.rate_factor, 0.0);
+        let mut pacer = Pacer::new(0.0);
+        let mut buf = LineBuffer::new(job.cursor.offset);
+        let mut next_line = job.cursor.line;
+        let mut cursor = job.cursor;
+        let mut counters = Counters::default();
+        let mut failures = Vec::new();
+        let mut outcomes = Vec::new();
+        let mut in_flight = FuturesOrdered::new();
+        let concurrency = job.spec.concurrency();
+        let command_id = Commands::job_command_id(&job.job_id);
+        let mut handled = 0u64;
+        let mut stopped = false;
+        let mut eof = false;
+        let header = job.csv_header.clone();
+        loop {
+            // Stop starting lines: time, window, or the job's state.
+            if deadline.remaining() <= self.config.margin
+                || window_until.is_some_and(|u| unix_now() >= u)
+            {
+                stopped = true;
+            }
+            if !stopped && handled > 0 && handled.is_multiple_of(STATE_EVERY_LINES) {
+                let now = self.jobs.require(&job.job_id).await?;
+                if now.state != JobState::Running {
+                    tracing::info!(job = %job.job_id, state = %now.state, "stopping: the job is no longer running");
+                    stopped = true;
+                }
+            }
+            let line = if stopped {
+                None
+            } else {
+                loop {
+                    let at_end = buf.next_offset() >= size;
+                    if let Some(l) = buf.next_line(at_end) {
+                        break Some(l);
+                    }
+                    if at_end {
+                        eof = true;
+                        break None;
+                    }
+                    let bytes = self
+                        .read(job, job.input_etag.as_deref(), buf.next_offset(), size)
+                        .await?;
+                    buf.push(&bytes);
+                }
+            };
+            let Some(line) = line else {
+                break;
+            };
+            handled += 1;
+            let number = next_line;
+            next_line += 1;
+            let parsed = line
+                .text
+                .clone()
+                .and_then(|t| lines::parse_line(header.as_deref(), &t));
+            let target: Target = match parsed {
+                Ok(Some(t)) => t,
+                Ok(None) => {
+                    // A blank line: nothing to send, but it still moves the cursor.
+                    in_flight.push_back(futures::future::Either::Left(std::future::ready(Done {
+                        line: number,
+                        end: line.end,
+                        robot: None,
+                        outcome: SendOutcome::Blank,
+                    })));
+                    continue;
+                }
+                Err(reason) => {
+                    in_flight.push_back(futures::future::Either::Left(std::future::ready(Done {
+                        line: number,
+                        end: line.end,
+                        robot: None,
+                        outcome: SendOutcome::BadLine(reason),
+                    })));
+                    continue;
+                }
+            };
+            let command = match self
+                .commands
+                .build(&command_id, &job.spec.command, &target.params)
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    in_flight.push_back(futures::future::Either::Left(std::future::ready(Done {
+                        line: number,
+                        end: line.end,
+                        robot: Some(target.robot_id.to_string()),
+                        outcome: SendOutcome::BadLine(e.to_string()),
+                    })));
+                    continue;
+                }
+            };
+            // Pace: wait for this line's token.
+            let rate =
+                plan.per_minute(job.counters.succeeded + counters.succeeded) * adaptive.factor;
+            while let Some(wait) = pacer.take(secs_since(origin), rate) {
+                tokio::time::sleep(Duration::from_secs_f64(wait.min(5.0))).await;
+            }
+            let jobs = self.jobs.clone();
+            let shadows = self.shadows.clone();
+            let job_id = job.job_id.clone();
+            let end = line.end;
+            in_flight.push_back(futures::future::Either::Right(async move {
+                let robot = target.robot_id.to_string();
+                let outcome =
+                    apply(&jobs, &shadows, &job_id, number, &robot, &command, deadline).await;
+                Done {
+                    line: number,
+                    end,
+                    robot: Some(robot),
+                    outcome,
+                }
+            }));
+            while in_flight.len() >= concurrency {
+                if let Some(done) = in_flight.next().await {
+                    settle(
+                        done,
+                        &mut cursor,
+                        &mut counters,
+                        &mut failures,
+                        &mut outcomes,
+                        &mut adaptive,
+                        adaptive_rule.as_ref(),
+                        secs_since(origin),
+                    );
+                }
+            }
+        }
+        while let Some(done) = in_flight.next().await {
+            settle(
+                done,
+                &mut cursor,
+                &mut counters,
+                &mut failures,
+                &mut outcomes,
+                &mut adaptive,
+                adaptive_rule.as_ref(),
+                secs_since(origin),
+            );
+        }
+        let eof = eof && cursor.offset >= size;
+        self.jobs.finish_lines(&job.job_id, &outcomes).await?;
+        if !failures.is_empty() {
+            report::write(
+                &self.s3,
+                &self.config.reports_bucket,
+                &job.job_id,
+                job.cursor.line,
+                &failures,
+            )
+            .await
+            .map_err(WorkerError::Report)?;
+        }
+        Ok((cursor, counters, adaptive.factor, eof, handled))
+    }
+
+    /// One Distributed Map batch.
+    pub async fn batch(
+        &self,
+        job_id: &str,
+        items: Vec<BatchItem>,
+        deadline: Deadline,
+    ) -> Result<BatchOutput, WorkerError> {
+        let job = self.jobs.require(job_id).await?;
+        if job.state.is_final() || job.state == JobState::Paused {
+            return Err(WorkerError::JobAborted {
+                job: job_id.into(),
+                state: job.state,
+                reason: job.reason.clone().unwrap_or_else(|| "stopped".into()),
+            });
+        }
+        if job.state == JobState::Scheduled {
+            self.jobs.transition(job_id, JobAction::Start, None).await?;
+        }
+        let first = items.iter().map(|i| i.index).min().unwrap_or(0);
+        let command_id = Commands::job_command_id(job_id);
+        let csv = job.spec.input.format == InputFormat::Csv;
+        let mut counters = Counters::default();
+        let mut failures = Vec::new();
+        let mut outcomes = Vec::new();
+        let mut adaptive = AdaptiveState::new(1.0, 0.0);
+        let mut cursor = Cursor::default();
+        let done: Vec<Done> = futures::stream::iter(items)
+            .map(|item| {
+                let jobs = self.jobs.clone();
+                let shadows = self.shadows.clone();
+                let command_id = command_id.clone();
+                let job = &job;
+                async move {
+                    let target = match &item.item {
+                        Value::Object(row) if csv => lines::target_from_row(row),
+                        v => lines::target_from_object(v),
+                    };
+                    let built = target.and_then(|t| {
+                        self.commands
+                            .build(&command_id, &job.spec.command, &t.params)
+                            .map(|c| (t, c))
+                            .map_err(|e| e.to_string())
+                    });
+                    match built {
+                        Err(reason) => Done {
+                            line: item.index,
+                            end: 0,
+                            robot: None,
+                            outcome: SendOutcome::BadLine(reason),
+                        },
+                        Ok((t, command)) => {
+                            let robot = t.robot_id.to_string();
+                            let outcome = apply(
+                                &jobs,
+                                &shadows,
+                                &job.job_id,
+                                item.index,
+                                &robot,
+                                &command,
+                                deadline,
+                            )
+                            .await;
+                            Done {
+                                line: item.index,
+                                end: 0,
+                                robot: Some(robot),
+                                outcome,
+                            }
+                        }
+                    }
+                }
+            })
+            .buffered(job.spec.concurrency())
+            .collect()
+            .await;
+        for d in done {
+            settle(
+                d,
+                &mut cursor,
+                &mut counters,
+                &mut failures,
+                &mut outcomes,
+                &mut adaptive,
+                None,
+                0.0,
+            );
+        }
+        self.jobs.finish_lines(job_id, &outcomes).await?;
+        if !failures.is_empty() {
+            report::write(
+                &self.s3,
+                &self.config.reports_bucket,
+                job_id,
+                first,
+                &failures,
+            )
+            .await
+            .map_err(WorkerError::Report)?;
+        }
+        let after = match self.jobs.batch(job_id, first, &counters).await? {
+            Some(after) => after,
+            None => self.jobs.require(job_id).await?,
+        };
+        if let Some(rule) = after.spec.abort.filter(|r| r.triggered(&after.counters)) {
+            let reason = format!(
+                "the abort rule fired: {} of {} executed failed (threshold {}% after {})",
+                after.counters.failed + after.counters.bad_lines,
+                after.counters.executed(),
+                rule.threshold_percentage,
+                rule.min_number_of_executed_things
+            );
+            let state = self
+                .transition_quietly(job_id, JobAction::Abort, &reason)
+                .await?;
+            return Err(WorkerError::JobAborted {
+                job: job_id.into(),
+                state,
+                reason,
+            });
+        }
+        Ok(BatchOutput {
+            job_id: job_id.into(),
+            counters,
+        })
+    }
+}
+
+/// Claims a line and, when this attempt owns it, sends the command and records the outcome.
+async fn apply(
+    jobs: &JobsTable,
+    shadows: &Shadows,
+    job_id: &str,
+    line: u64,
+    robot: &str,
+    command: &Value,
+    deadline: Deadline,
+) -> SendOutcome {
+    match jobs.claim(job_id, line).await {
+        Ok(Claim::New) => {}
+        Ok(Claim::Sent) => return SendOutcome::AlreadySent,
+        Ok(Claim::Failed(reason)) => return SendOutcome::AlreadyFailed(reason),
+        Ok(Claim::InDoubt) => return SendOutcome::InDoubt,
+        Err(e) => {
+            return SendOutcome::Failed {
+                reason: format!("claiming the line: {e}"),
+                throttled: 0,
+                trouble: true,
+            };
+        }
+    }
+    let token = format!("{job_id}-{line}");
+    shadows.set_command(robot, command, &token, deadline).await
+}
+
+/// Counts one finished line, in file order, and moves the cursor past it.
+#[allow(clippy::too_many_arguments)]
+fn settle(
+    done: Done,
+    cursor: &mut Cursor,
+    counters: &mut Counters,
+    failures: &mut Vec<FailureLine>,
+    outcomes: &mut Vec<(u64, Option<String>)>,
+    adaptive: &mut AdaptiveState,
+    rule: Option<&fleet_jobs::Adaptive>,
+    now: f64,
+) {
+    if done.end > 0 {
+        *cursor = Cursor {
+            offset: done.end,
+            line: done.line + 1,
+        };
+    }
+    let mut fail = |reason: String| {
+        failures.push(FailureLine {
+            line: done.line,
+            robot_id: done.robot.clone(),
+            reason,
+        })
+    };
+    match done.outcome {
+        SendOutcome::Blank => {}
+        SendOutcome::BadLine(reason) => {
+            counters.bad_lines += 1;
+            fail(reason);
+        }
+        SendOutcome::Sent { throttled } => {
+            counters.succeeded += 1;
+            outcomes.push((done.line, None));
+            if let Some(rule) = rule {
+                for _ in 0..throttled {
+                    adaptive.observe(rule, now, true);
+                }
+                adaptive.observe(rule, now, false);
+            }
+        }
+        SendOutcome::Failed {
+            reason,
+            throttled,
+            trouble,
+        } => {
+            counters.failed += 1;
+            outcomes.push((done.line, Some(reason.clone())));
+            fail(reason);
+            if let Some(rule) = rule {
+                for _ in 0..throttled {
+                    adaptive.observe(rule, now, true);
+                }
+                adaptive.observe(rule, now, trouble);
+            }
+        }
+        SendOutcome::AlreadySent => {
+            counters.succeeded += 1;
+            counters.skipped += 1;
+        }
+        SendOutcome::AlreadyFailed(reason) => {
+            counters.failed += 1;
+            counters.skipped += 1;
+            fail(reason);
+        }
+        SendOutcome::InDoubt => {
+            counters.in_doubt += 1;
+            fail("an earlier attempt claimed this line and stopped before the answer: not sent again".into());
+        }
+    }
+}

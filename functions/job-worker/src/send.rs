@@ -1,0 +1,118 @@
+//! Setting a command on a robot's shadow: `UpdateThingShadow` with `desired.command`, retried
+//! here (the SDK's retries are off for it, so every throttle is seen by the adaptive rule).
+
+use std::time::Duration;
+
+use aws_sdk_iotdataplane::config::retry::RetryConfig;
+use aws_sdk_iotdataplane::error::ProvideErrorMetadata;
+use aws_sdk_iotdataplane::primitives::Blob;
+use fleet_aws::Backoff;
+use fleet_aws::error::Failure;
+use fleet_jobs::command::desired_update;
+use fleet_lambda::Deadline;
+use serde_json::Value;
+
+/// Attempts per line for a throttle or a 5xx.
+pub const ATTEMPTS: u32 = 5;
+
+/// What happened to one line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendOutcome {
+    /// Accepted, after `throttled` throttled attempts.
+    Sent { throttled: u32 },
+    /// Refused or kept failing. `trouble`: the last failure was the service's (throttle, 5xx),
+    /// not a refusal of this update.
+    Failed {
+        reason: String,
+        throttled: u32,
+        trouble: bool,
+    },
+    /// The line names no robot or its command does not pass the schema.
+    BadLine(String),
+    /// A blank line.
+    Blank,
+    /// An earlier attempt sent it.
+    AlreadySent,
+    /// An earlier attempt failed it.
+    AlreadyFailed(String),
+    /// An earlier attempt claimed it and never answered.
+    InDoubt,
+}
+
+/// The IoT Data Plane client.
+#[derive(Debug, Clone)]
+pub struct Shadows {
+    client: aws_sdk_iotdataplane::Client,
+    backoff: Backoff,
+}
+
+impl Shadows {
+    pub fn new(client: aws_sdk_iotdataplane::Client) -> Shadows {
+        Shadows {
+            client,
+            backoff: Backoff::exponential(Duration::from_millis(50), Duration::from_secs(2)),
+        }
+    }
+
+    /// Sets `command` as the robot's desired command.
+    pub async fn set_command(
+        &self,
+        robot: &str,
+        command: &Value,
+        client_token: &str,
+        deadline: Deadline,
+    ) -> SendOutcome {
+        let payload = desired_update(command, client_token).to_string();
+        let mut throttled = 0;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .update_thing_shadow()
+                .thing_name(robot)
+                .payload(Blob::new(payload.clone()))
+                .customize()
+                .config_override(
+                    aws_sdk_iotdataplane::config::Builder::default()
+                        .retry_config(RetryConfig::disabled()),
+                )
+                .send()
+                .await;
+            let e = match result {
+                Ok(_) => return SendOutcome::Sent { throttled },
+                Err(e) => e,
+            };
+            let status = e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
+            let code = e.code().unwrap_or("").to_string();
+            let failure = Failure::of_aws_error(&code, status);
+            let reason = match (e.code(), e.message()) {
+                (Some(c), Some(m)) => format!("UpdateThingShadow: {c}: {m}"),
+                _ => format!("UpdateThingShadow: {}", fleet_aws::error::chain(&e)),
+            };
+            let retry = match failure {
+                Some(Failure::Throttled) => {
+                    throttled += 1;
+                    true
+                }
+                Some(Failure::Unavailable) => true,
+                _ => false,
+            };
+            let delay = if retry && attempt < ATTEMPTS {
+                self.backoff.next_delay(attempt, deadline)
+            } else {
+                None
+            };
+            match delay {
+                Some(d) => tokio::time::sleep(d).await,
+                None => {
+                    return SendOutcome::Failed {
+                        reason,
+                        throttled,
+                        trouble: retry,
+                    };
+                }
+            }
+        }
+    }
+}
