@@ -278,13 +278,7 @@ impl Handler {
             "chunk recorded"
         );
         if let Some(rule) = after.spec.abort.filter(|r| r.triggered(&after.counters)) {
-            let reason = format!(
-                "the abort rule fired: {} of {} executed failed (threshold {}% after {})",
-                after.counters.failed + after.counters.bad_lines,
-                after.counters.executed(),
-                rule.threshold_percentage,
-                rule.min_number_of_executed_things
-            );
+            let reason = abort_reason(&rule, &after.counters);
             after.state = self
                 .transition_quietly(job_id, JobAction::Abort, &reason)
                 .await?;
@@ -731,13 +725,7 @@ impl Handler {
             None => self.jobs.require(job_id).await?,
         };
         if let Some(rule) = after.spec.abort.filter(|r| r.triggered(&after.counters)) {
-            let reason = format!(
-                "the abort rule fired: {} of {} executed failed (threshold {}% after {})",
-                after.counters.failed + after.counters.bad_lines,
-                after.counters.executed(),
-                rule.threshold_percentage,
-                rule.min_number_of_executed_things
-            );
+            let reason = abort_reason(&rule, &after.counters);
             let state = self
                 .transition_quietly(job_id, JobAction::Abort, &reason)
                 .await?;
@@ -752,6 +740,17 @@ impl Handler {
             counters,
         })
     }
+}
+
+/// Why the abort rule stopped a job, with its numbers.
+fn abort_reason(rule: &fleet_jobs::AbortRule, c: &Counters) -> String {
+    format!(
+        "the abort rule fired: {} of {} executed failed (threshold {}% after {})",
+        c.failed + c.bad_lines,
+        c.executed(),
+        rule.threshold_percentage,
+        rule.min_number_of_executed_things
+    )
 }
 
 /// Claims a line and, when this attempt owns it, sends the command and records the outcome.
