@@ -174,6 +174,19 @@ impl IndexError {
     }
 }
 
+/// An AWS SDK error as `Code: message` (the service's own words), or its [`chain`] when the
+/// service said nothing (a timeout, a connection failure, a request that could not be built).
+pub fn describe<E>(e: &E) -> String
+where
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    match (e.code(), e.message()) {
+        (Some(code), Some(msg)) => format!("{code}: {msg}"),
+        (Some(code), None) => code.to_string(),
+        _ => chain(e),
+    }
+}
+
 /// An error and its whole source chain as one line (`outer: cause: root cause`). The AWS SDK's
 /// own `Display` is terse (`service error`, `dispatch failure`): the useful part is in the
 /// sources.

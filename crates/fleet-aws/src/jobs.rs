@@ -19,8 +19,8 @@
 //! deadline, and the worker stops on its own margin.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::error::describe;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
@@ -88,10 +88,7 @@ pub struct JobsTable {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    fleet_core::timefmt::now_unix_ms() / 1_000
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -108,18 +105,6 @@ fn pk(job: &str) -> AttributeValue {
 
 fn line_sk(line: u64) -> AttributeValue {
     s(format!("line#{line:012}"))
-}
-
-fn describe<E, R>(e: &SdkError<E, R>) -> String
-where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
-{
-    match (e.code(), e.message()) {
-        (Some(code), Some(msg)) => format!("{code}: {msg}"),
-        (Some(code), None) => code.to_string(),
-        _ => crate::error::chain(e),
-    }
 }
 
 fn condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {

@@ -23,7 +23,7 @@ use fleet_core::timefmt::format_rfc3339;
 use fleet_lambda::Deadline;
 use time::OffsetDateTime;
 
-use crate::error::{Failure, StoreError};
+use crate::error::{Failure, StoreError, describe};
 use crate::retry::{Attempt, Backoff};
 
 /// The attribute names of a mission item; the GSI and TTL names match template.yaml.
@@ -189,18 +189,6 @@ where
         }
         // The request could not even be built or signed (missing credentials, say).
         _ => Class::Failed(Failure::Configuration),
-    }
-}
-
-fn describe<E, R>(e: &SdkError<E, R>) -> String
-where
-    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
-{
-    match (e.code(), e.message()) {
-        (Some(code), Some(msg)) => format!("{code}: {msg}"),
-        (Some(code), None) => code.to_string(),
-        _ => crate::error::chain(e),
     }
 }
 

@@ -204,11 +204,7 @@ impl SqsRejectSink {
                 }
             }
             Err(e) => {
-                use aws_sdk_sqs::error::ProvideErrorMetadata as _;
-                let text = match (e.code(), e.message()) {
-                    (Some(code), Some(message)) => format!("{code}: {message}"),
-                    _ => crate::error::chain(&e),
-                };
+                let text = crate::error::describe(&e);
                 for (i, _) in bodies {
                     results[*i] = Err(RejectSinkError(text.clone()));
                 }

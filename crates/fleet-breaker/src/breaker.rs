@@ -12,7 +12,7 @@
 //! records wait in the stream.
 
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crate::counter::{CallOutcome, Counter};
 use crate::policy::Policy;
@@ -20,13 +20,7 @@ use crate::state::{State, Status};
 use crate::store::StateStore;
 use crate::switch::MappingSwitch;
 
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub use fleet_core::timefmt::now_unix_ms as now_ms;
 
 /// Whether a batch may call the downstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +40,13 @@ struct Inner {
     cached: Option<(Instant, State)>,
     /// The version of the opening this function already paused its mappings for.
     paused_for: Option<u64>,
-    /// Known open (from a read or a trip), until a read says otherwise.
-    open: bool,
+}
+
+impl Inner {
+    /// Open as last seen (a read or a trip); a failed read caches a closed, fail-open state.
+    fn open(&self) -> bool {
+        self.cached.as_ref().is_some_and(|(_, s)| !s.admits())
+    }
 }
 
 /// A downstream's breaker, for one function (one execution environment).
@@ -82,7 +81,6 @@ impl<S: StateStore, W: MappingSwitch> Breaker<S, W> {
                 counter: Counter::new(),
                 cached: None,
                 paused_for: None,
-                open: false,
             }),
         }
     }
@@ -101,7 +99,7 @@ impl<S: StateStore, W: MappingSwitch> Breaker<S, W> {
     /// Known to be open right now (no I/O): checked between calls of one batch, so a batch
     /// stops calling a downstream the moment its breaker opened.
     pub fn is_open(&self) -> bool {
-        self.lock().open
+        self.lock().open()
     }
 
     /// The shared state: the cached copy while fresh, else one read. `None`: the table is
@@ -115,11 +113,10 @@ impl<S: StateStore, W: MappingSwitch> Breaker<S, W> {
         match self.store.load(&self.downstream).await {
             Ok(s) => {
                 let mut inner = self.lock();
-                if s.admits() && inner.open {
+                if s.admits() && inner.open() {
                     // Closed again since we last looked: count afresh.
                     inner.counter.reset();
                 }
-                inner.open = !s.admits();
                 inner.cached = Some((Instant::now(), s.clone()));
                 Some(s)
             }
@@ -163,7 +160,7 @@ impl<S: StateStore, W: MappingSwitch> Breaker<S, W> {
     pub async fn record(&self, outcome: &CallOutcome) {
         let trip = {
             let mut inner = self.lock();
-            if inner.open {
+            if inner.open() {
                 return;
             }
             let now = self.origin.elapsed();
@@ -214,9 +211,7 @@ impl<S: StateStore, W: MappingSwitch> Breaker<S, W> {
     }
 
     fn remember(&self, state: State) {
-        let mut inner = self.lock();
-        inner.open = !state.admits();
-        inner.cached = Some((Instant::now(), state));
+        self.lock().cached = Some((Instant::now(), state));
     }
 
     /// Pauses this function's mappings, once per opening (the state's version).
@@ -356,5 +351,59 @@ mod tests {
         b.record(&CallOutcome::Failure("503".into())).await;
         assert_eq!(b.admit().await, Admission::Admit, "still admits: fail open");
         assert!(b.switch.is_enabled("s-mission-ingest"), "never paused");
+    }
+
+    /// A store that answers until it is switched off.
+    struct FlakyStore {
+        inner: MemoryStore,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl StateStore for FlakyStore {
+        async fn load(&self, d: &str) -> Result<State, crate::store::StoreError> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                return DownStore.load(d).await;
+            }
+            self.inner.load(d).await
+        }
+        async fn save(&self, s: &State) -> Result<bool, crate::store::StoreError> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                return DownStore.save(s).await;
+            }
+            self.inner.save(s).await
+        }
+        async fn list(&self) -> Result<Vec<State>, crate::store::StoreError> {
+            self.inner.list().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_breaker_seen_open_fails_open_when_the_table_goes_away() {
+        let b = Breaker::new(
+            "missions-table",
+            vec!["s-mission-ingest".into()],
+            Policy {
+                consecutive_failures: 1,
+                cache_ttl: Duration::ZERO,
+                ..Policy::default()
+            },
+            FlakyStore {
+                inner: MemoryStore::default(),
+                down: false.into(),
+            },
+            MemorySwitch::default(),
+        );
+        b.record(&CallOutcome::Failure("503".into())).await;
+        assert!(b.is_open());
+        assert!(matches!(b.admit().await, Admission::Deny { .. }));
+        b.store
+            .down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Admitted, and not deferred mid-batch either: both answers agree.
+        assert_eq!(b.admit().await, Admission::Admit);
+        assert!(
+            !b.is_open(),
+            "a batch admitted on a fail-open read must not be deferred"
+        );
     }
 }

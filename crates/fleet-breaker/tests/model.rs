@@ -259,16 +259,20 @@ fn run(schedule: &[u8], health: &[bool], with_operator: bool) {
     // The next invocation, if the mapping runs: it pauses an open breaker's mapping.
     if w.enabled {
         let mut c = Consumer::Read;
-        if !w.state.admits() {
-            for _ in 0..4 {
-                c.step(&mut w);
-            }
+        for _ in 0..4 {
+            c.step(&mut w);
         }
     }
-    // The next probe run (before any probe is due): it keeps the mapping in line.
-    let read = w.state.clone();
-    if read.pause_expired(w.now, &w.policy).is_none() {
-        w.enabled = read.status == Status::Closed;
+    assert!(
+        w.state.admits() || !w.enabled,
+        "an invocation left the mapping running with the breaker {:?}",
+        w.state.status
+    );
+    // The next probe run, stepped as the scheduled probe runs: it leaves the mapping in line
+    // with the breaker (closed: running; open or half-open: paused).
+    let mut prober = Prober::Read;
+    for _ in 0..16 {
+        prober.step(&mut w, "p-final", true);
     }
     assert_eq!(
         w.enabled,

@@ -129,6 +129,19 @@ pub fn format_key_seconds(t: OffsetDateTime) -> String {
     out
 }
 
+/// Milliseconds since the Unix epoch, now (0 if the clock is before 1970).
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_unix_secs() -> i64 {
+    (now_unix_ms() / 1_000) as i64
+}
+
 /// Converts Unix seconds to a UTC timestamp, `None` when out of range.
 pub fn from_unix_seconds(seconds: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(seconds).ok()

@@ -152,12 +152,7 @@ pub fn presence_payload(
     }
 }
 
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub(crate) use fleet_core::timefmt::now_unix_ms as now_ms;
 
 /// Spawn the task that turns signals into published events on the broker at `broker`.
 pub(crate) fn spawn_publisher(

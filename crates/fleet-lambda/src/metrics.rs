@@ -1,8 +1,6 @@
 //! Metrics as CloudWatch Embedded Metric Format lines on stdout: CloudWatch extracts them from
 //! the log stream, so a batch costs no metrics API call.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::{Value, json};
 
 use crate::batch::BatchReport;
@@ -20,10 +18,7 @@ pub const VERSION_VAR: &str = "AWS_LAMBDA_FUNCTION_VERSION";
 /// deploy old and new versions run side by side, and only the new one's `Retried / Records`
 /// says whether the release is broken.
 pub fn emf(report: &BatchReport, version: &str) -> Value {
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let timestamp = fleet_core::timefmt::now_unix_ms();
     json!({
         "_aws": {
             "Timestamp": timestamp,
@@ -90,10 +85,7 @@ pub fn count(metric: &str, value: u64, dimensions: &[(&str, &str)]) -> Value {
 /// The EMF document of several values `(metric, value, unit)` in [`NAMESPACE`] with one
 /// dimension set `[(name, value), ...]` (the stream-scaler's decision).
 pub fn values(metrics: &[(&str, f64, &str)], dimensions: &[(&str, &str)]) -> Value {
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let timestamp = fleet_core::timefmt::now_unix_ms();
     let names: Vec<&str> = dimensions.iter().map(|(k, _)| *k).collect();
     let declared: Vec<Value> = metrics
         .iter()

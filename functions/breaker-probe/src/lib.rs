@@ -14,10 +14,11 @@
 //! opens it again, for longer (docs/breaker.md).
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use fleet_aws::OpenSearchHttp;
+use fleet_breaker::breaker::now_ms;
 use fleet_breaker::probe::{self, Probe};
 use fleet_breaker::{BreakerConfig, DynamoStore, LambdaSwitch, Policy, downstreams};
 use fleet_lambda::ConfigError;
@@ -114,13 +115,6 @@ impl OpenSearchProbe {
             canary_index: format!("{alias}_breaker_canary"),
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 impl Probe for OpenSearchProbe {

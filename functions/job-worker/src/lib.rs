@@ -23,10 +23,11 @@ pub mod config;
 mod report;
 mod send;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use fleet_aws::jobs::{Claim, JobRecord, JobsError, JobsTable};
+use fleet_core::timefmt::now_unix_secs as unix_now;
 use fleet_jobs::gate::{Gate, gate};
 use fleet_jobs::lines::{self, LineBuffer, Target};
 use fleet_jobs::{
@@ -168,13 +169,6 @@ pub fn build_with_shadows(
         commands: Commands::new(),
         config,
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn secs_since(origin: tokio::time::Instant) -> f64 {

@@ -86,10 +86,7 @@ impl Shadows {
             let status = e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
             let code = e.code().unwrap_or("").to_string();
             let failure = Failure::of_aws_error(&code, status);
-            let reason = match (e.code(), e.message()) {
-                (Some(c), Some(m)) => format!("UpdateThingShadow: {c}: {m}"),
-                _ => format!("UpdateThingShadow: {}", fleet_aws::error::chain(&e)),
-            };
+            let reason = format!("UpdateThingShadow: {}", fleet_aws::error::describe(&e));
             let retry = match failure {
                 Some(Failure::Throttled) => {
                     throttled += 1;

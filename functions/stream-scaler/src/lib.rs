@@ -18,8 +18,6 @@ pub mod cloudwatch;
 pub mod config;
 pub mod state;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use aws_sdk_dynamodb::types::{
     GlobalSecondaryIndexUpdate, UpdateGlobalSecondaryIndexAction, WarmThroughput,
 };
@@ -27,6 +25,7 @@ use aws_sdk_kinesis::types::{
     MinimumThroughputBillingCommitmentOutputStatus, ScalingType, StreamMode as KinesisMode,
     StreamStatus,
 };
+use fleet_aws::error::{chain, describe};
 use fleet_capacity::budget::{Budget, Call, CallKind};
 use fleet_capacity::observe::{StreamCapacity, StreamMode};
 use fleet_capacity::policy::{Action, Decision};
@@ -72,30 +71,7 @@ pub fn build(config: Config, sdk: &aws_config::SdkConfig) -> Handler {
 }
 
 /// Unix seconds now.
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-fn chain(e: &impl std::error::Error) -> String {
-    fleet_aws::error::chain(e)
-}
-
-/// The error code of an SDK error (`LimitExceededException`), or its message.
-fn aws_code<E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::error::Error + 'static>(
-    e: &aws_sdk_kinesis::error::SdkError<E>,
-) -> String {
-    match e.as_service_error() {
-        Some(s) => format!(
-            "{}: {}",
-            s.code().unwrap_or("error"),
-            s.message().unwrap_or("")
-        ),
-        None => chain(e),
-    }
-}
+pub use fleet_core::timefmt::now_unix_secs as now;
 
 impl Handler {
     pub fn config(&self) -> &Config {
@@ -142,7 +118,7 @@ impl Handler {
             .stream_name(&s.name)
             .send()
             .await
-            .map_err(|e| format!("DescribeStreamSummary {}: {}", s.name, aws_code(&e)))?;
+            .map_err(|e| format!("DescribeStreamSummary {}: {}", s.name, describe(&e)))?;
         let d = out
             .stream_description_summary()
             .ok_or_else(|| format!("DescribeStreamSummary {}: no summary", s.name))?;
@@ -158,7 +134,7 @@ impl Handler {
                     .describe_account_settings()
                     .send()
                     .await
-                    .map_err(|e| format!("DescribeAccountSettings: {}", aws_code(&e)))?;
+                    .map_err(|e| format!("DescribeAccountSettings: {}", describe(&e)))?;
                 let status = settings
                     .minimum_throughput_billing_commitment()
                     .map(|c| c.status().clone());
@@ -260,7 +236,7 @@ impl Handler {
                     .await
                     .map(|_| "UpdateShardCount")
                     .map_err(|e| {
-                        format!("UpdateShardCount {} -> {}: {}", c.from, c.to, aws_code(&e))
+                        format!("UpdateShardCount {} -> {}: {}", c.from, c.to, describe(&e))
                     }),
                 _ => self
                     .kinesis
@@ -275,7 +251,7 @@ impl Handler {
                             "UpdateStreamWarmThroughput {} -> {} MiB/s: {}",
                             c.from,
                             c.to,
-                            aws_code(&e)
+                            describe(&e)
                         )
                     }),
             };
