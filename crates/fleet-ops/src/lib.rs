@@ -17,3 +17,6 @@ pub mod plan;
 pub mod rejects;
 
 pub use error::{BreakerError, RejectsError, ReplayError};
+
+/// The region when neither `--region`, `AWS_REGION` nor the dev report names one.
+pub const DEFAULT_REGION: &str = "us-east-1";

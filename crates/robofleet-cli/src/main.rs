@@ -116,12 +116,7 @@ fn fill_breaker_from_dev_report(
         target.table = report.resources.tables.get("BreakerTable").cloned();
     }
     target.stack.get_or_insert(report.stack_name.clone());
-    target
-        .aws_endpoint
-        .get_or_insert_with(|| report.endpoints.aws.clone());
-    if !report.region.is_empty() {
-        target.region = report.region.clone();
-    }
+    fill_endpoint_and_region(&mut target.aws_endpoint, &mut target.region, &report);
     Ok(())
 }
 
@@ -146,13 +141,21 @@ fn fill_from_dev_report(
     if target.queue_url.is_none() {
         target.queue_url = report.resources.rejects_queue_url.clone();
     }
-    target
-        .aws_endpoint
-        .get_or_insert_with(|| report.endpoints.aws.clone());
-    if !report.region.is_empty() {
-        target.region = report.region.clone();
-    }
+    fill_endpoint_and_region(&mut target.aws_endpoint, &mut target.region, &report);
     Ok(())
+}
+
+/// The report's AWS endpoint and region, where `--aws-endpoint`/`AWS_ENDPOINT_URL` and
+/// `--region`/`AWS_REGION` gave none: flags win over the report.
+fn fill_endpoint_and_region(
+    endpoint: &mut Option<String>,
+    region: &mut Option<String>,
+    report: &fleet_local::report::DevReport,
+) {
+    endpoint.get_or_insert_with(|| report.endpoints.aws.clone());
+    if region.is_none() && !report.region.is_empty() {
+        *region = Some(report.region.clone());
+    }
 }
 
 /// Logs to stderr, `RUST_LOG` or warnings; rumqttd's router reports every client that leaves
@@ -190,4 +193,23 @@ fn sim(args: fleet_sim::SimArgs) -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_dev_report_and_the_report_fills_the_rest() {
+        let mut report = fleet_local::report::DevReport::default();
+        report.region = "eu-west-1".into();
+        report.endpoints.aws = "http://127.0.0.1:4566".into();
+        let (mut endpoint, mut region) = (None, Some("ap-south-1".to_string()));
+        fill_endpoint_and_region(&mut endpoint, &mut region, &report);
+        assert_eq!(region.as_deref(), Some("ap-south-1"), "--region is kept");
+        assert_eq!(endpoint.as_deref(), Some("http://127.0.0.1:4566"));
+        let mut none = None;
+        fill_endpoint_and_region(&mut endpoint, &mut none, &report);
+        assert_eq!(none.as_deref(), Some("eu-west-1"));
+    }
 }
