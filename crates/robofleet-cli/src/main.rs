@@ -201,8 +201,10 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_dev_report_and_the_report_fills_the_rest() {
-        let mut report = fleet_local::report::DevReport::default();
-        report.region = "eu-west-1".into();
+        let mut report = fleet_local::report::DevReport {
+            region: "eu-west-1".into(),
+            ..Default::default()
+        };
         report.endpoints.aws = "http://127.0.0.1:4566".into();
         let (mut endpoint, mut region) = (None, Some("ap-south-1".to_string()));
         fill_endpoint_and_region(&mut endpoint, &mut region, &report);
