@@ -23,7 +23,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// The environment variables [`Config`] reads; a test checks template.yaml sets exactly these.
+    /// The environment variables [`Config`] reads (template.yaml will set exactly these when the
+    /// jobs machines are added to it).
     pub const ENV_VARS: &'static [&'static str] = &[
         "JOBS_TABLE",
         "JOBS_BUCKET",

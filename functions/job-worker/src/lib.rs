@@ -29,12 +29,13 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use fleet_aws::jobs::{Claim, JobRecord, JobsError, JobsTable};
 use fleet_core::timefmt::now_unix_secs as unix_now;
 use fleet_jobs::gate::{Gate, gate};
-use fleet_jobs::lines::{self, LineBuffer, Target};
+use fleet_jobs::lines::{self, LineBuffer};
 use fleet_jobs::{
     AdaptiveState, Commands, Counters, Cursor, InputFormat, JobAction, JobState, Pacer,
 };
 use fleet_lambda::Deadline;
 use futures::StreamExt;
+use futures::future::Either;
 use futures::stream::FuturesOrdered;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -252,10 +253,11 @@ impl Handler {
                 Err(e) => return Err(e),
             }
         }
-        let (cursor, delta, factor, eof, lines) = self.run_chunk(&job, deadline, until).await?;
+        let Chunk { tally, eof } = self.run_chunk(&job, deadline, until).await?;
+        let (cursor, delta, lines) = (tally.cursor, tally.counters, tally.handled);
         let Some(mut after) = self
             .jobs
-            .progress(job_id, job.cursor, cursor, &delta, factor)
+            .progress(job_id, job.cursor, cursor, &delta, tally.adaptive.factor)
             .await?
         else {
             // Another attempt of this step recorded it first: report the job as it is.
@@ -445,177 +447,213 @@ impl Handler {
     }
 
     /// Reads and sends lines from the job's cursor until the input ends, the time is up, a
-    /// window closes, or the job stops running. Returns the new cursor, the counts, the adaptive
-    /// factor, whether the input is done, and the lines handled.
+    /// window closes, the abort rule fires, or the job stops running.
     async fn run_chunk(
         &self,
         job: &JobRecord,
         deadline: Deadline,
         window_until: Option<i64>,
-    ) -> Result<(Cursor, Counters, f64, bool, u64), WorkerError> {
+    ) -> Result<Chunk, WorkerError> {
         let size = job.input_size.unwrap_or(0);
         let plan = job.spec.rate_plan();
-        let adaptive_rule = job.spec.rollout.adaptive;
         let origin = tokio::time::Instant::now();
-        let mut adaptive = AdaptiveState::new(job.rate_factor, 0.0);
+        let stop_at = origin + deadline.remaining().saturating_sub(self.config.margin);
+        let mut tally = Tally::new(job.cursor, job.rate_factor, job.spec.rollout.adaptive);
         let mut pacer = Pacer::new(0.0);
         let mut buf = LineBuffer::new(job.cursor.offset);
         let mut next_line = job.cursor.line;
-        let mut cursor = job.cursor;
-        let mut counters = Counters::default();
-        let mut failures = Vec::new();
-        let mut outcomes = Vec::new();
         let mut in_flight = FuturesOrdered::new();
         let concurrency = job.spec.concurrency();
         let command_id = Commands::job_command_id(&job.job_id);
-        let mut handled = 0u64;
-        let mut stopped = false;
+        let header = job.csv_header.as_deref();
         let mut eof = false;
-        let header = job.csv_header.clone();
         loop {
-            // Stop starting lines: time, window, or the job's state.
-            if deadline.remaining() <= self.config.margin
-                || window_until.is_some_and(|u| unix_now() >= u)
+            let stop = if tokio::time::Instant::now() >= stop_at {
+                Some("the invocation's time is up")
+            } else if window_until.is_some_and(|u| unix_now() >= u) {
+                Some("the maintenance window closed")
+            } else if tally.aborts(job) {
+                Some("the abort rule fired")
+            } else if tally.handled > 0
+                && tally.handled.is_multiple_of(STATE_EVERY_LINES)
+                && self.jobs.require(&job.job_id).await?.state != JobState::Running
             {
-                stopped = true;
-            }
-            if !stopped && handled > 0 && handled.is_multiple_of(STATE_EVERY_LINES) {
-                let now = self.jobs.require(&job.job_id).await?;
-                if now.state != JobState::Running {
-                    tracing::info!(job = %job.job_id, state = %now.state, "stopping: the job is no longer running");
-                    stopped = true;
-                }
-            }
-            let line = if stopped {
-                None
+                Some("the job is no longer running")
             } else {
-                loop {
-                    let at_end = buf.next_offset() >= size;
-                    if let Some(l) = buf.next_line(at_end) {
-                        break Some(l);
-                    }
-                    if at_end {
-                        eof = true;
-                        break None;
-                    }
-                    let bytes = self
-                        .read(job, job.input_etag.as_deref(), buf.next_offset(), size)
-                        .await?;
-                    buf.push(&bytes);
+                None
+            };
+            if let Some(why) = stop {
+                tracing::info!(job = %job.job_id, why, "stopping this chunk");
+                break;
+            }
+            let line = loop {
+                let at_end = buf.next_offset() >= size;
+                if let Some(l) = buf.next_line(at_end) {
+                    break Some(l);
                 }
+                if at_end {
+                    break None;
+                }
+                let bytes = self
+                    .read(job, job.input_etag.as_deref(), buf.next_offset(), size)
+                    .await?;
+                buf.push(&bytes);
             };
             let Some(line) = line else {
+                eof = true;
                 break;
             };
-            handled += 1;
+            tally.handled += 1;
             let number = next_line;
             next_line += 1;
-            let parsed = line
-                .text
-                .clone()
-                .and_then(|t| lines::parse_line(header.as_deref(), &t));
-            let target: Target = match parsed {
-                Ok(Some(t)) => t,
-                Ok(None) => {
-                    // A blank line: nothing to send, but it still moves the cursor.
-                    in_flight.push_back(futures::future::Either::Left(std::future::ready(Done {
-                        line: number,
-                        end: line.end,
-                        robot: None,
-                        outcome: SendOutcome::Blank,
-                    })));
-                    continue;
-                }
-                Err(reason) => {
-                    in_flight.push_back(futures::future::Either::Left(std::future::ready(Done {
-                        line: number,
-                        end: line.end,
-                        robot: None,
-                        outcome: SendOutcome::BadLine(reason),
-                    })));
-                    continue;
-                }
-            };
-            let command = match self
-                .commands
-                .build(&command_id, &job.spec.command, &target.params)
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    in_flight.push_back(futures::future::Either::Left(std::future::ready(Done {
-                        line: number,
-                        end: line.end,
-                        robot: Some(target.robot_id.to_string()),
-                        outcome: SendOutcome::BadLine(e.to_string()),
-                    })));
-                    continue;
-                }
-            };
-            // Pace: wait for this line's token.
-            let rate =
-                plan.per_minute(job.counters.succeeded + counters.succeeded) * adaptive.factor;
-            while let Some(wait) = pacer.take(secs_since(origin), rate) {
-                tokio::time::sleep(Duration::from_secs_f64(wait.min(5.0))).await;
-            }
-            let jobs = self.jobs.clone();
-            let shadows = self.shadows.clone();
-            let job_id = job.job_id.clone();
             let end = line.end;
-            in_flight.push_back(futures::future::Either::Right(async move {
-                let robot = target.robot_id.to_string();
-                let outcome =
-                    apply(&jobs, &shadows, &job_id, number, &robot, &command, deadline).await;
-                Done {
-                    line: number,
-                    end,
-                    robot: Some(robot),
-                    outcome,
+            let parsed = line.text.and_then(|t| lines::parse_line(header, &t));
+            let built = match parsed {
+                // A blank line sends nothing, but it still moves the cursor.
+                Ok(None) => Err((None, SendOutcome::Blank)),
+                Err(reason) => Err((None, SendOutcome::BadLine(reason))),
+                Ok(Some(target)) => {
+                    let robot = target.robot_id.to_string();
+                    match self
+                        .commands
+                        .build(&command_id, &job.spec.command, &target.params)
+                    {
+                        Ok(command) => Ok((robot, command)),
+                        Err(e) => Err((Some(robot), SendOutcome::BadLine(e.to_string()))),
+                    }
                 }
-            }));
+            };
+            match built {
+                Err((robot, outcome)) => {
+                    in_flight.push_back(Either::Left(std::future::ready(Done {
+                        line: number,
+                        end,
+                        robot,
+                        outcome,
+                    })))
+                }
+                Ok((robot, command)) => {
+                    // Pace: wait for this line's token, never past the time kept for the end.
+                    let rate = plan.per_minute(job.counters.succeeded + tally.counters.succeeded)
+                        * tally.adaptive.factor;
+                    let mut late = false;
+                    while let Some(wait) = pacer.take(secs_since(origin), rate) {
+                        let wake =
+                            tokio::time::Instant::now() + Duration::from_secs_f64(wait.min(5.0));
+                        if wake >= stop_at {
+                            late = true;
+                            break;
+                        }
+                        tokio::time::sleep_until(wake).await;
+                    }
+                    if late {
+                        // Not claimed, not sent: the next step starts at this line.
+                        tally.handled -= 1;
+                        break;
+                    }
+                    in_flight.push_back(Either::Right(async move {
+                        let outcome = self
+                            .apply(&job.job_id, number, &robot, &command, deadline)
+                            .await;
+                        Done {
+                            line: number,
+                            end,
+                            robot: Some(robot),
+                            outcome,
+                        }
+                    }));
+                }
+            }
             while in_flight.len() >= concurrency {
                 if let Some(done) = in_flight.next().await {
-                    settle(
-                        done,
-                        &mut cursor,
-                        &mut counters,
-                        &mut failures,
-                        &mut outcomes,
-                        &mut adaptive,
-                        adaptive_rule.as_ref(),
-                        secs_since(origin),
-                    );
+                    tally.settle(done, secs_since(origin));
+                    self.flush_outcomes(&job.job_id, &mut tally, false).await?;
                 }
             }
         }
         while let Some(done) = in_flight.next().await {
-            settle(
-                done,
-                &mut cursor,
-                &mut counters,
-                &mut failures,
-                &mut outcomes,
-                &mut adaptive,
-                adaptive_rule.as_ref(),
-                secs_since(origin),
-            );
+            tally.settle(done, secs_since(origin));
         }
-        let eof = eof && cursor.offset >= size;
-        self.jobs.finish_lines(&job.job_id, &outcomes).await?;
-        if !failures.is_empty() {
-            report::write(
-                &self.s3,
-                &self.config.reports_bucket,
-                &job.job_id,
-                job.cursor.line,
-                &failures,
-            )
-            .await
-            .map_err(WorkerError::Report)?;
-        }
-        Ok((cursor, counters, adaptive.factor, eof, handled))
+        self.flush_outcomes(&job.job_id, &mut tally, true).await?;
+        self.write_report(&job.job_id, job.cursor.line, &tally.failures)
+            .await?;
+        Ok(Chunk {
+            eof: eof && tally.cursor.offset >= size,
+            tally,
+        })
     }
 
-    /// One Distributed Map batch.
+    /// Writes the outcomes of claimed lines, 25 to a call, as soon as 25 are known (and all of
+    /// them at the end): an invocation that dies leaves at most that many lines in doubt.
+    async fn flush_outcomes(
+        &self,
+        job_id: &str,
+        tally: &mut Tally,
+        all: bool,
+    ) -> Result<(), WorkerError> {
+        if tally.outcomes.len() >= 25 || (all && !tally.outcomes.is_empty()) {
+            self.jobs.finish_lines(job_id, &tally.outcomes).await?;
+            tally.outcomes.clear();
+        }
+        Ok(())
+    }
+
+    async fn write_report(
+        &self,
+        job_id: &str,
+        first_line: u64,
+        failures: &[FailureLine],
+    ) -> Result<(), WorkerError> {
+        if failures.is_empty() {
+            return Ok(());
+        }
+        report::write(
+            &self.s3,
+            &self.config.reports_bucket,
+            job_id,
+            first_line,
+            failures,
+        )
+        .await
+        .map_err(WorkerError::Report)
+    }
+
+    /// Claims a line and, when this attempt owns it, sends the command. A line an earlier
+    /// attempt claimed without recording its outcome is looked up on the robot's shadow: sent
+    /// only when the command is not there (so it is never sent twice, and never lost).
+    async fn apply(
+        &self,
+        job_id: &str,
+        line: u64,
+        robot: &str,
+        command: &Value,
+        deadline: Deadline,
+    ) -> SendOutcome {
+        match self.jobs.claim(job_id, line).await {
+            Ok(Claim::New) => {}
+            Ok(Claim::Sent) => return SendOutcome::AlreadySent,
+            Ok(Claim::Failed(reason)) => return SendOutcome::AlreadyFailed(reason),
+            Ok(Claim::InDoubt) => match self.shadows.has_command(robot, command).await {
+                Ok(true) => return SendOutcome::AlreadySent,
+                Ok(false) => {}
+                Err(reason) => return SendOutcome::InDoubt(reason),
+            },
+            Err(e) => {
+                return SendOutcome::Failed {
+                    reason: format!("claiming the line: {e}"),
+                    throttled: 0,
+                    trouble: true,
+                };
+            }
+        }
+        let token = format!("{job_id}-{line}");
+        self.shadows
+            .set_command(robot, command, &token, deadline)
+            .await
+    }
+
+    /// One Distributed Map batch. Rate, ramp, windows and pause belong to the cursor loop; a
+    /// batch applies the abort rule and stops for a cancelled or finished job.
     pub async fn batch(
         &self,
         job_id: &str,
@@ -623,7 +661,7 @@ impl Handler {
         deadline: Deadline,
     ) -> Result<BatchOutput, WorkerError> {
         let job = self.jobs.require(job_id).await?;
-        if job.state.is_final() || job.state == JobState::Paused {
+        if job.state.is_final() {
             return Err(WorkerError::JobAborted {
                 job: job_id.into(),
                 state: job.state,
@@ -636,17 +674,9 @@ impl Handler {
         let first = items.iter().map(|i| i.index).min().unwrap_or(0);
         let command_id = Commands::job_command_id(job_id);
         let csv = job.spec.input.format == InputFormat::Csv;
-        let mut counters = Counters::default();
-        let mut failures = Vec::new();
-        let mut outcomes = Vec::new();
-        let mut adaptive = AdaptiveState::new(1.0, 0.0);
-        let mut cursor = Cursor::default();
         let done: Vec<Done> = futures::stream::iter(items)
             .map(|item| {
-                let jobs = self.jobs.clone();
-                let shadows = self.shadows.clone();
-                let command_id = command_id.clone();
-                let job = &job;
+                let (command_id, job) = (&command_id, &job);
                 async move {
                     let target = match &item.item {
                         Value::Object(row) if csv => lines::target_from_row(row),
@@ -654,67 +684,37 @@ impl Handler {
                     };
                     let built = target.and_then(|t| {
                         self.commands
-                            .build(&command_id, &job.spec.command, &t.params)
-                            .map(|c| (t, c))
+                            .build(command_id, &job.spec.command, &t.params)
+                            .map(|c| (t.robot_id.to_string(), c))
                             .map_err(|e| e.to_string())
                     });
-                    match built {
-                        Err(reason) => Done {
-                            line: item.index,
-                            end: 0,
-                            robot: None,
-                            outcome: SendOutcome::BadLine(reason),
-                        },
-                        Ok((t, command)) => {
-                            let robot = t.robot_id.to_string();
-                            let outcome = apply(
-                                &jobs,
-                                &shadows,
-                                &job.job_id,
-                                item.index,
-                                &robot,
-                                &command,
-                                deadline,
-                            )
-                            .await;
-                            Done {
-                                line: item.index,
-                                end: 0,
-                                robot: Some(robot),
-                                outcome,
-                            }
+                    let (robot, outcome) = match built {
+                        Err(reason) => (None, SendOutcome::BadLine(reason)),
+                        Ok((robot, command)) => {
+                            let outcome = self
+                                .apply(job_id, item.index, &robot, &command, deadline)
+                                .await;
+                            (Some(robot), outcome)
                         }
+                    };
+                    Done {
+                        line: item.index,
+                        end: 0,
+                        robot,
+                        outcome,
                     }
                 }
             })
             .buffered(job.spec.concurrency())
             .collect()
             .await;
+        let mut tally = Tally::new(Cursor::default(), 1.0, None);
         for d in done {
-            settle(
-                d,
-                &mut cursor,
-                &mut counters,
-                &mut failures,
-                &mut outcomes,
-                &mut adaptive,
-                None,
-                0.0,
-            );
+            tally.settle(d, 0.0);
         }
-        self.jobs.finish_lines(job_id, &outcomes).await?;
-        if !failures.is_empty() {
-            report::write(
-                &self.s3,
-                &self.config.reports_bucket,
-                job_id,
-                first,
-                &failures,
-            )
-            .await
-            .map_err(WorkerError::Report)?;
-        }
-        let after = match self.jobs.batch(job_id, first, &counters).await? {
+        self.flush_outcomes(job_id, &mut tally, true).await?;
+        self.write_report(job_id, first, &tally.failures).await?;
+        let after = match self.jobs.batch(job_id, first, &tally.counters).await? {
             Some(after) => after,
             None => self.jobs.require(job_id).await?,
         };
@@ -731,8 +731,120 @@ impl Handler {
         }
         Ok(BatchOutput {
             job_id: job_id.into(),
-            counters,
+            counters: tally.counters,
         })
+    }
+}
+
+/// What a chunk did.
+struct Chunk {
+    tally: Tally,
+    /// The input is done.
+    eof: bool,
+}
+
+/// The running account of a chunk or batch: lines are settled in file order.
+struct Tally {
+    /// Just after the last settled line.
+    cursor: Cursor,
+    counters: Counters,
+    /// Lines handled (read, whatever became of them).
+    handled: u64,
+    failures: Vec<FailureLine>,
+    /// Claimed lines' outcomes not yet written to the jobs table.
+    outcomes: Vec<(u64, Option<String>)>,
+    adaptive: AdaptiveState,
+    rule: Option<fleet_jobs::Adaptive>,
+}
+
+impl Tally {
+    fn new(cursor: Cursor, factor: f64, rule: Option<fleet_jobs::Adaptive>) -> Tally {
+        Tally {
+            cursor,
+            counters: Counters::default(),
+            handled: 0,
+            failures: Vec::new(),
+            outcomes: Vec::new(),
+            adaptive: AdaptiveState::new(factor, 0.0),
+            rule,
+        }
+    }
+
+    /// Whether the job's abort rule fires on what is recorded plus what this chunk settled.
+    fn aborts(&self, job: &JobRecord) -> bool {
+        job.spec.abort.is_some_and(|rule| {
+            let mut c = job.counters;
+            c.add(&self.counters);
+            rule.triggered(&c)
+        })
+    }
+
+    /// Feeds one send's throttles and result to the adaptive rule, if the job has one.
+    fn observe(&mut self, now: f64, throttled: u32, trouble: bool) {
+        if let Some(rule) = &self.rule {
+            for _ in 0..throttled {
+                self.adaptive.observe(rule, now, true);
+            }
+            self.adaptive.observe(rule, now, trouble);
+        }
+    }
+
+    /// Counts one finished line (in file order) and moves the cursor past it.
+    fn settle(&mut self, done: Done, now: f64) {
+        if done.end > 0 {
+            self.cursor = Cursor {
+                offset: done.end,
+                line: done.line + 1,
+            };
+        }
+        let failure = match done.outcome {
+            SendOutcome::Blank => None,
+            SendOutcome::BadLine(reason) => {
+                self.counters.bad_lines += 1;
+                Some(reason)
+            }
+            SendOutcome::Sent { throttled } => {
+                self.counters.succeeded += 1;
+                self.outcomes.push((done.line, None));
+                self.observe(now, throttled, false);
+                None
+            }
+            SendOutcome::Failed {
+                reason,
+                throttled,
+                trouble,
+            } => {
+                self.counters.failed += 1;
+                self.outcomes.push((done.line, Some(reason.clone())));
+                self.observe(now, throttled, trouble);
+                Some(reason)
+            }
+            SendOutcome::AlreadySent => {
+                self.counters.succeeded += 1;
+                self.counters.skipped += 1;
+                self.outcomes.push((done.line, None));
+                None
+            }
+            SendOutcome::AlreadyFailed(reason) => {
+                self.counters.failed += 1;
+                self.counters.skipped += 1;
+                Some(reason)
+            }
+            SendOutcome::InDoubt(why) => {
+                self.counters.in_doubt += 1;
+                Some(format!(
+                    "an earlier attempt claimed this line and stopped before the answer, and the \
+                     robot's shadow could not be read to settle it ({why}): not sent again"
+                ))
+            }
+        };
+        if let Some(reason) = failure {
+            self.failures.push(FailureLine {
+                line: done.line,
+                robot_id: done.robot,
+                reason,
+            });
+        }
     }
 }
 
@@ -745,103 +857,4 @@ fn abort_reason(rule: &fleet_jobs::AbortRule, c: &Counters) -> String {
         rule.threshold_percentage,
         rule.min_number_of_executed_things
     )
-}
-
-/// Claims a line and, when this attempt owns it, sends the command and records the outcome.
-async fn apply(
-    jobs: &JobsTable,
-    shadows: &Shadows,
-    job_id: &str,
-    line: u64,
-    robot: &str,
-    command: &Value,
-    deadline: Deadline,
-) -> SendOutcome {
-    match jobs.claim(job_id, line).await {
-        Ok(Claim::New) => {}
-        Ok(Claim::Sent) => return SendOutcome::AlreadySent,
-        Ok(Claim::Failed(reason)) => return SendOutcome::AlreadyFailed(reason),
-        Ok(Claim::InDoubt) => return SendOutcome::InDoubt,
-        Err(e) => {
-            return SendOutcome::Failed {
-                reason: format!("claiming the line: {e}"),
-                throttled: 0,
-                trouble: true,
-            };
-        }
-    }
-    let token = format!("{job_id}-{line}");
-    shadows.set_command(robot, command, &token, deadline).await
-}
-
-/// Counts one finished line, in file order, and moves the cursor past it.
-#[allow(clippy::too_many_arguments)]
-fn settle(
-    done: Done,
-    cursor: &mut Cursor,
-    counters: &mut Counters,
-    failures: &mut Vec<FailureLine>,
-    outcomes: &mut Vec<(u64, Option<String>)>,
-    adaptive: &mut AdaptiveState,
-    rule: Option<&fleet_jobs::Adaptive>,
-    now: f64,
-) {
-    if done.end > 0 {
-        *cursor = Cursor {
-            offset: done.end,
-            line: done.line + 1,
-        };
-    }
-    let mut fail = |reason: String| {
-        failures.push(FailureLine {
-            line: done.line,
-            robot_id: done.robot.clone(),
-            reason,
-        })
-    };
-    match done.outcome {
-        SendOutcome::Blank => {}
-        SendOutcome::BadLine(reason) => {
-            counters.bad_lines += 1;
-            fail(reason);
-        }
-        SendOutcome::Sent { throttled } => {
-            counters.succeeded += 1;
-            outcomes.push((done.line, None));
-            if let Some(rule) = rule {
-                for _ in 0..throttled {
-                    adaptive.observe(rule, now, true);
-                }
-                adaptive.observe(rule, now, false);
-            }
-        }
-        SendOutcome::Failed {
-            reason,
-            throttled,
-            trouble,
-        } => {
-            counters.failed += 1;
-            outcomes.push((done.line, Some(reason.clone())));
-            fail(reason);
-            if let Some(rule) = rule {
-                for _ in 0..throttled {
-                    adaptive.observe(rule, now, true);
-                }
-                adaptive.observe(rule, now, trouble);
-            }
-        }
-        SendOutcome::AlreadySent => {
-            counters.succeeded += 1;
-            counters.skipped += 1;
-        }
-        SendOutcome::AlreadyFailed(reason) => {
-            counters.failed += 1;
-            counters.skipped += 1;
-            fail(reason);
-        }
-        SendOutcome::InDoubt => {
-            counters.in_doubt += 1;
-            fail("an earlier attempt claimed this line and stopped before the answer: not sent again".into());
-        }
-    }
 }

@@ -35,8 +35,9 @@ pub enum SendOutcome {
     AlreadySent,
     /// An earlier attempt failed it.
     AlreadyFailed(String),
-    /// An earlier attempt claimed it and never answered.
-    InDoubt,
+    /// An earlier attempt claimed it and never answered, and the robot's shadow could not be
+    /// read to tell whether the command got there (why).
+    InDoubt(String),
 }
 
 /// The IoT Data Plane client.
@@ -47,11 +48,49 @@ pub struct Shadows {
 }
 
 impl Shadows {
+    /// Wraps a client; its own retries are turned off, this type retries (and counts).
     pub fn new(client: aws_sdk_iotdataplane::Client) -> Shadows {
+        let client = aws_sdk_iotdataplane::Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .retry_config(RetryConfig::disabled())
+                .build(),
+        );
         Shadows {
             client,
             backoff: Backoff::exponential(Duration::from_millis(50), Duration::from_secs(2)),
         }
+    }
+
+    /// Whether the robot already has `command`: as desired state still, or acknowledged in
+    /// reported state (the robot cleared it). A robot without a shadow has not.
+    pub async fn has_command(&self, robot: &str, command: &Value) -> Result<bool, String> {
+        let id = command.get("id");
+        let out = match self
+            .client
+            .get_thing_shadow()
+            .thing_name(robot)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(false),
+            Err(e) => {
+                return Err(format!(
+                    "GetThingShadow: {}",
+                    fleet_aws::error::describe(&e)
+                ));
+            }
+        };
+        let doc: Value = out
+            .payload()
+            .and_then(|p| serde_json::from_slice(p.as_ref()).ok())
+            .unwrap_or(Value::Null);
+        let state = &doc["state"];
+        Ok(["desired", "reported"]
+            .iter()
+            .any(|side| state[side]["command"].get("id") == id))
     }
 
     /// Sets `command` as the robot's desired command.
@@ -72,11 +111,6 @@ impl Shadows {
                 .update_thing_shadow()
                 .thing_name(robot)
                 .payload(Blob::new(payload.clone()))
-                .customize()
-                .config_override(
-                    aws_sdk_iotdataplane::config::Builder::default()
-                        .retry_config(RetryConfig::disabled()),
-                )
                 .send()
                 .await;
             let e = match result {
