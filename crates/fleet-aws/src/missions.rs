@@ -10,10 +10,6 @@
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
-use std::time::Duration;
-
-use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata as _, SdkError};
@@ -24,7 +20,7 @@ use fleet_lambda::Deadline;
 use time::OffsetDateTime;
 
 use crate::error::{Failure, StoreError, describe};
-use crate::retry::{Attempt, Backoff};
+use crate::retry::{Attempt, Backoff, one_bounded_dynamodb_attempt as one_bounded_attempt};
 
 /// The attribute names of a mission item; the GSI and TTL names match template.yaml.
 pub mod attr {
@@ -147,17 +143,6 @@ impl MissionStore {
             }),
         }
     }
-}
-
-/// One attempt, bounded by `budget`, with the SDK's own retries off.
-fn one_bounded_attempt(budget: Duration) -> aws_sdk_dynamodb::config::Builder {
-    aws_sdk_dynamodb::config::Builder::default()
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_attempt_timeout(budget.max(Duration::from_millis(1)))
-                .build(),
-        )
 }
 
 enum Class {

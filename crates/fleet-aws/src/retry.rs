@@ -107,6 +107,19 @@ impl Backoff {
     }
 }
 
+/// A DynamoDB call's configuration for one attempt bounded by `budget`, with the SDK's own
+/// retries off: for `.customize().config_override(..)` where the caller owns the retrying (the
+/// missions store, the breaker's store and probe).
+pub fn one_bounded_dynamodb_attempt(budget: Duration) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::default()
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(budget.max(Duration::from_millis(1)))
+                .build(),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

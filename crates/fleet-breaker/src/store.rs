@@ -94,13 +94,7 @@ impl DynamoStore {
     }
 
     fn bounded(&self) -> aws_sdk_dynamodb::config::Builder {
-        aws_sdk_dynamodb::config::Builder::default()
-            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
-                    .operation_attempt_timeout(self.timeout)
-                    .build(),
-            )
+        fleet_aws::retry::one_bounded_dynamodb_attempt(self.timeout)
     }
 }
 

@@ -18,7 +18,7 @@ use fleet_template::{KinesisMapping, Stack, StreamMode, TableSpec};
 use serde_json::Value;
 
 use crate::error::ProvisionError;
-use crate::names::{self, LOCAL_ACCOUNT_ID};
+use crate::names;
 use crate::report::{OpenSearchInfo, StreamInfo};
 
 /// An empty zip archive: the end-of-central-directory record alone. moto stores the code of a
@@ -328,11 +328,9 @@ async fn create_stream(
     Ok(arn)
 }
 
-/// The Lambda control plane objects: roles, function physical names and mapping UUIDs.
+/// The Lambda control plane objects: function physical names and mapping UUIDs.
 #[derive(Debug, Clone, Default)]
 pub struct LambdaObjects {
-    /// The role ARN of each function, by function logical id.
-    pub roles: BTreeMap<String, String>,
     /// Function physical names by logical id.
     pub functions: BTreeMap<String, String>,
     /// Mapping UUIDs by mapping logical id.
@@ -352,8 +350,21 @@ pub async fn provision_lambda(
     streams: &BTreeMap<String, StreamInfo>,
 ) -> Result<LambdaObjects, ProvisionError> {
     for role in access.roles.values() {
+        // A role ARN ends with its name (`arn:aws:iam::<account>:role/<name>`).
         let name = role.arn.rsplit('/').next().unwrap_or_default();
-        create_role(sdk, aws_endpoint, name, stack.region()).await?;
+        fleet_aws::iam::create_role(
+            sdk,
+            aws_endpoint,
+            stack.region(),
+            name,
+            fleet_aws::iam::LAMBDA_TRUST,
+        )
+        .await
+        .map_err(|e| ProvisionError::Aws {
+            kind: "iam role",
+            name: name.to_string(),
+            source: e.into(),
+        })?;
     }
     let client = aws_sdk_lambda::Client::new(sdk);
     let mut out = LambdaObjects::default();
@@ -379,7 +390,6 @@ pub async fn provision_lambda(
                 logical_id: f.logical_id.clone(),
                 detail: "the function has no role of the template".into(),
             })?;
-        out.roles.insert(f.logical_id.clone(), role_arn.clone());
         let result = client
             .create_function()
             .function_name(&f.function_name)
@@ -544,24 +554,6 @@ async fn create_mapping(
         logical_id: m.logical_id.clone(),
         detail: "moto returned a mapping without a uuid".into(),
     })
-}
-
-/// Creates an IAM role that Lambda may assume ([`fleet_aws::iam::create_role`]), signed as the
-/// SDK config signs. An existing role is fine.
-async fn create_role(
-    sdk: &aws_config::SdkConfig,
-    endpoint: &str,
-    name: &str,
-    region: &str,
-) -> Result<String, ProvisionError> {
-    fleet_aws::iam::create_role(sdk, endpoint, region, name, fleet_aws::iam::LAMBDA_TRUST)
-        .await
-        .map_err(|e| ProvisionError::Aws {
-            kind: "iam role",
-            name: name.to_string(),
-            source: e.into(),
-        })?;
-    Ok(format!("arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{name}"))
 }
 
 /// Installs the index template (the repository's file, pointed at `alias`), then the first

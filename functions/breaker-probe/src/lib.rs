@@ -217,15 +217,7 @@ impl Probe for DynamoProbe {
             .condition_expression("attribute_not_exists(pk) OR probedAtMs < :now")
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .customize()
-            .config_override(
-                aws_sdk_dynamodb::config::Builder::default()
-                    .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
-                    .timeout_config(
-                        aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
-                            .operation_attempt_timeout(timeout)
-                            .build(),
-                    ),
-            )
+            .config_override(fleet_aws::retry::one_bounded_dynamodb_attempt(timeout))
             .send()
             .await
             .map(|_| ())
