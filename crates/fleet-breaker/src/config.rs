@@ -46,18 +46,10 @@ impl BreakerConfig {
 
     /// Reads it through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, PolicyError> {
-        let nonempty = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let env = fleet_lambda::config::Env::from_lookup(&lookup);
         Ok(BreakerConfig {
-            table: nonempty("BREAKER_TABLE"),
-            functions: nonempty("BREAKER_FUNCTIONS")
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|f| !f.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            table: env.optional("BREAKER_TABLE"),
+            functions: env.list("BREAKER_FUNCTIONS"),
             policy: Policy::from_lookup(&lookup)?,
         })
     }

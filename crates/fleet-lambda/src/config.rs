@@ -27,6 +27,18 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
+    /// An optional variable; empty counts as unset.
+    pub fn optional(&self, name: &'static str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A comma-separated list (`a, b,c`); unset or empty is an empty list.
+    pub fn list(&self, name: &'static str) -> Vec<String> {
+        self.optional(name)
+            .map(|v| split_list(&v))
+            .unwrap_or_default()
+    }
+
     /// A required variable parsed into `T`.
     pub fn parse<T>(&self, name: &'static str) -> Result<T, ConfigError>
     where
@@ -43,6 +55,15 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 problem: e.to_string(),
             })
     }
+}
+
+/// The items of a comma-separated list, trimmed, empty items dropped.
+pub fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]
@@ -82,5 +103,13 @@ mod tests {
             text.contains("DAY_SHARDS") && text.contains("ten"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn optional_and_list_treat_empty_as_unset() {
+        let e = env(&[("T", "  "), ("L", " a, b,,c ")]);
+        assert_eq!(e.optional("T"), None);
+        assert_eq!(e.list("L"), vec!["a", "b", "c"]);
+        assert!(e.list("MISSING").is_empty());
     }
 }

@@ -23,6 +23,7 @@ use fleet_breaker::probe::{self, Probe};
 use fleet_breaker::{BreakerConfig, DynamoStore, LambdaSwitch, Policy, downstreams};
 use fleet_lambda::ConfigError;
 use fleet_lambda::config::Env;
+use fleet_lambda::config::split_list;
 use serde_json::{Value, json};
 
 /// The function's name in logs.
@@ -43,14 +44,6 @@ pub struct Config {
     pub missions_table: String,
     /// `PROBE_MISSION_FUNCTIONS`: the functions that feed the missions table (comma-separated).
     pub mission_functions: Vec<String>,
-}
-
-fn list(text: String) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 impl Config {
@@ -88,9 +81,9 @@ impl Config {
             breaker,
             opensearch_endpoint: env.required("PROBE_OPENSEARCH_ENDPOINT")?,
             robots_alias: env.required("PROBE_ROBOTS_ALIAS")?,
-            indexer_functions: list(env.required("PROBE_INDEXER_FUNCTIONS")?),
+            indexer_functions: split_list(&env.required("PROBE_INDEXER_FUNCTIONS")?),
             missions_table: env.required("PROBE_MISSIONS_TABLE")?,
-            mission_functions: list(env.required("PROBE_MISSION_FUNCTIONS")?),
+            mission_functions: split_list(&env.required("PROBE_MISSION_FUNCTIONS")?),
         })
     }
 

@@ -176,12 +176,7 @@ impl Config {
             streams,
             table: TableConfig {
                 name: env.required("SCALER_TABLE")?,
-                indexes: optional(&lookup, "SCALER_TABLE_INDEXES")
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect(),
+                indexes: env.list("SCALER_TABLE_INDEXES"),
                 rules: table_rules,
                 lookahead_secs: (lookahead * 3600.0) as i64,
             },
