@@ -450,12 +450,7 @@ async fn bring_up(
         .find(|r| r.type_ == "AWS::OpenSearchService::Domain")
     {
         Some(domain) => {
-            let arn = format!(
-                "arn:aws:es:{}:{}:domain/{}",
-                opts.region,
-                names::LOCAL_ACCOUNT_ID,
-                domain.physical_name
-            );
+            let arn = tpl.arn(domain).unwrap_or_default();
             let url = front
                 .opensearch_domain(&arn, opts.opensearch_url.as_deref())
                 .await?;

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use fleet_process::{ManagedProcess, free_port};
-use fleet_template::{Resource, Stack};
+use fleet_template::Stack;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::process::Command;
@@ -353,23 +353,6 @@ fn unsupported(logical_id: &str, detail: impl Into<String>) -> ProvisionError {
     }
 }
 
-/// The ARN of a resource the front checks access to, as AWS forms it.
-fn arn_of(stack: &Stack, r: &Resource) -> Option<String> {
-    let (region, account, name) = (stack.region(), stack.account_id(), &r.physical_name);
-    Some(match r.type_.as_str() {
-        "AWS::Kinesis::Stream" => format!("arn:aws:kinesis:{region}:{account}:stream/{name}"),
-        "AWS::DynamoDB::Table" => format!("arn:aws:dynamodb:{region}:{account}:table/{name}"),
-        "AWS::SQS::Queue" => format!("arn:aws:sqs:{region}:{account}:{name}"),
-        "AWS::S3::Bucket" => format!("arn:aws:s3:::{name}"),
-        "AWS::KMS::Key" => format!("arn:aws:kms:{region}:{account}:key/{name}"),
-        "AWS::IAM::Role" => format!("arn:aws:iam::{account}:role/{name}"),
-        "AWS::OpenSearchService::Domain" => {
-            format!("arn:aws:es:{region}:{account}:domain/{name}")
-        }
-        _ => return None,
-    })
-}
-
 /// A value of the evaluated template that must be known here (not deferred to the cloud).
 fn known<'a>(v: &'a Value, logical_id: &str, what: &str) -> Result<&'a Value, ProvisionError> {
     if v.to_string().contains(fleet_template::DEFERRED_KEY) {
@@ -388,10 +371,10 @@ pub fn access_model(stack: &Stack) -> Result<AccessModel, ProvisionError> {
     let mut keys: BTreeMap<String, String> = BTreeMap::new();
     for r in stack.resources() {
         if r.type_ == "AWS::KMS::Key"
-            && let Some(arn) = arn_of(stack, r)
+            && let Some(arn) = stack.arn(r)
         {
             keys.insert(r.physical_name.clone(), arn.clone());
-            keys.insert(arn, arn_of(stack, r).unwrap_or_default());
+            keys.insert(arn.clone(), arn);
         }
     }
     for r in stack.resources() {
@@ -445,7 +428,7 @@ pub fn access_model(stack: &Stack) -> Result<AccessModel, ProvisionError> {
                         .ok_or_else(|| unsupported(id, "a policy without a PolicyDocument"))?;
                     policies.push(known(doc, id, "a policy document")?.clone());
                 }
-                let arn = arn_of(stack, r).unwrap_or_default();
+                let arn = stack.arn(r).unwrap_or_default();
                 model.roles.insert(
                     id.to_string(),
                     RoleSpec {
@@ -458,7 +441,7 @@ pub fn access_model(stack: &Stack) -> Result<AccessModel, ProvisionError> {
             "AWS::KMS::Key" => {
                 if let Some(policy) = p.get("KeyPolicy") {
                     model.resource_policies.insert(
-                        arn_of(stack, r).unwrap_or_default(),
+                        stack.arn(r).unwrap_or_default(),
                         known(policy, id, "the key policy")?.clone(),
                     );
                 }
@@ -479,7 +462,7 @@ pub fn access_model(stack: &Stack) -> Result<AccessModel, ProvisionError> {
             "AWS::OpenSearchService::Domain" => {
                 if let Some(policy) = p.get("AccessPolicies") {
                     model.resource_policies.insert(
-                        arn_of(stack, r).unwrap_or_default(),
+                        stack.arn(r).unwrap_or_default(),
                         known(policy, id, "the access policy")?.clone(),
                     );
                 }
@@ -488,21 +471,21 @@ pub fn access_model(stack: &Stack) -> Result<AccessModel, ProvisionError> {
                 if let Some(key) = key_arn(id, p.pointer("/StreamEncryption/KeyId"))? {
                     model
                         .encrypted
-                        .insert(arn_of(stack, r).unwrap_or_default(), key);
+                        .insert(stack.arn(r).unwrap_or_default(), key);
                 }
             }
             "AWS::SQS::Queue" => {
                 if let Some(key) = key_arn(id, p.get("KmsMasterKeyId"))? {
                     model
                         .encrypted
-                        .insert(arn_of(stack, r).unwrap_or_default(), key);
+                        .insert(stack.arn(r).unwrap_or_default(), key);
                 }
             }
             "AWS::DynamoDB::Table" => {
                 if let Some(key) = key_arn(id, p.pointer("/SSESpecification/KMSMasterKeyId"))? {
                     model
                         .encrypted
-                        .insert(arn_of(stack, r).unwrap_or_default(), key);
+                        .insert(stack.arn(r).unwrap_or_default(), key);
                 }
             }
             "AWS::S3::Bucket" => {
@@ -517,7 +500,7 @@ pub fn access_model(stack: &Stack) -> Result<AccessModel, ProvisionError> {
                 {
                     model
                         .encrypted
-                        .insert(arn_of(stack, r).unwrap_or_default(), key);
+                        .insert(stack.arn(r).unwrap_or_default(), key);
                 }
             }
             "AWS::Serverless::Function" | "AWS::Lambda::Function" => {
@@ -584,7 +567,7 @@ fn role_logical_id(stack: &Stack, arn: &str) -> Option<String> {
     stack
         .resources()
         .filter(|r| r.type_ == "AWS::IAM::Role")
-        .find(|r| arn_of(stack, r).as_deref() == Some(arn))
+        .find(|r| stack.arn(r).as_deref() == Some(arn))
         .map(|r| r.logical_id.clone())
 }
 

@@ -110,6 +110,21 @@ impl Stack {
     pub fn account_id(&self) -> &str {
         &self.account_id
     }
+    /// A resource's ARN, as `Fn::GetAtt [id, Arn]` gives it (`None` for a type without one).
+    pub fn arn(&self, r: &Resource) -> Option<String> {
+        resolver::default_attribute(
+            &resolver::ResourceRef {
+                logical_id: &r.logical_id,
+                type_: &r.type_,
+                physical_name: &r.physical_name,
+                stack_name: &self.stack_name,
+                region: &self.region,
+                account_id: &self.account_id,
+                partition: eval::partition_of(&self.region),
+            },
+            "Arn",
+        )
+    }
     /// Every parameter's resolved value (lists joined with commas).
     pub fn parameters(&self) -> &BTreeMap<String, String> {
         &self.parameters
