@@ -130,3 +130,56 @@ fn the_prewarm_schedule_is_what_the_scaler_parses() {
         p.prewarm.missions_table
     );
 }
+
+/// The rules are derived from the same curves the first test replays, so that test checks the
+/// planner, not a forecast. Here the example fleet's rules meet days they were not derived
+/// from: a fleet 10 % larger with a 10 % larger Christmas wave, and the wave an hour early. The
+/// policy's target use and its reactive scale-up must cover the difference.
+#[test]
+fn the_rules_hold_for_a_larger_fleet_and_an_earlier_wave_they_were_not_derived_from() {
+    let p = example();
+    let christmas = p
+        .days
+        .iter()
+        .find(|d| d.kind == DayKind::Christmas)
+        .expect("christmas");
+    let date: jiff::civil::Date = christmas.date.parse().expect("date");
+    let rules: Rules = p.prewarm.shadows_stream.parse().expect("rules");
+    let mut larger = PlanInput::default();
+    larger.fleet.robots *= 1.1;
+    if let Some(w) = larger.fleet.christmas.as_mut() {
+        w.new_robots *= 1.1;
+    }
+    let mut earlier = PlanInput::default();
+    if let Some(w) = earlier.fleet.christmas.as_mut() {
+        w.wave_start = "05:00".into();
+    }
+    for (what, input) in [("10 % larger", &larger), ("an hour earlier", &earlier)] {
+        let days: Vec<_> = [2, 1, 0]
+            .iter()
+            .map(|n| {
+                let d = date.checked_sub(jiff::Span::new().days(*n)).expect("date");
+                input
+                    .fleet
+                    .day(d, fleet_capacity::plan::kind_of(&input.fleet, d))
+            })
+            .collect();
+        let curve: Vec<_> = days
+            .iter()
+            .flat_map(|d| d.shadows.iter().copied())
+            .collect();
+        let r = replay(
+            &input.policy,
+            &rules,
+            &Sim::default(),
+            days[0].start,
+            &curve,
+            days[2].shadows.len(),
+        );
+        eprintln!(
+            "christmas shadows, {what}: {} minutes over, {:.0} capacity-hours, {} calls",
+            r.policy.minutes_over, r.policy.capacity_hours, r.policy.calls_24h
+        );
+        assert_eq!(r.policy.minutes_over, 0, "{what}: {:?}", r.policy);
+    }
+}
