@@ -62,11 +62,33 @@ pub struct Run {
     /// The most calls in any rolling 24 h (provisioned: UpdateShardCount; Advantage: warm throughput).
     pub calls_24h: u32,
     pub peak_capacity: f64,
-    /// Capacity per minute, shard-equivalents (for the chart).
-    #[serde(skip)]
+    /// Capacity per minute, shard-equivalents (the chart draws it; JSON has its steps,
+    /// `capacitySteps: [[minute of the day, capacity], ...]`, one per change).
+    #[serde(rename = "capacitySteps", serialize_with = "serialize_steps")]
     pub capacity: Vec<f64>,
     #[serde(skip)]
     pub calls: Vec<Call>,
+}
+
+impl Run {
+    /// `(minute, capacity)` at the start and at every change: the capacity over the day.
+    pub fn steps(&self) -> Vec<(usize, f64)> {
+        steps_of(&self.capacity)
+    }
+}
+
+fn steps_of(capacity: &[f64]) -> Vec<(usize, f64)> {
+    let mut out: Vec<(usize, f64)> = Vec::new();
+    for (i, c) in capacity.iter().enumerate() {
+        if out.last().is_none_or(|(_, last)| last != c) {
+            out.push((i, *c));
+        }
+    }
+    out
+}
+
+fn serialize_steps<S: serde::Serializer>(capacity: &[f64], s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&steps_of(capacity), s)
 }
 
 /// The replay of one curve.

@@ -183,3 +183,26 @@ fn the_rules_hold_for_a_larger_fleet_and_an_earlier_wave_they_were_not_derived_f
         assert_eq!(r.policy.minutes_over, 0, "{what}: {:?}", r.policy);
     }
 }
+
+/// "Shards over time" is in the JSON as the steps of the policy's capacity, and the steps give
+/// back the capacity of every minute.
+#[test]
+fn the_capacity_over_the_day_is_reported_as_steps() {
+    let p = example();
+    for day in &p.days {
+        let run = &day.shadows.replay.policy;
+        let steps = run.steps();
+        assert_eq!(steps[0].0, 0);
+        let mut rebuilt = Vec::new();
+        for (k, (minute, cap)) in steps.iter().enumerate() {
+            let until = steps.get(k + 1).map_or(run.capacity.len(), |s| s.0);
+            rebuilt.extend(std::iter::repeat_n(*cap, until - minute));
+        }
+        assert_eq!(rebuilt, run.capacity, "{:?}", day.kind);
+        let json = serde_json::to_value(run).expect("json");
+        assert_eq!(
+            json["capacitySteps"].as_array().map(Vec::len),
+            Some(steps.len())
+        );
+    }
+}

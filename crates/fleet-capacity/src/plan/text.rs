@@ -114,6 +114,29 @@ impl Plan {
         }
         let _ = writeln!(
             s,
+            "\nProvisioned shards over the day with the policy (local time, {}):",
+            f.schedule.time_zones[0].0
+        );
+        for d in &self.days {
+            for (name, x) in [("missions", &d.missions), ("shadows", &d.shadows)] {
+                let steps: Vec<String> = x
+                    .replay
+                    .policy
+                    .steps()
+                    .iter()
+                    .map(|(m, c)| format!("{:02}:{:02} {c:.0}", m / 60, m % 60))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "  {:<22} {:<9} {}",
+                    format!("{:?} {}", d.kind, d.date).to_lowercase(),
+                    name,
+                    steps.join(", ")
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
             "\nStream modes, a normal month of Kinesis (cheapest first):"
         );
         for (i, m) in self.stream_modes.iter().enumerate() {
