@@ -274,7 +274,7 @@ impl Handler {
             }
         }
         log(s, &cap, &decision, &done, refused.as_deref(), external);
-        emit(
+        fleet_lambda::metrics::emit_doc(&metrics_doc(
             s.role,
             &[
                 ("Shards", f64::from(cap.open_shards), "Count"),
@@ -298,7 +298,8 @@ impl Handler {
                     "Count",
                 ),
             ],
-        );
+            Some(&decision),
+        ));
         let report = json!({
             "stream": s.name,
             "mode": cap.mode,
@@ -433,8 +434,50 @@ fn log(
 }
 
 fn emit(role: &str, metrics: &[(&str, f64, &str)]) {
-    fleet_lambda::metrics::emit_doc(&fleet_lambda::metrics::values(
-        metrics,
-        &[("Function", FUNCTION), ("Stream", role)],
-    ));
+    fleet_lambda::metrics::emit_doc(&metrics_doc(role, metrics, None));
+}
+
+/// The EMF document of a run: the metrics, and for a stream's decision its action and reason
+/// as properties (searchable in Logs Insights next to the numbers, not metrics themselves).
+fn metrics_doc(
+    role: &str,
+    metrics: &[(&str, f64, &str)],
+    decision: Option<&fleet_capacity::policy::Decision>,
+) -> Value {
+    let mut doc =
+        fleet_lambda::metrics::values(metrics, &[("Function", FUNCTION), ("Stream", role)]);
+    if let Some(d) = decision {
+        doc["Decision"] = json!(d.action);
+        doc["Reason"] = json!(d.reason);
+    }
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleet_capacity::policy::{Action, Decision};
+
+    #[test]
+    fn a_decision_s_action_and_reason_travel_with_its_metrics() {
+        let d = Decision {
+            action: Action::SetShards { from: 2, to: 4 },
+            kind: None,
+            reason: "throttled: doubling now".into(),
+            demand: 3.0,
+            throttled: 10.0,
+            prewarm: 0.0,
+            budget_used: 1,
+        };
+        let doc = metrics_doc("shadows", &[("Shards", 2.0, "Count")], Some(&d));
+        assert_eq!(
+            doc["Decision"],
+            json!({"action": "set-shards", "from": 2, "to": 4})
+        );
+        assert_eq!(doc["Reason"], "throttled: doubling now");
+        assert_eq!(doc["Stream"], "shadows");
+        assert_eq!(doc["Shards"], 2);
+        let failed = metrics_doc("shadows", &[("ScalerFailed", 1.0, "Count")], None);
+        assert!(failed.get("Decision").is_none());
+    }
 }
