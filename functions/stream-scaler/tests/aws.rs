@@ -371,6 +371,45 @@ async fn a_prewarm_window_scales_up_ahead_of_time_and_a_quiet_hour_scales_down()
     assert_eq!(g.shards().await, 4);
 }
 
+/// The same quiet hour as above, but the consumers are 20 minutes behind (iterator age through
+/// the front's metrics): the stream is not scaled down while they catch up.
+#[tokio::test]
+async fn a_quiet_stream_whose_consumers_are_behind_is_not_scaled_down() {
+    let t = minute_now();
+    let g = fixture(Some(8)).await;
+    g.inject(
+        &(1..=65)
+            .map(|i| (t - i * 60, 1.0, 1_000.0, 0.0))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let age: Vec<Value> = (1..=65)
+        .map(|i| {
+            json!({"metricName": "GetRecords.IteratorAgeMilliseconds",
+            "dimensions": {"StreamName": g.stream}, "timestamp": t - i * 60,
+            "value": 20.0 * 60_000.0, "unit": "Milliseconds"})
+        })
+        .collect();
+    let r = reqwest::Client::new()
+        .post(format!("{}/_front/metrics", aws_endpoint()))
+        .json(&json!({"namespace": "AWS/Kinesis", "metricData": age}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let report = g.handler(Mode::Act, "").await.handle(t + 30).await.unwrap();
+    let s = &report["streams"][0];
+    assert_eq!(s["done"], Value::Null, "{report}");
+    assert!(
+        s["decision"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("consumers are 1200 s behind"),
+        "{report}"
+    );
+    assert_eq!(g.shards().await, 8);
+}
+
 #[tokio::test]
 async fn a_change_made_outside_the_scaler_is_counted_in_the_budget() {
     let f = fixture(Some(2)).await;
