@@ -400,12 +400,7 @@ async fn bring_up(
     stack.endpoints.mqtt = broker_addr.to_string();
 
     // 2. Template, pass 1: names. Storage.
-    let load_opts = fleet_template::LoadOptions {
-        stack_name: opts.stack_name.clone(),
-        region: opts.region.clone(),
-        account_id: names::LOCAL_ACCOUNT_ID.to_string(),
-        parameter_overrides: local_overrides(&opts.stack_name, &opts.parameter_overrides),
-    };
+    let load_opts = load_options(&opts.stack_name, &opts.region, &opts.parameter_overrides);
     let template_err = |source: fleet_template::TemplateError| DevError::Template {
         path: opts.template.clone(),
         source,
@@ -728,8 +723,21 @@ async fn bring_up(
     Ok(())
 }
 
-/// The broker of `--mqtt-url`, parsed by the simulator's parser (the one of the workspace);
-/// the stack's own clients speak plain MQTT over TCP.
+/// How the local stack loads template.yaml: its name, region, the local account, and
+/// [`local_overrides`]. The tests that read the real template load it the same way.
+pub fn load_options(
+    stack_name: &str,
+    region: &str,
+    user: &[(String, String)],
+) -> fleet_template::LoadOptions {
+    fleet_template::LoadOptions {
+        stack_name: stack_name.to_string(),
+        region: region.to_string(),
+        account_id: names::LOCAL_ACCOUNT_ID.to_string(),
+        parameter_overrides: local_overrides(stack_name, user),
+    }
+}
+
 /// The template's parameters as the local stack deploys them: the user's overrides, plus the
 /// local developer as the OpenSearch master user when none is given (the template requires one).
 ///
@@ -744,6 +752,8 @@ pub fn local_overrides(stack_name: &str, user: &[(String, String)]) -> BTreeMap<
     out
 }
 
+/// The broker of `--mqtt-url`, parsed by the simulator's parser (the one of the workspace);
+/// the stack's own clients speak plain MQTT over TCP.
 fn external_broker(url: &str) -> Result<BrokerAddr, DevError> {
     let target = fleet_sim::MqttTarget::parse_url(url).map_err(DevError::MqttUrl)?;
     if target.tls.is_some() {
@@ -1164,8 +1174,7 @@ mod tests {
     #[test]
     fn the_real_template_gives_rules_the_engine_accepts() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
-        let opts = fleet_template::LoadOptions::default()
-            .with_parameter(names::MASTER_USER_PARAMETER, names::LOCAL_DEVELOPER_ARN);
+        let opts = load_options("rules", "us-east-1", &[]);
         let tpl = fleet_template::load(&path, &opts).unwrap_or_else(|e| panic!("{e}"));
         let rules = rule_defs(&tpl).unwrap_or_else(|e| panic!("{e}"));
         assert!(rules.iter().any(|r| r.name == "mission_reports"));

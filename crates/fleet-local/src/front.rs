@@ -635,14 +635,7 @@ mod tests {
 
     fn real() -> Stack {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
-        let opts = fleet_template::LoadOptions {
-            stack_name: "am".into(),
-            ..fleet_template::LoadOptions::default()
-        }
-        .with_parameter(
-            crate::names::MASTER_USER_PARAMETER,
-            crate::names::LOCAL_DEVELOPER_ARN,
-        );
+        let opts = crate::dev::load_options("am", "us-east-1", &[]);
         fleet_template::load(&path, &opts).unwrap_or_else(|e| panic!("{e}"))
     }
 

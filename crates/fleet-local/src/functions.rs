@@ -178,10 +178,7 @@ mod tests {
     #[test]
     fn every_function_of_the_template_is_registered_and_no_other() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
-        let opts = fleet_template::LoadOptions::default().with_parameter(
-            crate::names::MASTER_USER_PARAMETER,
-            crate::names::LOCAL_DEVELOPER_ARN,
-        );
+        let opts = crate::dev::load_options("fns", "us-east-1", &[]);
         let tpl = fleet_template::load(&path, &opts).unwrap_or_else(|e| panic!("{e}"));
         let mut in_template: Vec<String> =
             tpl.functions().iter().map(|f| f.binary.clone()).collect();

@@ -396,11 +396,7 @@ mod tests {
     #[test]
     fn the_real_template_evaluates_to_local_environments() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
-        let opts = fleet_template::LoadOptions {
-            stack_name: "t-env".into(),
-            ..fleet_template::LoadOptions::default()
-        }
-        .with_parameter(MASTER_USER_PARAMETER, LOCAL_DEVELOPER_ARN);
+        let opts = crate::dev::load_options("t-env", "us-east-1", &[]);
         let mut res = LocalResolver::default();
         res.queue_urls.insert(
             "t-env-rejects".into(),
