@@ -131,7 +131,6 @@ impl Poller {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
         let (enabled_tx, enabled_rx) = watch::channel(false);
-        let enabled_tx = Arc::new(enabled_tx);
         let ctx = Arc::new(Ctx {
             config: self.config,
             options: self.options,
@@ -141,8 +140,8 @@ impl Poller {
             stats: stats.clone(),
             stop_rx,
             enabled_rx,
-            enabled_tx: enabled_tx.clone(),
-            state: self.state.clone(),
+            enabled_tx,
+            state: self.state,
             resume: self.resume,
         });
         let outside = shutdown.wait();
@@ -150,7 +149,7 @@ impl Poller {
         let uuid = ctx.config.uuid.clone();
         let task = tokio::spawn(async move {
             let mut tasks = JoinSet::new();
-            tasks.spawn(watch_state(ctx.clone(), self.state, enabled_tx));
+            tasks.spawn(watch_state(ctx.clone()));
 
             tasks.spawn(supervise(ctx.clone()));
             tokio::select! {
@@ -225,7 +224,7 @@ struct Ctx {
     stats: Arc<EsmStats>,
     stop_rx: watch::Receiver<bool>,
     enabled_rx: watch::Receiver<bool>,
-    enabled_tx: Arc<watch::Sender<bool>>,
+    enabled_tx: watch::Sender<bool>,
     state: Arc<dyn MappingState>,
     resume: BTreeMap<String, String>,
 }
@@ -255,15 +254,20 @@ impl Ctx {
     async fn still_enabled(&self) -> bool {
         match self.state.enabled().await {
             Ok(enabled) => {
-                self.enabled_tx
-                    .send_if_modified(|cur| std::mem::replace(cur, enabled) != enabled);
-                self.stats
-                    .enabled
-                    .store(enabled, std::sync::atomic::Ordering::Relaxed);
+                self.publish_enabled(enabled);
                 enabled
             }
             Err(_) => true,
         }
+    }
+
+    /// Publishes the mapping's state to the shard readers and the stats; true when it changed.
+    fn publish_enabled(&self, enabled: bool) -> bool {
+        self.stats
+            .enabled
+            .store(enabled, std::sync::atomic::Ordering::Relaxed);
+        self.enabled_tx
+            .send_if_modified(|cur| std::mem::replace(cur, enabled) != enabled)
     }
 
     /// Waits while the mapping is disabled.
@@ -279,12 +283,12 @@ impl Ctx {
     }
 }
 
-async fn watch_state(ctx: Arc<Ctx>, state: Arc<dyn MappingState>, tx: Arc<watch::Sender<bool>>) {
+async fn watch_state(ctx: Arc<Ctx>) {
     let mut first = true;
     let mut failing = false;
     loop {
         let read = tokio::select! {
-            r = state.enabled() => r,
+            r = ctx.state.enabled() => r,
             _ = ctx.stopped() => return,
         };
         match read {
@@ -293,13 +297,9 @@ async fn watch_state(ctx: Arc<Ctx>, state: Arc<dyn MappingState>, tx: Arc<watch:
                     info!(mapping = %ctx.config.uuid, "mapping state readable again");
                     failing = false;
                 }
-                let changed = tx.send_if_modified(|cur| std::mem::replace(cur, enabled) != enabled);
-                if changed || first {
+                if ctx.publish_enabled(enabled) || first {
                     info!(mapping = %ctx.config.uuid, enabled, "event source mapping state");
                 }
-                ctx.stats
-                    .enabled
-                    .store(enabled, std::sync::atomic::Ordering::Relaxed);
             }
             Err(e) => {
                 // Once per outage, not once per second.
@@ -309,11 +309,7 @@ async fn watch_state(ctx: Arc<Ctx>, state: Arc<dyn MappingState>, tx: Arc<watch:
                 }
                 if first {
                     // Nothing known yet: fall back to what the template declares.
-                    let declared = ctx.config.enabled;
-                    tx.send_replace(declared);
-                    ctx.stats
-                        .enabled
-                        .store(declared, std::sync::atomic::Ordering::Relaxed);
+                    ctx.publish_enabled(ctx.config.enabled);
                 }
             }
         }
