@@ -53,6 +53,28 @@ fn with_prewarm_a_normal_day_and_christmas_never_run_over_capacity() {
     }
 }
 
+/// The shadows curve of `date` for `input`'s fleet after the two days before it (the replay's
+/// warm-up): (unix second of its first minute, the curve, minutes of `date` itself).
+fn shadows_with_warmup(
+    input: &PlanInput,
+    date: jiff::civil::Date,
+) -> (i64, Vec<fleet_capacity::plan::Load>, usize) {
+    let days: Vec<_> = [2, 1, 0]
+        .iter()
+        .map(|n| {
+            let d = date.checked_sub(jiff::Span::new().days(*n)).expect("date");
+            input
+                .fleet
+                .day(d, fleet_capacity::plan::kind_of(&input.fleet, d))
+        })
+        .collect();
+    let curve = days
+        .iter()
+        .flat_map(|d| d.shadows.iter().copied())
+        .collect();
+    (days[0].start, curve, days[2].shadows.len())
+}
+
 #[test]
 fn without_prewarm_christmas_morning_throttles() {
     let p = example();
@@ -64,27 +86,15 @@ fn without_prewarm_christmas_morning_throttles() {
         .expect("christmas");
     // The same shadows curve (two days before, then Christmas), the same policy, no rules.
     let date: jiff::civil::Date = day.date.parse().expect("date");
-    let prior: Vec<_> = [2, 1]
-        .iter()
-        .map(|n| {
-            let d = date.checked_sub(jiff::Span::new().days(*n)).expect("date");
-            input
-                .fleet
-                .day(d, fleet_capacity::plan::kind_of(&input.fleet, d))
-        })
-        .collect();
-    let curve: Vec<_> = prior
-        .iter()
-        .chain(std::iter::once(&day.curve))
-        .flat_map(|d| d.shadows.iter().copied())
-        .collect();
+    let (start, curve, minutes) = shadows_with_warmup(&input, date);
+    assert_eq!(&curve[curve.len() - minutes..], &day.curve.shadows[..]);
     let bare = replay(
         &input.policy,
         &Rules::default(),
         &Sim::default(),
-        prior[0].start,
+        start,
         &curve,
-        day.curve.shadows.len(),
+        minutes,
     );
     assert!(
         bare.policy.minutes_over >= 10,
@@ -155,26 +165,14 @@ fn the_rules_hold_for_a_larger_fleet_and_an_earlier_wave_they_were_not_derived_f
         w.wave_start = "05:00".into();
     }
     for (what, input) in [("10 % larger", &larger), ("an hour earlier", &earlier)] {
-        let days: Vec<_> = [2, 1, 0]
-            .iter()
-            .map(|n| {
-                let d = date.checked_sub(jiff::Span::new().days(*n)).expect("date");
-                input
-                    .fleet
-                    .day(d, fleet_capacity::plan::kind_of(&input.fleet, d))
-            })
-            .collect();
-        let curve: Vec<_> = days
-            .iter()
-            .flat_map(|d| d.shadows.iter().copied())
-            .collect();
+        let (start, curve, minutes) = shadows_with_warmup(input, date);
         let r = replay(
             &input.policy,
             &rules,
             &Sim::default(),
-            days[0].start,
+            start,
             &curve,
-            days[2].shadows.len(),
+            minutes,
         );
         eprintln!(
             "christmas shadows, {what}: {} minutes over, {:.0} capacity-hours, {} calls",

@@ -353,13 +353,7 @@ async fn a_prewarm_window_scales_up_ahead_of_time_and_a_quiet_hour_scales_down()
     assert_eq!(s["decision"]["kind"], "prewarm");
 
     // Another stream, 8 shards, an hour of 1 MiB a minute: halved.
-    let g = fixture(Some(8)).await;
-    g.inject(
-        &(1..=65)
-            .map(|i| (t - i * 60, 1.0, 1_000.0, 0.0))
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    let g = quiet_hour(t).await;
     let report = g.handler(Mode::Act, "").await.handle(t + 30).await.unwrap();
     let s = &report["streams"][0];
     assert_eq!(
@@ -371,11 +365,9 @@ async fn a_prewarm_window_scales_up_ahead_of_time_and_a_quiet_hour_scales_down()
     assert_eq!(g.shards().await, 4);
 }
 
-/// The same quiet hour as above, but the consumers are 20 minutes behind (iterator age through
-/// the front's metrics): the stream is not scaled down while they catch up.
-#[tokio::test]
-async fn a_quiet_stream_whose_consumers_are_behind_is_not_scaled_down() {
-    let t = minute_now();
+/// A stream of 8 shards after an hour (65 minutes before `t`) of 1 MiB and 1,000 records a
+/// minute: far below what 8 shards take.
+async fn quiet_hour(t: i64) -> Fixture {
     let g = fixture(Some(8)).await;
     g.inject(
         &(1..=65)
@@ -383,6 +375,15 @@ async fn a_quiet_stream_whose_consumers_are_behind_is_not_scaled_down() {
             .collect::<Vec<_>>(),
     )
     .await;
+    g
+}
+
+/// The same quiet hour as above, but the consumers are 20 minutes behind (iterator age through
+/// the front's metrics): the stream is not scaled down while they catch up.
+#[tokio::test]
+async fn a_quiet_stream_whose_consumers_are_behind_is_not_scaled_down() {
+    let t = minute_now();
+    let g = quiet_hour(t).await;
     let age: Vec<Value> = (1..=65)
         .map(|i| {
             json!({"metricName": "GetRecords.IteratorAgeMilliseconds",
