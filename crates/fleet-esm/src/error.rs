@@ -99,6 +99,9 @@ pub enum StateError {
     },
 }
 
+/// The `errorType` of a handler error that has no type of its own.
+pub const UNTYPED_ERROR: &str = "Error";
+
 /// Invoking a function failed as a whole (not an item failure inside a good response).
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
@@ -110,6 +113,9 @@ pub enum InvokeError {
     Function {
         /// Function name.
         function: String,
+        /// The error's type, as Lambda reports it in `errorType` (what a state machine's
+        /// `Retry` and `Catch` match on).
+        error_type: String,
         /// The handler's error text.
         message: String,
     },

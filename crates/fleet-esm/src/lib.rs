@@ -35,12 +35,14 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod asl;
 pub mod aws;
 pub mod config;
 pub mod error;
 pub mod event;
 pub mod http;
 pub mod invoke;
+pub mod invoke_api;
 pub mod poller;
 pub mod ports;
 pub mod runtime_proxy;

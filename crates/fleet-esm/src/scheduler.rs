@@ -405,6 +405,7 @@ mod tests {
                 if self.fail {
                     Err(InvokeError::Function {
                         function: function.to_string(),
+                        error_type: crate::error::UNTYPED_ERROR.into(),
                         message: "boom".into(),
                     })
                 } else {

@@ -26,6 +26,15 @@ pub enum Downstream {
     /// None: a scheduled function, not a stream consumer (the breakers' probe, the
     /// stream-scaler).
     Scheduled,
+    /// The robots' shadows: a state machine's task (job-worker), not a stream consumer.
+    Shadows,
+}
+
+impl Downstream {
+    /// A Kinesis consumer (what lambda-bench measures).
+    pub fn is_stream_consumer(self) -> bool {
+        matches!(self, Downstream::MissionsTable | Downstream::RobotsIndex)
+    }
 }
 
 /// Builds a function's in-process handler from its environment, an SDK config, and the
@@ -99,9 +108,48 @@ pub const FUNCTIONS: &[Function] = &[
                         h.handle(stream_scaler::now()).await.map_err(|report| {
                             InvokeError::Function {
                                 function: "stream-scaler".into(),
+                                error_type: fleet_esm::error::UNTYPED_ERROR.into(),
                                 message: format!("some part failed: {report}"),
                             }
                         })
+                    })
+                });
+                Ok(f)
+            })
+        },
+    },
+    Function {
+        binary: "job-worker",
+        env_vars: job_worker::Config::ENV_VARS,
+        downstream: Downstream::Shadows,
+        build: |env, sdk, timeout| {
+            Box::pin(async move {
+                let config = job_worker::Config::from_lookup(|k| env.get(k).cloned())
+                    .map_err(|e| build_error("job-worker", e))?;
+                // The IoT Data Plane endpoint, as the SDK reads it from a function's environment.
+                let mut shadows = aws_sdk_iotdataplane::config::Builder::from(sdk);
+                if let Some(url) = env.get("AWS_ENDPOINT_URL_IOT_DATA_PLANE") {
+                    shadows = shadows.endpoint_url(url);
+                }
+                let shadows = aws_sdk_iotdataplane::Client::from_conf(shadows.build());
+                let handler = Arc::new(job_worker::build_with_shadows(config, sdk, shadows));
+                let f: HandlerFn = Arc::new(move |event| {
+                    let h = handler.clone();
+                    Box::pin(async move {
+                        let event: job_worker::Event =
+                            serde_json::from_value(event).map_err(|e| InvokeError::Function {
+                                function: "job-worker".into(),
+                                error_type: "InvalidEvent".into(),
+                                message: format!("the event is not a job step or batch: {e}"),
+                            })?;
+                        let deadline = fleet_lambda::Deadline::after(timeout);
+                        h.handle(event, deadline)
+                            .await
+                            .map_err(|e| InvokeError::Function {
+                                function: "job-worker".into(),
+                                error_type: e.error_type().into(),
+                                message: e.to_string(),
+                            })
                     })
                 });
                 Ok(f)
@@ -165,6 +213,7 @@ fn in_process<H: BatchHandler + 'static>(
                 .await
                 .map_err(|e| InvokeError::Function {
                     function: function.to_string(),
+                    error_type: fleet_esm::error::UNTYPED_ERROR.into(),
                     message: e.to_string(),
                 })
         })
