@@ -872,6 +872,29 @@ class Endpoints(unittest.TestCase):
             client("iot-data", role(uniq("no-iot")), port=port).get_thing_shadow(thingName=thing)
         self.assertEqual(code_of(ctx), "ForbiddenException")
 
+    def test_an_authorized_invoke_goes_to_the_functions_invoke_api(self) -> None:
+        log: list[dict] = []
+        stub = _stub(log)
+        fn = arn("lambda", f"function:{uniq('worker')}")
+        status, body = admin("/_front/lambda", {"functionArns": [fn], "backend": f"http://127.0.0.1:{stub.server_address[1]}"})
+        self.assertEqual(status, 200, body)
+        self.addCleanup(admin, "/_front/lambda", {"functionArns": [fn], "backend": None})
+        machine = role(uniq("machine"), {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": [fn, f"{fn}:*"]})
+        out = client("lambda", machine).invoke(FunctionName=f"{fn}:live", Payload=b'{"jobId":"j"}')
+        self.assertEqual(out["StatusCode"], 200)
+        self.assertEqual(json.loads(out["Payload"].read())["path"], f"/2015-03-31/functions/{urllib.parse.quote(fn + ':live', safe='')}/invocations")
+        self.assertEqual(log[-1]["body"], b'{"jobId":"j"}')
+        other = arn("lambda", "function:not-granted")
+        admin("/_front/lambda", {"functionArns": [other], "backend": f"http://127.0.0.1:{stub.server_address[1]}"})
+        self.addCleanup(admin, "/_front/lambda", {"functionArns": [other], "backend": None})
+        with self.assertRaises(ClientError) as ctx:
+            client("lambda", machine).invoke(FunctionName=other, Payload=b"{}")
+        self.assertEqual(code_of(ctx), "AccessDeniedException")
+        self.assertEqual(len(log), 1, "a refused invoke never reaches the function")
+        status, body = admin("/_front/lambda", {"functionArns": ["arn:aws:lambda:eu-west-1:1:function:x"], "backend": "http://x"})
+        self.assertEqual(status, 400)
+        self.assertIn("not an unqualified function ARN", body["error"])
+
     def test_two_domains_get_two_urls_and_the_policy_follows_the_domain(self) -> None:
         a, b = uniq("dom-a"), uniq("dom-b")
         url_a = self.open_domain(a, self.one)

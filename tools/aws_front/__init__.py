@@ -132,6 +132,11 @@ request:
     POST /_front/iot                   {"name"?, "backend"} -> {"ok": true, "url", "name", "backend"}
                                        the port of this stack (no name: the startup iot port), opened if new,
                                        else re-pointed; "backend": null serves moto's IoT Data Plane
+    POST /_front/lambda                {"functionArns": [unqualified ARN...], "backend": URL | null}
+                                       -> {"ok": true, ...}; an authorized Invoke of these functions (any
+                                       qualifier) is forwarded to the Invoke API at URL (a local stack's
+                                       functions: fleet_esm::invoke_api) instead of moto's Lambda, which
+                                       would run them in Docker; null forgets them
     POST /_front/close                 {"url"} -> {"ok": true}; a port opened at run time stops listening and
                                        its connections close (400 for a startup port or an unknown URL)
     GET  /_front/endpoints             -> [{"kind": "opensearch", "url", "domainArn", "backend", "startup"},

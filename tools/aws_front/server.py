@@ -285,6 +285,9 @@ class Front:
         self._servers: dict[int, tuple[Any, threading.Thread]] = {}
         self._next_eid = 3
         self._ep_lock = threading.Lock()
+        # Functions served by a local stack's Invoke API (POST /_front/lambda): unqualified
+        # function ARN -> backend URL (copy-on-write, like the endpoints).
+        self.lambda_backends: dict[str, str] = {}
 
     # -- WSGI entry ------------------------------------------------------------------------
 
@@ -402,6 +405,19 @@ class Front:
             handler = _forward_only
         if handler is not None:
             return self._extended(handler, call, environ, body, start_response, service, method, t0)
+        # An authorized Invoke of a function a local stack serves goes to its Invoke API (moto's
+        # Lambda would run the function in Docker).
+        if role == ROLE_AWS and call.service == "lambda" and call.operation == "Invoke":
+            backend = self.lambda_backends.get(S.unqualified_function_arn(call.needs[0].resource))
+            if backend is not None:
+                try:
+                    result = self._to_backend("lambda", backend, method, raw_uri, headers, body, start_response)
+                except FrontError as err:
+                    status, hdrs, payload = E.render(err, proto, method)
+                    self.stats.count(service, _outcome(err), time.thread_time() - t0)
+                    return _reply(start_response, status, hdrs, payload)
+                self.stats.count(service, "allowed", time.thread_time() - t0)
+                return result
         # The AWS port, and an IoT endpoint with no backend (the startup one unless re-pointed):
         # moto answers, for IoT with its own IoT Data Plane.
         if role == ROLE_AWS or (role == ROLE_IOT and not (ep and ep.backend)):
@@ -668,6 +684,27 @@ class Front:
             self.ext.shard_limit = limit
         return self._scaling_doc(arn)
 
+    def _lambda_backend(self, body: dict) -> dict:
+        """POST /_front/lambda: these functions' authorized Invokes go to `backend` (null: moto)."""
+        arns = body.get("functionArns")
+        if not isinstance(arns, list) or not arns or not all(isinstance(a, str) for a in arns):
+            raise P.PolicyError("functionArns must be a non-empty list of function ARNs")
+        prefix = f"arn:aws:lambda:{self.region}:{self.account}:function:"
+        for a in arns:
+            if not a.startswith(prefix) or a.count(":") != 6:
+                raise P.PolicyError(f"{a!r} is not an unqualified function ARN of this front ({prefix}NAME)")
+        backend = body.get("backend")
+        url = None if backend is None else _backend_url(backend)
+        with self._ep_lock:
+            table = dict(self.lambda_backends)
+            for a in arns:
+                if url is None:
+                    table.pop(a, None)
+                else:
+                    table[a] = url
+            self.lambda_backends = table
+        return {"ok": True, "functionArns": arns, "backend": url}
+
     def _check_domain_arn(self, arn: Any) -> str:
         m = re.fullmatch(r"arn:aws:es:([a-z0-9-]+):(\d{12}):domain/([^/]+)/?", arn) if isinstance(arn, str) else None
         if m is None:
@@ -764,6 +801,8 @@ class Front:
                 backend = None if explicit_none else _backend_url(body.get("backend"))
                 ep = self.iot_endpoint(body.get("name"), backend)
                 return _json_reply(start_response, 200, {"ok": True, "url": ep.url, "name": ep.name, "backend": ep.backend})
+            if path == "/_front/lambda":
+                return _json_reply(start_response, 200, self._lambda_backend(body))
             if path == "/_front/close":
                 self.close_endpoint(body.get("url"))
                 return _json_reply(start_response, 200, {"ok": True})
@@ -801,6 +840,8 @@ def _forward_only(call: S.Call, forward: Callable[..., tuple[int, list, bytes]])
 def _unavailable(role: str, why: str) -> FrontError:
     if role == ROLE_OPENSEARCH:  # the client treats a 502 like an unavailable cluster
         return FrontError("backend", why, status=502)
+    if role == "lambda":  # Lambda's own error for a failure on its side
+        return FrontError("backend", why, code="ServiceException", status=500)
     return FrontError("backend", why, code="ServiceUnavailableException", status=503)
 
 

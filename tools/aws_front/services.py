@@ -680,7 +680,8 @@ def _lambda_function_arn(req: Req, name: str, qualifier: str | None = None) -> s
     return arn
 
 
-def _unqualified(arn: str) -> str:
+def unqualified_function_arn(arn: str) -> str:
+    """A function ARN without its version or alias."""
     return ":".join(arn.split(":")[:7])
 
 
@@ -710,7 +711,7 @@ def awslambda(req: Req, esm_function_arn: Callable[[str], str | None]) -> Call:
                 return call("CreateFunction", "CreateFunction", _lambda_function_arn(req, _str(name, "functionName")))
             raise unsupported("lambda", f"{m} /functions")
         fn = _lambda_function_arn(req, a, qualifier)
-        unq = _unqualified(fn)
+        unq = unqualified_function_arn(fn)
         if b is None:
             if m == "GET":
                 return call("GetFunction", "GetFunction", fn)
