@@ -74,6 +74,8 @@ pub enum JobsError {
     Exists(String),
     #[error(transparent)]
     Transition(#[from] fleet_jobs::TransitionError),
+    #[error(transparent)]
+    Invalid(#[from] fleet_jobs::SpecError),
     #[error("job {job}: the item is damaged: {problem}")]
     Damaged { job: String, problem: String },
     #[error("jobs table {table}: {message}")]
@@ -142,6 +144,7 @@ impl JobsTable {
 
     /// Creates a job in `scheduled`; an existing id is refused.
     pub async fn create(&self, job_id: &str, spec: &JobSpec) -> Result<(), JobsError> {
+        fleet_jobs::spec::validate_job_id(job_id)?;
         let now = now_secs();
         let spec_json = serde_json::to_string(spec).map_err(|e| JobsError::Damaged {
             job: job_id.into(),

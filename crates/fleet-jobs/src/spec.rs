@@ -94,6 +94,31 @@ fn err(field: &'static str, problem: impl ToString) -> SpecError {
     }
 }
 
+/// The longest job id: with `-<iteration>` appended it still fits the 80 characters of a Step
+/// Functions execution name.
+pub const MAX_JOB_ID: usize = 64;
+
+/// Checks a job id: 1-64 letters, digits, `-` and `_` (it names the cursor loop's executions, and
+/// S3 report keys).
+pub fn validate_job_id(id: &str) -> Result<(), SpecError> {
+    if id.is_empty() || id.len() > MAX_JOB_ID {
+        return Err(err(
+            "jobId",
+            format!("{id:?} must be 1-{MAX_JOB_ID} characters"),
+        ));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(err(
+            "jobId",
+            format!("{id:?} has {c:?}; use letters, digits, '-' and '_'"),
+        ));
+    }
+    Ok(())
+}
+
 impl JobSpec {
     /// Parses and validates a job document.
     pub fn from_json(text: &str) -> Result<JobSpec, SpecError> {
@@ -208,6 +233,17 @@ mod tests {
 
     const MINIMAL: &str =
         r#"{"command":{"action":"dock"},"input":{"bucket":"b","key":"k.jsonl","format":"jsonl"}}"#;
+
+    #[test]
+    fn job_ids_fit_an_execution_name() {
+        assert!(validate_job_id("beta-channel_2026-12-01").is_ok());
+        assert!(validate_job_id(&"a".repeat(MAX_JOB_ID)).is_ok());
+        let long = validate_job_id(&"a".repeat(MAX_JOB_ID + 1)).unwrap_err();
+        assert!(long.to_string().contains("1-64"), "{long}");
+        let bad = validate_job_id("a/b").unwrap_err();
+        assert!(bad.to_string().contains("'/'"), "{bad}");
+        assert!(validate_job_id("").is_err());
+    }
 
     #[test]
     fn a_minimal_document_gets_the_defaults() {

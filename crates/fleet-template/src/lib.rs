@@ -279,7 +279,10 @@ pub fn load_str_with(
             .unwrap_or(Value::Object(Map::new()));
         if type_ == "AWS::Serverless::Function" {
             properties = sam::merge(&globals, &properties);
-        } else if type_.starts_with("AWS::Serverless::") {
+        } else if type_.starts_with("AWS::Serverless::") && type_ != "AWS::Serverless::StateMachine"
+        {
+            // A state machine's properties are read as written (the local ASL runner takes its
+            // Definition); the other SAM types would need SAM's transform.
             return Err(TemplateError::unsupported(
                 format!("resource type {type_}"),
                 format!("{at}.Type"),

@@ -101,8 +101,11 @@ pub struct StepOutput {
     /// Wait this long before the next step (start time, window, paused); 0: go on.
     pub wait_seconds: u64,
     pub iteration: u64,
-    /// The execution has run long enough: continue as a new one.
+    /// The execution has run long enough: continue as a new one, named `execution_name`.
     pub continue_as_new: bool,
+    /// The name of the execution that continues this one: `<job>-<iteration>`, unique per job
+    /// and the same for every retry of the step, so a retried StartExecution starts it once.
+    pub execution_name: String,
     pub cursor: Cursor,
     pub counters: Counters,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -139,6 +142,35 @@ pub enum WorkerError {
         state: JobState,
         reason: String,
     },
+}
+
+impl WorkerError {
+    /// The error's type as Lambda reports it (`errorType`): what a state machine's `Retry` and
+    /// `Catch` match on. `JobAborted` ends a Distributed Map; the others are retried.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            WorkerError::Jobs(_) => "JobsTableError",
+            WorkerError::Input { .. } => "JobInputError",
+            WorkerError::Report(_) => "JobReportError",
+            WorkerError::JobAborted { .. } => "JobAborted",
+        }
+    }
+}
+
+impl From<WorkerError> for lambda_runtime::Diagnostic {
+    fn from(e: WorkerError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type().to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// The name of the cursor loop's execution that starts at `iteration` of job `job_id`: Step
+/// Functions names are 1-80 characters of letters, digits, `-` and `_` (a job id is at most 64
+/// of those, see `fleet_jobs::spec`).
+pub fn execution_name(job_id: &str, iteration: u64) -> String {
+    format!("{job_id}-{iteration}")
 }
 
 /// The handler: clients and the compiled command schema.
@@ -186,11 +218,7 @@ struct Done {
 
 impl Handler {
     /// Dispatches an event, with the invocation's deadline.
-    pub async fn handle(
-        &self,
-        event: Event,
-        deadline: Deadline,
-    ) -> Result<Value, lambda_runtime::Error> {
+    pub async fn handle(&self, event: Event, deadline: Deadline) -> Result<Value, WorkerError> {
         let out = match event {
             Event::Step(s) if s.finish => serde_json::to_value(self.finish(&s.job_id).await?),
             Event::Step(s) => {
@@ -200,7 +228,8 @@ impl Handler {
                 serde_json::to_value(self.batch(&input.job_id, items, deadline).await?)
             }
         };
-        Ok(out?)
+        // The outputs are plain structs of strings and numbers: serialising them cannot fail.
+        Ok(out.unwrap_or(Value::Null))
     }
 
     fn output(&self, job: &JobRecord, iteration: u64, wait: u64, lines: u64) -> StepOutput {
@@ -210,7 +239,8 @@ impl Handler {
             done: job.state.is_final(),
             wait_seconds: wait.min(MAX_WAIT_SECS),
             iteration: iteration + 1,
-            continue_as_new: iteration + 1 >= self.config.iterations_per_execution,
+            continue_as_new: (iteration + 1).is_multiple_of(self.config.iterations_per_execution),
+            execution_name: execution_name(&job.job_id, iteration + 1),
             cursor: job.cursor,
             counters: job.counters,
             reason: job.reason.clone(),

@@ -12,7 +12,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let handler: &'static job_worker::Handler = Box::leak(Box::new(build(config, &sdk)));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
         let deadline = Deadline::from_epoch_ms(event.context.deadline);
-        handler.handle(event.payload, deadline).await
+        handler
+            .handle(event.payload, deadline)
+            .await
+            .map_err(lambda_runtime::Diagnostic::from)
     }))
     .await
 }
