@@ -287,6 +287,8 @@ pub struct RunningStack {
     store_cache: Mutex<Option<(Instant, StoreCounts)>>,
     report_path: Option<PathBuf>,
     invoker: Option<Arc<dyn Invoker>>,
+    /// The functions' Invoke API and the function ARNs the front sends to it.
+    invoke_api: Option<(fleet_esm::invoke_api::InvokeApi, Vec<String>)>,
 }
 
 /// Starts the stack. On error, whatever was started is stopped again.
@@ -359,6 +361,7 @@ pub async fn start(opts: DevOptions) -> Result<RunningStack, DevError> {
         store_cache: Mutex::new(None),
         report_path: None,
         invoker: None,
+        invoke_api: None,
     };
     stack.endpoints.aws = aws.url.clone();
     stack.aws = Some(aws);
@@ -630,6 +633,20 @@ async fn bring_up(
     };
     let invoker: Arc<dyn Invoker> = Arc::new(CountingInvoker::new(inner, stack.counters.clone()));
     stack.invoker = Some(invoker.clone());
+
+    // The functions' Invoke API, behind the front: a caller with credentials of its own (a
+    // state machine's role, a tool) invokes them as on Lambda, authorized by the front.
+    let api = fleet_esm::invoke_api::serve(invoker.clone())
+        .await
+        .map_err(|e| DevError::InvokeApi(e.to_string()))?;
+    let function_arns: Vec<String> = tpl
+        .functions()
+        .iter()
+        .filter(|f| invokable.contains(&f.logical_id))
+        .filter_map(|f| tpl.resource(&f.logical_id).and_then(|r| tpl.arn(r)))
+        .collect();
+    front.lambda_backend(&function_arns, Some(&api.url)).await?;
+    stack.invoke_api = Some((api, function_arns));
 
     // Pollers: Lambda reads the stream and writes the on-failure destination as the
     // function's role; the mapping's own state is the Lambda service's.
@@ -1021,6 +1038,12 @@ impl RunningStack {
         }
         if let Some(w) = self.lambda_watch.take() {
             w.stop().await;
+        }
+        if let Some((api, arns)) = self.invoke_api.take() {
+            if let Err(e) = self.front.lambda_backend(&arns, None).await {
+                tracing::warn!(error = %e, "forgetting the functions' Invoke API failed");
+            }
+            drop(api);
         }
         for url in std::mem::take(&mut self.front_endpoints) {
             if let Err(e) = self.front.close(&url).await {

@@ -134,6 +134,9 @@ pub enum DevError {
     /// A stand-in failed.
     #[error(transparent)]
     Standin(#[from] StandinError),
+    /// The functions' Invoke API could not listen.
+    #[error("the functions' Invoke API could not start: {0}")]
+    InvokeApi(String),
     /// `--aws-endpoint` answers, but not as the AWS front (a bare moto, say).
     #[error(
         "{url} is not the AWS front ({detail}); start the stand-ins with tools/standins.sh, or drop --aws-endpoint to let robofleet dev start them"

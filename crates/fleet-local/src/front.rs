@@ -292,6 +292,21 @@ impl FrontAdmin {
         url_of(&v, "iot")
     }
 
+    /// Sends the authorized Invokes of these functions (unqualified ARNs) to the Invoke API at
+    /// `backend` (`None`: back to moto).
+    pub async fn lambda_backend(
+        &self,
+        function_arns: &[String],
+        backend: Option<&str>,
+    ) -> Result<(), ProvisionError> {
+        self.call(
+            "lambda",
+            Some(json!({"functionArns": function_arns, "backend": backend})),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Closes an endpoint opened by [`opensearch_domain`](Self::opensearch_domain) or
     /// [`iot_endpoint`](Self::iot_endpoint).
     pub async fn close(&self, url: &str) -> Result<(), ProvisionError> {
@@ -344,6 +359,8 @@ pub struct AccessModel {
     pub function_roles: BTreeMap<String, String>,
     /// The role the topic rules act as (one for all of them), by logical id.
     pub rules_role: Option<String>,
+    /// The role of each state machine, by state machine logical id.
+    pub machine_roles: BTreeMap<String, String>,
 }
 
 fn unsupported(logical_id: &str, detail: impl Into<String>) -> ProvisionError {
@@ -518,6 +535,19 @@ pub fn access_model(stack: &Stack) -> Result<AccessModel, ProvisionError> {
                 })?;
                 model.function_roles.insert(id.to_string(), logical);
             }
+            "AWS::Serverless::StateMachine" | "AWS::StepFunctions::StateMachine" => {
+                let role = p
+                    .get("Role")
+                    .or_else(|| p.get("RoleArn"))
+                    .ok_or_else(|| unsupported(id, "a state machine without an explicit Role"))?;
+                let role = known(role, id, "the state machine's role")?
+                    .as_str()
+                    .unwrap_or_default();
+                let logical = role_logical_id(stack, role).ok_or_else(|| {
+                    unsupported(id, format!("role {role} is not in the template"))
+                })?;
+                model.machine_roles.insert(id.to_string(), logical);
+            }
             "AWS::IoT::TopicRule" => {
                 let mut roles: Vec<&str> = Vec::new();
                 collect_role_arns(p, &mut roles);
@@ -652,6 +682,8 @@ mod tests {
             "ShadowIndexerRole"
         );
         assert_eq!(m.rules_role.as_deref(), Some("IotRulesRole"));
+        assert_eq!(m.machine_roles["JobLoopStateMachine"], "JobLoopRole");
+        assert_eq!(m.machine_roles["JobMapStateMachine"], "JobMapRole");
         assert_eq!(
             m.roles["MissionIngestRole"].arn,
             "arn:aws:iam::123456789012:role/am-MissionIngestRole"

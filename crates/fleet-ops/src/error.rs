@@ -81,3 +81,16 @@ pub enum BreakerError {
     #[error("{0}; check the endpoint, the region and your credentials")]
     Aws(String),
 }
+
+/// `robofleet job` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// No jobs table given, and no dev report naming one.
+    #[error(
+        "no jobs table: pass --table (the stack's JobsTableName output), or run `robofleet dev` first"
+    )]
+    NoTable,
+    /// The jobs table refused, or the job does not exist, or the change is not allowed.
+    #[error(transparent)]
+    Jobs(#[from] fleet_aws::jobs::JobsError),
+}

@@ -13,6 +13,7 @@
 
 pub mod breaker;
 pub mod error;
+pub mod jobs;
 pub mod plan;
 pub mod rejects;
 

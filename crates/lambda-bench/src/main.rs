@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
         // The stream consumers: what this bench measures (a scheduled function has no batches).
         for f in FUNCTIONS
             .iter()
-            .filter(|f| f.downstream != Downstream::Scheduled)
+            .filter(|f| f.downstream.is_stream_consumer())
         {
             println!("{}", f.binary);
         }
@@ -154,10 +154,8 @@ async fn main() -> anyhow::Result<()> {
             ));
             samples::shadow_event
         }
-        Downstream::Scheduled => {
-            bail!(
-                "{name} is a scheduled function, not a stream consumer: lambda-bench measures batches"
-            )
+        Downstream::Scheduled | Downstream::Shadows => {
+            bail!("{name} is not a stream consumer: lambda-bench measures batches")
         }
     };
 

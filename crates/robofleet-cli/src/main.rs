@@ -31,6 +31,30 @@ enum Command {
     /// Plan capacity and cost for a fleet: demand curves, shards or warm throughput, pre-warm
     /// rules for the stream-scaler, quotas, and the monthly bill by component.
     Plan(fleet_ops::plan::PlanArgs),
+    /// Fleet jobs: run one on the local stack, or see, pause, resume and cancel one.
+    Job(JobCli),
+}
+
+/// `robofleet job`: `run` on the local stack; `status|pause|resume|cancel` wherever the jobs
+/// table is (the dev report's, or `--table`).
+#[derive(clap::Args)]
+struct JobCli {
+    #[command(subcommand)]
+    command: JobCommand,
+    #[command(flatten)]
+    target: fleet_ops::jobs::JobsTarget,
+    /// The `robofleet dev` report to take the table, endpoint and region from.
+    #[arg(long, global = true, default_value = fleet_local::report::DEFAULT_REPORT)]
+    report: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum JobCommand {
+    /// Upload FILE to the local stack's jobs bucket and run the job through the template's
+    /// state machine, with progress and a summary (needs a running `robofleet dev`).
+    Run(fleet_local::jobs::JobRunArgs),
+    #[command(flatten)]
+    Ops(fleet_ops::jobs::JobOps),
 }
 
 /// `robofleet breaker`: the tool's own flags, and the dev report that names the local stack's
@@ -80,6 +104,10 @@ fn main() -> anyhow::Result<()> {
             fill_breaker_from_dev_report(&mut args.target, &cli.report)?;
             Ok(runtime()?.block_on(fleet_ops::breaker::run(args))?)
         }
+        Command::Job(cli) => {
+            init_logs();
+            job(cli)
+        }
         Command::Plan(args) => {
             if args.print_input {
                 print!(
@@ -98,6 +126,45 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+    }
+}
+
+/// `robofleet job`: exits 1 when a run does not end succeeded.
+fn job(cli: JobCli) -> anyhow::Result<()> {
+    match cli.command {
+        JobCommand::Run(args) => {
+            let report = fleet_local::report::DevReport::read(&cli.report).context(
+                "`robofleet job run` runs on the local stack: start `robofleet dev` first",
+            )?;
+            let progress = fleet_console::Progress::detect(false);
+            let summary = runtime()?.block_on(fleet_local::jobs::run(&args, &report, progress))?;
+            match args.json.as_deref() {
+                Some(p) if p == Path::new("-") => {
+                    println!("{}", serde_json::to_string_pretty(&summary)?)
+                }
+                Some(p) => {
+                    std::fs::write(p, serde_json::to_vec_pretty(&summary)?)
+                        .with_context(|| format!("writing {}", p.display()))?;
+                    print!("{}", summary.to_text());
+                }
+                None => print!("{}", summary.to_text()),
+            }
+            if !summary.succeeded() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        JobCommand::Ops(op) => {
+            let mut target = cli.target;
+            if target.table.is_none() {
+                let report = fleet_local::report::DevReport::read(&cli.report).context(
+                    "pass --table (the stack's JobsTableName output), or run `robofleet dev` first",
+                )?;
+                target.table = report.resources.tables.get("JobsTable").cloned();
+                fill_endpoint_and_region(&mut target.aws_endpoint, &mut target.region, &report);
+            }
+            Ok(runtime()?.block_on(fleet_ops::jobs::run(op, target))?)
         }
     }
 }
@@ -198,6 +265,48 @@ fn sim(args: fleet_sim::SimArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_subcommands_parse_as_documented() {
+        let cli = Cli::try_parse_from([
+            "robofleet",
+            "job",
+            "run",
+            "robots.csv",
+            "--command",
+            "dock",
+            "--machine",
+            "map",
+            "--rate",
+            "600",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Job(JobCli {
+            command: JobCommand::Run(args),
+            ..
+        }) = cli.command
+        else {
+            panic!("not job run");
+        };
+        assert_eq!(args.machine, fleet_local::jobs::MachineKind::Map);
+        assert_eq!(args.rate, Some(600));
+        let cli = Cli::try_parse_from(["robofleet", "job", "cancel", "j1", "--table", "t"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Job(JobCli {
+            command: JobCommand::Ops(op),
+            target,
+            ..
+        }) = cli.command
+        else {
+            panic!("not a job operation");
+        };
+        assert!(matches!(op, fleet_ops::jobs::JobOps::Cancel { ref id, .. } if id == "j1"));
+        assert_eq!(target.table.as_deref(), Some("t"));
+        assert!(
+            Cli::try_parse_from(["robofleet", "job", "run", "f.jsonl"]).is_err(),
+            "--command is required"
+        );
+    }
 
     #[test]
     fn flags_win_over_the_dev_report_and_the_report_fills_the_rest() {

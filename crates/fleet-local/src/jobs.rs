@@ -1,0 +1,485 @@
+//! `robofleet job run FILE --command ...`: a fleet job on the local stack, through the same state
+//! machine as in AWS.
+//!
+//! The file goes to the jobs bucket (`inputs/<job>.<ext>`), the job to the jobs table, and an
+//! execution of the template's cursor loop (or Distributed Map, `--machine map`) starts in the
+//! local ASL runner ([`fleet_esm::asl`]). The runner acts as the machine's role: its Lambda
+//! invokes go through the AWS front, which authorizes them and forwards them to the running
+//! `robofleet dev`'s functions, whose job-worker sets the command in the robots' shadows through
+//! the local shadow service. Progress comes from the jobs table; the summary says how the job
+//! ended, how fast it went, and where the failure report is.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fleet_aws::jobs::{JobRecord, JobsTable};
+use fleet_esm::asl::{self, AwsServices, Runner, Status};
+use fleet_jobs::spec::{Input, Rollout};
+use fleet_jobs::{AbortRule, Adaptive, CommandTemplate, Commands, InputFormat, JobSpec};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::front as fleet_local_front;
+use crate::report::DevReport;
+
+/// Which of the template's machines runs the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MachineKind {
+    /// The cursor loop: rate cap, ramp, adaptive rate, windows, pause and abort.
+    Loop,
+    /// The Distributed Map: unordered fan-out in batches, abort rule only.
+    Map,
+}
+
+impl MachineKind {
+    fn logical_id(self) -> &'static str {
+        match self {
+            MachineKind::Loop => "JobLoopStateMachine",
+            MachineKind::Map => "JobMapStateMachine",
+        }
+    }
+}
+
+/// `robofleet job run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobRunArgs {
+    /// The robots: JSONL (`{"robotId": ..., "params": {...}}` per line) or CSV (a `robotId`
+    /// column; other columns are parameters).
+    pub file: PathBuf,
+    /// The command (schemas/job-command.schema.json): `{"action": ..., "params": {...}}`, or an
+    /// action alone (`dock`).
+    #[arg(long)]
+    pub command: String,
+    /// The job id (1-64 letters, digits, `-`, `_`); default: `job-<ULID>`.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Which state machine runs it.
+    #[arg(long, value_enum, default_value = "loop")]
+    pub machine: MachineKind,
+    /// The input's format; default: from the file name (`.csv`, else JSONL).
+    #[arg(long)]
+    pub format: Option<InputFormat>,
+    /// A job document (docs/jobs.md) for rollout, abort, startAt, windows and concurrency; the
+    /// command and input come from this command line.
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Rate cap, robots per minute.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Lower the rate when throttling or errors rise, raise it when they fall.
+    #[arg(long)]
+    pub adaptive: bool,
+    /// Abort when more than this percentage of robots failed...
+    #[arg(long)]
+    pub abort_percent: Option<f64>,
+    /// ...once at least this many were tried.
+    #[arg(long, default_value_t = 100)]
+    pub abort_min: u64,
+    /// Shadow updates in flight.
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// The template the local stack runs.
+    #[arg(long, default_value = "template.yaml")]
+    pub template: PathBuf,
+    /// Write the summary as JSON to this file (`-`: stdout).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Why `job run` failed before the job ended.
+#[derive(Debug, thiserror::Error)]
+pub enum JobRunError {
+    #[error("{0}")]
+    Input(String),
+    #[error(
+        "the local stack has no {0}; is template.yaml's jobs part deployed by `robofleet dev`?"
+    )]
+    Missing(&'static str),
+    #[error(transparent)]
+    Jobs(#[from] fleet_aws::jobs::JobsError),
+    #[error(transparent)]
+    Template(#[from] fleet_template::TemplateError),
+    #[error(transparent)]
+    Machine(#[from] asl::AslError),
+    #[error(transparent)]
+    Provision(#[from] crate::ProvisionError),
+    #[error("uploading {path} to s3://{bucket}/{key}: {message}")]
+    Upload {
+        path: PathBuf,
+        bucket: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// How a job run ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobRunSummary {
+    pub job_id: String,
+    pub machine: MachineKind,
+    pub state: String,
+    pub reason: Option<String>,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub bad_lines: u64,
+    pub skipped: u64,
+    pub in_doubt: u64,
+    pub lines: u64,
+    pub seconds: f64,
+    pub lines_per_second: f64,
+    pub executions: Vec<asl::ExecutionInfo>,
+    pub input: String,
+    /// Where failed and bad lines are reported, with their reasons.
+    pub failure_reports: String,
+}
+
+impl JobRunSummary {
+    /// Whether the job succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.state == "succeeded"
+    }
+
+    /// Readable lines.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "job {} ({} machine): {}{}\n  robots      {} succeeded, {} failed, {} bad lines, {} skipped, {} in doubt\n  speed       {} lines in {:.1} s: {:.0} lines/s\n  input       {}\n",
+            self.job_id,
+            match self.machine {
+                MachineKind::Loop => "cursor loop",
+                MachineKind::Map => "Distributed Map",
+            },
+            self.state,
+            self.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            self.succeeded,
+            self.failed,
+            self.bad_lines,
+            self.skipped,
+            self.in_doubt,
+            self.lines,
+            self.seconds,
+            self.lines_per_second,
+            self.input,
+        );
+        if self.failed + self.bad_lines > 0 {
+            out.push_str(&format!("  failures    {}\n", self.failure_reports));
+        }
+        out.push_str(&format!("  executions  {}\n", self.executions.len()));
+        for e in &self.executions {
+            if e.status == Status::Failed {
+                out.push_str(&format!(
+                    "    {} failed: {}: {}\n",
+                    e.name,
+                    e.error.as_deref().unwrap_or_default(),
+                    e.cause.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// The command of `--command`: a JSON command template, or an action alone.
+pub fn parse_command(text: &str) -> Result<CommandTemplate, String> {
+    let t = text.trim();
+    if t.starts_with('{') {
+        serde_json::from_str(t).map_err(|e| format!("--command is not a command object: {e}"))
+    } else {
+        serde_json::from_value(json!({"action": t})).map_err(|e| e.to_string())
+    }
+}
+
+fn format_of(args: &JobRunArgs) -> InputFormat {
+    args.format
+        .unwrap_or_else(|| match args.file.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("csv") => InputFormat::Csv,
+            _ => InputFormat::Jsonl,
+        })
+}
+
+/// The job document of a run: `--spec`'s rollout and windows, this command's command and input,
+/// and the flags over both; validated (command schema included) before anything is sent.
+pub fn job_spec(args: &JobRunArgs, bucket: &str, key: &str) -> Result<JobSpec, JobRunError> {
+    let mut spec = match &args.spec {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| JobRunError::Input(format!("reading {}: {e}", path.display())))?;
+            let mut v: Value = serde_json::from_str(&text)
+                .map_err(|e| JobRunError::Input(format!("{}: {e}", path.display())))?;
+            // The command and input of the command line win; the document needs none.
+            v["command"] = json!({"action": "reboot"});
+            v["input"] = json!({"bucket": bucket, "key": key, "format": "jsonl"});
+            serde_json::from_value::<JobSpec>(v)
+                .map_err(|e| JobRunError::Input(format!("{}: {e}", path.display())))?
+        }
+        None => JobSpec {
+            command: CommandTemplate {
+                action: String::new(),
+                params: Default::default(),
+            },
+            input: Input {
+                bucket: String::new(),
+                key: String::new(),
+                format: InputFormat::Jsonl,
+            },
+            rollout: Rollout::default(),
+            abort: None,
+            start_at: None,
+            windows: None,
+            concurrency: None,
+        },
+    };
+    spec.command = parse_command(&args.command).map_err(JobRunError::Input)?;
+    spec.input = Input {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        format: format_of(args),
+    };
+    if let Some(rate) = args.rate {
+        spec.rollout.maximum_per_minute = Some(rate);
+    }
+    if args.adaptive {
+        spec.rollout.adaptive.get_or_insert_with(Adaptive::default);
+    }
+    if let Some(p) = args.abort_percent {
+        spec.abort = Some(AbortRule {
+            threshold_percentage: p,
+            min_number_of_executed_things: args.abort_min,
+        });
+    }
+    if let Some(c) = args.concurrency {
+        spec.concurrency = Some(c);
+    }
+    spec.validate(&Commands::new())
+        .map_err(|e| JobRunError::Input(e.to_string()))?;
+    Ok(spec)
+}
+
+/// `job-<ULID>`: unique, and sorted by creation time.
+fn default_job_id() -> String {
+    format!("job-{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+/// The local stack's machines, each acting as its role (credentials from the front).
+pub async fn local_runner(
+    template: &Path,
+    report: &DevReport,
+) -> Result<(Runner, Vec<asl::MachineSpec>), JobRunError> {
+    let opts = crate::dev::load_options(&report.stack_name, &report.region, &[]);
+    let stack = fleet_template::load(template, &opts)?;
+    let specs = asl::machines(&stack)?;
+    let access = fleet_local_front::access_model(&stack)?;
+    let admin = fleet_local_front::FrontAdmin::new(&report.endpoints.aws);
+    let runner = Runner::new();
+    for spec in &specs {
+        let role = access
+            .machine_roles
+            .get(&spec.logical_id)
+            .and_then(|r| access.roles.get(r))
+            .ok_or(JobRunError::Missing("role for a state machine"))?;
+        let creds = admin
+            .register_principal(
+                &role.arn,
+                &role.policies,
+                &format!("{}-states", report.stack_name),
+            )
+            .await?;
+        let sdk =
+            fleet_aws::config::sdk_config_as(&report.endpoints.aws, &report.region, creds.to_sdk())
+                .await;
+        runner.add_machine(
+            &spec.arn,
+            spec.machine.clone(),
+            Arc::new(AwsServices::new(&sdk)),
+        );
+    }
+    Ok((runner, specs))
+}
+
+/// Runs a job on the local stack `report` describes, showing progress on `progress`.
+pub async fn run(
+    args: &JobRunArgs,
+    report: &DevReport,
+    progress: fleet_console::Progress,
+) -> Result<JobRunSummary, JobRunError> {
+    let table = report
+        .resources
+        .tables
+        .get("JobsTable")
+        .cloned()
+        .ok_or(JobRunError::Missing("JobsTable"))?;
+    let bucket = report
+        .resources
+        .buckets
+        .get("JobsBucket")
+        .cloned()
+        .ok_or(JobRunError::Missing("JobsBucket"))?;
+    let job_id = args.id.clone().unwrap_or_else(default_job_id);
+    fleet_jobs::spec::validate_job_id(&job_id).map_err(|e| JobRunError::Input(e.to_string()))?;
+    let format = format_of(args);
+    let key = format!(
+        "inputs/{job_id}.{}",
+        if format == InputFormat::Csv {
+            "csv"
+        } else {
+            "jsonl"
+        }
+    );
+    let spec = job_spec(args, &bucket, &key)?;
+    let body = std::fs::read(&args.file)
+        .map_err(|e| JobRunError::Input(format!("reading {}: {e}", args.file.display())))?;
+
+    // As the local developer (an operator): upload, create the job.
+    let sdk = fleet_aws::config::sdk_config(Some(&report.endpoints.aws), &report.region).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(body.into())
+        .send()
+        .await
+        .map_err(|e| JobRunError::Upload {
+            path: args.file.clone(),
+            bucket: bucket.clone(),
+            key: key.clone(),
+            message: fleet_aws::error::describe(&e),
+        })?;
+    let jobs = JobsTable::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
+    jobs.create(&job_id, &spec).await?;
+
+    // As the state machine: the template's definition, the role's credentials.
+    let (runner, specs) = local_runner(&args.template, report).await?;
+    let machine = specs
+        .iter()
+        .find(|s| s.logical_id == args.machine.logical_id())
+        .ok_or(JobRunError::Missing("state machine"))?;
+    let input = match args.machine {
+        MachineKind::Loop => json!({"jobId": job_id, "iteration": 0}),
+        MachineKind::Map => json!({
+            "jobId": job_id, "bucket": bucket, "key": key,
+            "format": if format == InputFormat::Csv { "csv" } else { "jsonl" },
+        }),
+    };
+    let name = job_worker::execution_name(&job_id, 0);
+    let started = Instant::now();
+    runner.start(&machine.arn, Some(&name), input)?;
+
+    let mut line = fleet_console::ProgressLine::new(progress);
+    let mut rate = fleet_console::Rate::new(Duration::from_secs(5));
+    let idle = runner.wait_idle();
+    tokio::pin!(idle);
+    loop {
+        tokio::select! {
+            () = &mut idle => break,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        if let Ok(Some(job)) = jobs.get(&job_id).await {
+            let done = done_lines(&job);
+            let per_s = rate.sample(started.elapsed().as_secs_f64(), done);
+            line.update(format!(
+                "job {job_id} {}: {} succeeded, {} failed, {} bad lines, {:.0} lines/s",
+                job.state.as_str(),
+                job.counters.succeeded,
+                job.counters.failed,
+                job.counters.bad_lines,
+                per_s
+            ));
+        }
+    }
+    line.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    let job = jobs.require(&job_id).await?;
+    let lines = done_lines(&job);
+    let mut executions = runner.executions();
+    executions.sort_by(|a, b| a.name.cmp(&b.name));
+    let c = job.counters;
+    Ok(JobRunSummary {
+        job_id: job_id.clone(),
+        machine: args.machine,
+        state: job.state.as_str().to_string(),
+        reason: job.reason.clone(),
+        succeeded: c.succeeded,
+        failed: c.failed,
+        bad_lines: c.bad_lines,
+        skipped: c.skipped,
+        in_doubt: c.in_doubt,
+        lines,
+        seconds,
+        lines_per_second: if seconds > 0.0 {
+            lines as f64 / seconds
+        } else {
+            0.0
+        },
+        executions,
+        input: format!("s3://{bucket}/{key}"),
+        failure_reports: format!("s3://{bucket}/reports/{job_id}/"),
+    })
+}
+
+fn done_lines(job: &JobRecord) -> u64 {
+    let c = &job.counters;
+    c.succeeded + c.failed + c.bad_lines + c.skipped + c.in_doubt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(command: &str) -> JobRunArgs {
+        JobRunArgs {
+            file: PathBuf::from("robots.csv"),
+            command: command.into(),
+            id: None,
+            machine: MachineKind::Loop,
+            format: None,
+            spec: None,
+            rate: Some(600),
+            adaptive: true,
+            abort_percent: Some(5.0),
+            abort_min: 50,
+            concurrency: None,
+            template: PathBuf::from("template.yaml"),
+            json: None,
+        }
+    }
+
+    #[test]
+    fn the_command_line_makes_a_valid_job_document() {
+        let spec = job_spec(&args("dock"), "b", "inputs/j.csv").unwrap();
+        assert_eq!(spec.command.action, "dock");
+        assert_eq!(spec.input.format, InputFormat::Csv);
+        assert_eq!(spec.rollout.maximum_per_minute, Some(600));
+        assert!(spec.rollout.adaptive.is_some());
+        assert_eq!(spec.abort.unwrap().min_number_of_executed_things, 50);
+        let s = job_spec(
+            &args(r#"{"action": "setting", "params": {"name": "suctionPower", "value": "max"}}"#),
+            "b",
+            "k",
+        )
+        .unwrap();
+        assert_eq!(s.command.params["name"], "suctionPower");
+    }
+
+    #[test]
+    fn a_command_outside_the_schema_is_refused_before_anything_is_sent() {
+        let e = job_spec(&args("explode"), "b", "k")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("explode") || e.contains("action"), "{e}");
+        let e = job_spec(&args(r#"{"action": "schedule"}"#), "b", "k")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("params"), "{e}");
+        let e = job_spec(&args("{nope"), "b", "k").unwrap_err().to_string();
+        assert!(e.contains("--command"), "{e}");
+    }
+}
