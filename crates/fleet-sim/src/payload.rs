@@ -109,6 +109,12 @@ pub fn shadow_report(reported: Value, client_token: &str) -> Value {
     json!({ "state": { "reported": reported }, "clientToken": client_token })
 }
 
+/// A robot's acknowledgement of a command: what it reports and what it clears in desired state
+/// (`{"command": null}`), in one update (schemas/command-ack).
+pub fn shadow_ack(reported: Value, desired: Value, client_token: &str) -> Value {
+    json!({ "state": { "reported": reported, "desired": desired }, "clientToken": client_token })
+}
+
 /// A shadow update from the app side: `desired` state, which IoT Core turns into a delta.
 pub fn shadow_desired(desired: Value, client_token: &str) -> Value {
     json!({ "state": { "desired": desired }, "clientToken": client_token })

@@ -167,6 +167,8 @@ struct Robot {
     shadow_counter: u64,
     disconnect_at: Option<Instant>,
     seen_commands: Vec<String>,
+    /// Settings and firmware channels set by commands, in order.
+    settings: Vec<Value>,
 }
 
 /// Runs one robot to the end of the window and returns its ledger.
@@ -206,6 +208,7 @@ pub async fn run_robot(plan: RobotPlan, id: String, shared: Arc<Shared>) -> Robo
         shadow_counter: 0,
         disconnect_at,
         seen_commands: Vec::new(),
+        settings: Vec::new(),
         shared,
     };
     // Robots in service connect during the connect phase, before simulated time starts; new
@@ -546,28 +549,29 @@ impl Robot {
             seen.push(id);
             true
         };
-        if let Some(cmd) = state
-            .get("command")
-            .filter(|c| fresh(c, &mut self.seen_commands))
-        {
-            match cmd.get("op").and_then(Value::as_str) {
-                Some("start") if self.running.is_none() => {
-                    let slot = self.next_slot;
-                    self.next_slot += 1;
-                    let now_s = self.sim_now_s();
-                    self.start_mission(session, slot, 25.0 * 60.0, 0);
-                    self.schedule_mission_end(slot, now_s, 25.0 * 60.0);
-                }
-                Some("dock") => {
-                    if let Some((slot, _, _)) = &self.running {
-                        let slot = *slot;
-                        self.end_mission(session, slot, Some("cancelled"));
-                    }
-                }
-                _ => {}
+        let mut clear_command = false;
+        if let Some(cmd) = state.get("command").filter(|c| c.is_object()) {
+            // schemas/job-command: act on a command id once; a repeated delivery gets the same
+            // acknowledgement again, and the desired command is cleared either way.
+            let id = cmd.get("id").and_then(Value::as_str).unwrap_or_default();
+            let action = cmd
+                .get("action")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let first_time = fresh(cmd, &mut self.seen_commands);
+            let outcome = if first_time {
+                self.ledger.commands_handled += 1;
+                self.act(cmd, session)
+            } else {
+                Ok(())
+            };
+            let mut reply = json!({"id": id, "action": action, "status": "applied"});
+            if let Err(reason) = outcome {
+                reply["status"] = json!("rejected");
+                reply["reason"] = json!(reason);
             }
-            ack.insert("command".into(), cmd.clone());
-            self.ledger.commands_handled += 1;
+            ack.insert("command".into(), reply);
+            clear_command = true;
         }
         if let Some(schedule) = state
             .get("schedule")
@@ -577,8 +581,46 @@ impl Robot {
             ack.insert("schedule".into(), schedule.clone());
             self.ledger.commands_handled += 1;
         }
-        if !ack.is_empty() {
+        if clear_command {
+            self.report_and_clear(session, Value::Object(ack), json!({"command": null}));
+        } else if !ack.is_empty() {
             self.report_shadow(session, Value::Object(ack));
+        }
+    }
+
+    /// Acts on one command (schemas/job-command): `Err` names why it was not applied.
+    fn act(&mut self, cmd: &Value, session: &Session) -> Result<(), String> {
+        let params = cmd.get("params").cloned().unwrap_or_else(|| json!({}));
+        match cmd.get("action").and_then(Value::as_str) {
+            Some("start") => {
+                if self.running.is_some() {
+                    return Err("a mission is running".into());
+                }
+                let slot = self.next_slot;
+                self.next_slot += 1;
+                let now_s = self.sim_now_s();
+                self.start_mission(session, slot, 25.0 * 60.0, 0);
+                self.schedule_mission_end(slot, now_s, 25.0 * 60.0);
+                Ok(())
+            }
+            Some("dock") => {
+                if let Some((slot, _, _)) = &self.running {
+                    let slot = *slot;
+                    self.end_mission(session, slot, Some("cancelled"));
+                }
+                Ok(())
+            }
+            Some("reboot") => Ok(()),
+            Some("schedule") => {
+                self.schedule = params;
+                Ok(())
+            }
+            Some("setting") | Some("firmware-channel") => {
+                self.settings.push(params);
+                Ok(())
+            }
+            Some(other) => Err(format!("unknown action {other:?}")),
+            None => Err("the command has no action".into()),
         }
     }
 
@@ -620,6 +662,25 @@ impl Robot {
         m.insert("firmware".into(), json!(self.firmware));
         m.insert("errorCodes".into(), json!(self.error_codes));
         m
+    }
+
+    /// Reports `reported` and sets `desired` in one update (a command's acknowledgement clears
+    /// the desired command with `null`).
+    fn report_and_clear(&mut self, session: &Session, reported: Value, desired: Value) {
+        let token = self.next_token();
+        let body = payload::shadow_ack(reported, desired, &token)
+            .to_string()
+            .into_bytes();
+        let topic = payload::shadow_update_topic(&self.id);
+        self.publish(
+            session,
+            topic,
+            body,
+            Tracked::Shadow {
+                duplicate: false,
+                token: None,
+            },
+        );
     }
 
     fn report_shadow(&mut self, session: &Session, reported: Value) {
@@ -877,8 +938,8 @@ pub enum CommandSink {
 fn desired_for(kind: CommandKind, rng: &mut StdRng) -> (String, Value) {
     let id = format!("cmd-{:08x}", rng.random::<u32>());
     let desired = match kind {
-        CommandKind::Start => json!({ "command": { "op": "start", "id": id } }),
-        CommandKind::Dock => json!({ "command": { "op": "dock", "id": id } }),
+        CommandKind::Start => json!({ "command": { "action": "start", "id": id } }),
+        CommandKind::Dock => json!({ "command": { "action": "dock", "id": id } }),
         CommandKind::Schedule => json!({ "schedule": {
             "days": ["mon", "wed", "sat"],
             "at": format!("{:02}:{:02}", rng.random_range(7..20), if rng.random::<bool>() { 0 } else { 30 }),

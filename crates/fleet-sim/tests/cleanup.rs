@@ -147,7 +147,7 @@ async fn commands_reach_the_shadows_through_the_data_plane() {
         let desired = &doc["state"]["desired"][key];
         assert!(desired.is_object(), "{t}: {doc}");
         if let Some(op) = op {
-            assert_eq!(desired["op"], op);
+            assert_eq!(desired["action"], op);
         }
     }
 }

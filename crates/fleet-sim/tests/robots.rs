@@ -162,30 +162,56 @@ async fn robots_act_on_desired_state_commands_and_clear_the_delta() {
             .document(&thing)
             .unwrap_or_else(|| panic!("no shadow for {thing}"));
         let reported = &doc["state"]["reported"];
-        // IoT Core keeps desired state; the robot reported the command back, so desired and
-        // reported agree and no delta is pending.
-        assert!(doc["state"]["desired"].is_object(), "{thing}: {doc}");
+        // A command is acknowledged in reported and cleared from desired in one update
+        // (schemas/command-ack); a schedule is reported back. Either way no delta is pending.
         assert!(doc["state"].get("delta").is_none(), "{thing}: {doc}");
         assert!(
-            reported.get("command").is_some() || reported.get("schedule").is_some(),
-            "{thing}: {doc}"
+            doc.pointer("/state/desired/command").is_none(),
+            "{thing}: the command stays in desired: {doc}"
         );
+        match reported.get("command") {
+            Some(ack) => {
+                assert_eq!(ack["status"], "applied", "{thing}: {doc}");
+                assert!(
+                    ack["action"] == "start" || ack["action"] == "dock",
+                    "{thing}: {doc}"
+                );
+            }
+            None => assert_eq!(
+                reported.get("schedule"),
+                doc.pointer("/state/desired/schedule"),
+                "{thing}: {doc}"
+            ),
+        }
         for key in ["battery", "status", "position", "firmware", "errorCodes"] {
             assert!(reported.get(key).is_some(), "{thing} lacks {key}");
         }
-        // The first version at which reported matched desired, from the documents topic...
-        let in_sync = seen
+        // The first version at which nothing in desired was left to act on (a command cleared
+        // in the same update that reported it, a schedule reported back), from the documents
+        // topic, after the version that set it...
+        let docs: Vec<Value> = seen
             .iter()
             .filter(|(t, _)| t == &format!("$aws/things/{thing}/shadow/update/documents"))
             .map(|(_, b)| json(b))
-            .filter(|d| {
-                let current = &d["current"]["state"];
-                current["desired"]
-                    .as_object()
-                    .is_some_and(|o| !o.is_empty())
-                    && covers(&current["reported"], &current["desired"])
-            })
-            .map(|d| d["current"]["version"].as_u64().unwrap())
+            .collect();
+        let version = |d: &Value| d["current"]["version"].as_u64().unwrap();
+        let pending = |d: &Value| {
+            let current = &d["current"]["state"];
+            current["desired"]
+                .as_object()
+                .is_some_and(|o| !o.is_empty())
+                && !covers(&current["reported"], &current["desired"])
+        };
+        let set_at = docs
+            .iter()
+            .filter(|d| pending(d))
+            .map(version)
+            .min()
+            .unwrap_or_else(|| panic!("{thing}: no command ever reached desired"));
+        let in_sync = docs
+            .iter()
+            .filter(|d| version(d) > set_at && !pending(d))
+            .map(version)
             .min()
             .unwrap_or_else(|| panic!("{thing}: reported never matched desired"));
         // ...and no delta from that version on.
@@ -200,7 +226,8 @@ async fn robots_act_on_desired_state_commands_and_clear_the_delta() {
             "{thing}: delta at versions {late:?} after {in_sync}"
         );
     }
-    // Desired updates came from the app session, reported ones from the robots themselves.
+    // Desired values came from the app session (a robot's acknowledgement only clears its
+    // command with null), reported ones from the robots themselves.
     let updates: Vec<&(String, Vec<u8>)> = seen
         .iter()
         .filter(|(t, _)| t.ends_with("/shadow/update"))
@@ -211,7 +238,8 @@ async fn robots_act_on_desired_state_commands_and_clear_the_delta() {
             serde_json::from_slice::<Value>(b)
                 .unwrap()
                 .pointer("/state/desired")
-                .is_some()
+                .and_then(Value::as_object)
+                .is_some_and(|d| d.values().any(|v| !v.is_null()))
         })
         .count();
     assert_eq!(desired, 8);
