@@ -595,7 +595,12 @@ fn retained_resources_have_generated_names_and_named_ones_are_not_retained() {
     retained.sort_unstable();
     assert_eq!(
         retained,
-        ["DataKey", "FailedBatchesBucket", "MissionsTable"],
+        [
+            "DataKey",
+            "FailedBatchesBucket",
+            "JobsBucket",
+            "MissionsTable"
+        ],
         "the retained resources (docs/template-and-deploy.md lists them)"
     );
     let domain = &raw["Resources"]["RobotsDomain"];
@@ -679,4 +684,127 @@ fn each_consumer_pauses_only_its_own_mappings_and_the_probe_runs_every_minute() 
         probe.environment["BREAKER_MAX_PAUSE_SECONDS"],
         (60 * 3600).to_string().as_str()
     );
+}
+
+/// The actions a role's inline policies allow on `resource` (exact ARNs or `prefix*`).
+fn role_allows(stack: &Stack, role: &str, action: &str, resource: &str) -> bool {
+    let r = stack.resource(role).unwrap_or_else(|| panic!("no {role}"));
+    let statements = r.properties["Policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| {
+            p["PolicyDocument"]["Statement"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        });
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => vec![],
+        }
+    };
+    statements.into_iter().any(|s| {
+        s["Effect"] == "Allow"
+            && list(&s["Action"]).iter().any(|a| a == action)
+            && list(&s["Resource"])
+                .iter()
+                .any(|p| match p.strip_suffix('*') {
+                    Some(prefix) => resource.starts_with(prefix),
+                    None => p == resource,
+                })
+    })
+}
+
+#[test]
+fn both_job_machines_load_into_the_local_runner_and_their_roles_cover_their_tasks() {
+    let stack = stack();
+    let machines = fleet_esm::asl::machines(&stack).unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<&str> = machines.iter().map(|m| m.logical_id.as_str()).collect();
+    assert_eq!(ids, ["JobLoopStateMachine", "JobMapStateMachine"]);
+    let worker = stack.resource("JobWorkerFunction").unwrap();
+    let worker_alias = format!("{}:live", stack.arn(worker).unwrap());
+    let role_of = |m: &str| match m {
+        "JobLoopStateMachine" => "JobLoopRole",
+        _ => "JobMapRole",
+    };
+    for m in &machines {
+        let role = role_of(&m.logical_id);
+        // Every Lambda task invokes the worker's alias, and the role may.
+        let text = serde_json::to_string(
+            &stack.resource(&m.logical_id).unwrap().properties["DefinitionSubstitutions"],
+        )
+        .unwrap();
+        assert!(text.contains(&worker_alias), "{}: {text}", m.logical_id);
+        assert!(
+            role_allows(&stack, role, "lambda:InvokeFunction", &worker_alias),
+            "{role}"
+        );
+    }
+    // The loop continues as a new execution of itself: the front does not see StartExecution
+    // (the runner starts it), so the role's permission is checked here.
+    let loop_arn = &machines[0].arn;
+    let subs =
+        &stack.resource("JobLoopStateMachine").unwrap().properties["DefinitionSubstitutions"];
+    assert_eq!(subs["Self"].as_str(), Some(loop_arn.as_str()));
+    assert!(role_allows(
+        &stack,
+        "JobLoopRole",
+        "states:StartExecution",
+        loop_arn
+    ));
+    // The map reads inputs and writes results where the worker and `job run` put them.
+    let bucket = stack.arn(stack.resource("JobsBucket").unwrap()).unwrap();
+    assert!(role_allows(
+        &stack,
+        "JobMapRole",
+        "s3:GetObject",
+        &format!("{bucket}/inputs/j.csv")
+    ));
+    assert!(role_allows(
+        &stack,
+        "JobMapRole",
+        "s3:PutObject",
+        &format!("{bucket}/map-results/x/manifest.json")
+    ));
+    assert!(!role_allows(
+        &stack,
+        "JobMapRole",
+        "s3:PutObject",
+        &format!("{bucket}/inputs/j.csv")
+    ));
+    assert!(role_allows(
+        &stack,
+        "JobWorkerRole",
+        "s3:GetObject",
+        &format!("{bucket}/inputs/j.csv")
+    ));
+    assert!(role_allows(
+        &stack,
+        "JobWorkerRole",
+        "s3:PutObject",
+        &format!("{bucket}/reports/j/from-0.jsonl")
+    ));
+}
+
+#[test]
+fn a_machine_outside_the_runners_subset_is_refused_by_name() {
+    let text = std::fs::read_to_string(template_path()).unwrap().replacen(
+        "          Wait:\n            Type: Wait\n            SecondsPath: $.waitSeconds\n",
+        "          Wait:\n            Type: Parallel\n            Branches: []\n",
+        1,
+    );
+    let opts = LoadOptions::default().with_parameter(
+        "OpenSearchMasterUserArn",
+        "arn:aws:iam::123456789012:role/Admin",
+    );
+    let stack = fleet_template::load_str(&text, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let err = fleet_esm::asl::machines(&stack).unwrap_err().to_string();
+    assert!(err.contains("JobLoopStateMachine"), "{err}");
+    assert!(err.contains("state type Parallel"), "{err}");
 }
