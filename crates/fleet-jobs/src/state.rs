@@ -158,6 +158,17 @@ impl Counters {
         self.skipped += other.skipped;
         self.in_doubt += other.in_doubt;
     }
+
+    /// What these counters have beyond `earlier` (counters only grow).
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        Counters {
+            succeeded: self.succeeded.saturating_sub(earlier.succeeded),
+            failed: self.failed.saturating_sub(earlier.failed),
+            bad_lines: self.bad_lines.saturating_sub(earlier.bad_lines),
+            skipped: self.skipped.saturating_sub(earlier.skipped),
+            in_doubt: self.in_doubt.saturating_sub(earlier.in_doubt),
+        }
+    }
 }
 
 /// IoT Jobs' abort criterion (`failureType` ALL, `action` CANCEL): once at least

@@ -50,6 +50,10 @@ pub const PAUSED_POLL_SECS: u64 = 60;
 pub const MAX_WAIT_SECS: u64 = 3_600;
 /// How often (lines) the worker re-reads the job's state while sending.
 const STATE_EVERY_LINES: u64 = 500;
+/// A long chunk records its place (cursor, counts, failure report) at least this often, so
+/// `robofleet job status` moves and a lost invocation redoes little.
+const CHECKPOINT_EVERY_LINES: u64 = 1_000;
+const CHECKPOINT_EVERY_SECS: f64 = 5.0;
 
 /// What a state machine sends.
 #[derive(Debug, Clone, Deserialize)]
@@ -283,13 +287,22 @@ impl Handler {
                 Err(e) => return Err(e),
             }
         }
-        let Chunk { tally, eof } = self.run_chunk(&job, deadline, until).await?;
-        let (cursor, delta, lines) = (tally.cursor, tally.counters, tally.handled);
-        let Some(mut after) = self
-            .jobs
-            .progress(job_id, job.cursor, cursor, &delta, tally.adaptive.factor)
-            .await?
-        else {
+        let Chunk { tally, eof, lost } = self.run_chunk(&job, deadline, until).await?;
+        let (cursor, delta, lines) = (tally.cursor, tally.unrecorded(), tally.handled);
+        let recorded = if lost {
+            None
+        } else {
+            self.jobs
+                .progress(
+                    job_id,
+                    tally.recorded_cursor,
+                    cursor,
+                    &delta,
+                    tally.adaptive.factor,
+                )
+                .await?
+        };
+        let Some(mut after) = recorded else {
             // Another attempt of this step recorded it first: report the job as it is.
             let now = self.jobs.require(job_id).await?;
             return Ok(self.output(&now, iteration, 0, 0));
@@ -497,6 +510,7 @@ impl Handler {
         let command_id = Commands::job_command_id(&job.job_id);
         let header = job.csv_header.as_deref();
         let mut eof = false;
+        let mut lost = false;
         loop {
             let stop = if tokio::time::Instant::now() >= stop_at {
                 Some("the invocation's time is up")
@@ -600,17 +614,62 @@ impl Handler {
                     self.flush_outcomes(&job.job_id, &mut tally, false).await?;
                 }
             }
+            if tally.checkpoint_due(secs_since(origin))
+                && !self
+                    .checkpoint(&job.job_id, &mut tally, secs_since(origin))
+                    .await?
+            {
+                lost = true;
+                break;
+            }
         }
         while let Some(done) = in_flight.next().await {
             tally.settle(done, secs_since(origin));
         }
         self.flush_outcomes(&job.job_id, &mut tally, true).await?;
-        self.write_report(&job.job_id, job.cursor.line, &tally.failures)
+        self.write_report(&job.job_id, tally.recorded_cursor.line, &tally.failures)
             .await?;
         Ok(Chunk {
             eof: eof && tally.cursor.offset >= size,
+            lost,
             tally,
         })
+    }
+
+    /// Records the chunk's place so far: outcomes, the failure report of the lines since the
+    /// last checkpoint, then the cursor and counts, conditional on the last recorded cursor.
+    /// `false`: another attempt of this step recorded first, and this one must stop.
+    async fn checkpoint(
+        &self,
+        job_id: &str,
+        tally: &mut Tally,
+        now: f64,
+    ) -> Result<bool, WorkerError> {
+        self.flush_outcomes(job_id, tally, true).await?;
+        self.write_report(job_id, tally.recorded_cursor.line, &tally.failures)
+            .await?;
+        tally.failures.clear();
+        let recorded = self
+            .jobs
+            .progress(
+                job_id,
+                tally.recorded_cursor,
+                tally.cursor,
+                &tally.unrecorded(),
+                tally.adaptive.factor,
+            )
+            .await?;
+        if recorded.is_none() {
+            tracing::warn!(
+                job = job_id,
+                "another attempt recorded this step first: stopping"
+            );
+            return Ok(false);
+        }
+        tally.recorded_cursor = tally.cursor;
+        tally.recorded = tally.counters;
+        tally.recorded_at = now;
+        Ok(true)
     }
 
     /// Writes the outcomes of claimed lines, 25 to a call, as soon as 25 are known (and all of
@@ -771,6 +830,8 @@ struct Chunk {
     tally: Tally,
     /// The input is done.
     eof: bool,
+    /// Another attempt of the same step recorded a checkpoint first: nothing more to record.
+    lost: bool,
 }
 
 /// The running account of a chunk or batch: lines are settled in file order.
@@ -778,6 +839,11 @@ struct Tally {
     /// Just after the last settled line.
     cursor: Cursor,
     counters: Counters,
+    /// The cursor and counts last written to the jobs table (the chunk's start, then each
+    /// checkpoint), and when (seconds into the chunk).
+    recorded_cursor: Cursor,
+    recorded: Counters,
+    recorded_at: f64,
     /// Lines handled (read, whatever became of them).
     handled: u64,
     failures: Vec<FailureLine>,
@@ -792,12 +858,27 @@ impl Tally {
         Tally {
             cursor,
             counters: Counters::default(),
+            recorded_cursor: cursor,
+            recorded: Counters::default(),
+            recorded_at: 0.0,
             handled: 0,
             failures: Vec::new(),
             outcomes: Vec::new(),
             adaptive: AdaptiveState::new(factor, 0.0),
             rule,
         }
+    }
+
+    /// The counts settled since the last checkpoint.
+    fn unrecorded(&self) -> Counters {
+        self.counters.since(&self.recorded)
+    }
+
+    /// Whether enough lines or time passed since the last checkpoint.
+    fn checkpoint_due(&self, now: f64) -> bool {
+        self.cursor != self.recorded_cursor
+            && (self.cursor.line - self.recorded_cursor.line >= CHECKPOINT_EVERY_LINES
+                || now - self.recorded_at >= CHECKPOINT_EVERY_SECS)
     }
 
     /// Whether the job's abort rule fires on what is recorded plus what this chunk settled.
