@@ -113,6 +113,7 @@ async fn a_frozen_cluster_opens_the_breaker_pauses_the_stream_and_loses_nothing(
         missions_table: Some(stack.resources.tables["MissionsTable"].clone()),
         robots_alias: stack.resources.opensearch.alias.clone(),
         rejects_queue_url: stack.resources.rejects_queue_url.clone(),
+        aws: Default::default(),
     };
     let args = SimArgs::from_flags([
         "--mode",

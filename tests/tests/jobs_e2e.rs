@@ -80,6 +80,7 @@ async fn simulated_robots_receive_a_jobs_command_report_it_and_clear_it() {
         missions_table: None,
         robots_alias: String::new(),
         rejects_queue_url: None,
+        aws: Default::default(),
     };
     let sim = SimArgs::from_flags([
         "--mode",

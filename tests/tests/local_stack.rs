@@ -762,7 +762,10 @@ async fn a_role_pauses_only_its_own_mappings_and_an_operator_overrides_the_break
         aws_endpoint: Some(stack.endpoints.aws.clone()),
         table: Some(stack.resources.tables["BreakerTable"].clone()),
         stack: Some(name.clone()),
-        region: Some("us-east-1".into()),
+        aws: fleet_aws::config::AwsAccess {
+            profile: None,
+            region: Some("us-east-1".into()),
+        },
     };
     let run = |command| {
         fleet_ops::breaker::run(fleet_ops::breaker::BreakerArgs {

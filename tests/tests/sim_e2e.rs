@@ -37,6 +37,7 @@ async fn small_fleet_with_faults_verifies_exactly_once() {
         missions_table: Some(stack.resources.tables["MissionsTable"].clone()),
         robots_alias: stack.resources.opensearch.alias.clone(),
         rejects_queue_url: stack.resources.rejects_queue_url.clone(),
+        aws: Default::default(),
     };
     assert!(
         targets.rejects_queue_url.is_some(),

@@ -98,6 +98,7 @@ fn sim_targets(stack: &RunningStack) -> Result<fleet_sim::Targets, DevError> {
         missions_table,
         robots_alias: stack.resources.opensearch.alias.clone(),
         rejects_queue_url: stack.resources.rejects_queue_url.clone(),
+        aws: Default::default(),
     })
 }
 

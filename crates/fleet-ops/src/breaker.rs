@@ -37,9 +37,9 @@ pub struct BreakerTarget {
     /// `<stack>-mission-ingest:live`; default: the dev report's.
     #[arg(long, global = true)]
     pub stack: Option<String>,
-    /// Region; default: the dev report's, else us-east-1.
-    #[arg(long, global = true, env = "AWS_REGION")]
-    pub region: Option<String>,
+    /// Profile and region (the local stack: the dev report's region).
+    #[command(flatten)]
+    pub aws: fleet_aws::config::AwsAccess,
 }
 
 /// The breaker subcommands.
@@ -86,11 +86,11 @@ pub async fn run(args: BreakerArgs) -> Result<(), BreakerError> {
     let t = &args.target;
     let table = t.table.clone().ok_or(BreakerError::NoTable)?;
     let stack = t.stack.clone().ok_or(BreakerError::NoStack)?;
-    let sdk = fleet_aws::config::sdk_config(
-        t.aws_endpoint.as_deref(),
-        t.region.as_deref().unwrap_or(crate::DEFAULT_REGION),
-    )
-    .await;
+    let sdk = t
+        .aws
+        .sdk_config(t.aws_endpoint.as_deref())
+        .await
+        .map_err(|e| BreakerError::Aws(e.to_string()))?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let switch = LambdaSwitch::new(aws_sdk_lambda::Client::new(&sdk));
     let open = matches!(args.command, BreakerCommand::Open { .. });

@@ -3,6 +3,9 @@
 /// `robofleet rejects` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RejectsError {
+    /// No credentials (an SSO sign-in to renew, say).
+    #[error(transparent)]
+    Credentials(fleet_aws::config::CredentialsError),
     /// No queue was named, and no `robofleet dev` report named one either.
     #[error(
         "no rejects queue known: pass --queue-url (the stack's RejectsQueueUrl output), or run `robofleet dev`, whose report names it"
@@ -93,4 +96,7 @@ pub enum JobError {
     /// The jobs table refused, or the job does not exist, or the change is not allowed.
     #[error(transparent)]
     Jobs(#[from] fleet_aws::jobs::JobsError),
+    /// No credentials (an SSO sign-in to renew, say).
+    #[error(transparent)]
+    Credentials(#[from] fleet_aws::config::CredentialsError),
 }

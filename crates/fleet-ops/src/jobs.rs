@@ -20,9 +20,9 @@ pub struct JobsTarget {
     /// The jobs table (the stack's `JobsTableName` output); default: the dev report's.
     #[arg(long, global = true)]
     pub table: Option<String>,
-    /// Region; default: the dev report's, else us-east-1.
-    #[arg(long, global = true, env = "AWS_REGION")]
-    pub region: Option<String>,
+    /// Profile and region (the local stack: the dev report's region).
+    #[command(flatten)]
+    pub aws: fleet_aws::config::AwsAccess,
 }
 
 /// The operator's job subcommands.
@@ -135,11 +135,10 @@ impl JobView {
 /// Runs one operator command.
 pub async fn run(command: JobOps, target: JobsTarget) -> Result<(), JobError> {
     let table = target.table.clone().ok_or(JobError::NoTable)?;
-    let sdk = fleet_aws::config::sdk_config(
-        target.aws_endpoint.as_deref(),
-        target.region.as_deref().unwrap_or(crate::DEFAULT_REGION),
-    )
-    .await;
+    let sdk = target
+        .aws
+        .sdk_config(target.aws_endpoint.as_deref())
+        .await?;
     let jobs = JobsTable::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let (id, action, reason) = match command {
         JobOps::Status { id, json } => {

@@ -48,9 +48,9 @@ pub struct RejectsTarget {
     /// The rejects queue URL; default: the dev report's.
     #[arg(long, global = true)]
     pub queue_url: Option<String>,
-    /// Region; default: the dev report's, else us-east-1.
-    #[arg(long, global = true, env = "AWS_REGION")]
-    pub region: Option<String>,
+    /// Profile and region (the local stack: the dev report's region).
+    #[command(flatten)]
+    pub aws: fleet_aws::config::AwsAccess,
 }
 
 /// The rejects subcommands.
@@ -398,11 +398,11 @@ impl RejectsClient {
     /// Builds the clients for a target: its endpoint (or the SDK's own), its region, its queue.
     pub async fn from_target(target: &RejectsTarget) -> Result<Self, RejectsError> {
         let queue_url = target.queue_url.clone().ok_or(RejectsError::NoQueue)?;
-        let sdk = fleet_aws::config::sdk_config(
-            target.aws_endpoint.as_deref(),
-            target.region.as_deref().unwrap_or(crate::DEFAULT_REGION),
-        )
-        .await;
+        let sdk = target
+            .aws
+            .sdk_config(target.aws_endpoint.as_deref())
+            .await
+            .map_err(RejectsError::Credentials)?;
         Ok(Self::new(&sdk, queue_url))
     }
 

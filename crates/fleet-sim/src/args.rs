@@ -162,6 +162,9 @@ pub struct TargetArgs {
     /// Rejects queue URL.
     #[arg(long, env = "REJECTS_QUEUE_URL")]
     pub rejects_queue_url: Option<String>,
+    /// Credentials and region for the AWS calls (verification against AWS).
+    #[command(flatten)]
+    pub aws: fleet_aws::config::AwsAccess,
 }
 
 impl TargetArgs {
@@ -201,6 +204,7 @@ impl TargetArgs {
             missions_table: self.missions_table.clone(),
             robots_alias: self.robots_alias.clone(),
             rejects_queue_url: self.rejects_queue_url.clone(),
+            aws: self.aws.clone(),
         })
     }
 }
@@ -220,6 +224,8 @@ pub struct Targets {
     pub robots_alias: String,
     /// Rejects queue URL.
     pub rejects_queue_url: Option<String>,
+    /// The profile and region of the AWS calls.
+    pub aws: fleet_aws::config::AwsAccess,
 }
 
 /// An MQTT broker address, plain or TLS.

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 /// Why a simulator run could not start, or could not be verified.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
+    /// No AWS credentials for the calls the run needs (an SSO sign-in to renew, say).
+    #[error("{0}")]
+    Credentials(String),
     /// A command-line value does not parse or does not make sense with the others.
     #[error("invalid argument `{arg}`: {problem}")]
     InvalidArg {

@@ -155,7 +155,7 @@ pub async fn run(
         sessions.options(&args.robot_id(first.k))?;
     }
     let verifier = if args.verify {
-        Some(Verifier::new(&targets).await)
+        Some(Verifier::new(&targets).await?)
     } else {
         None
     };
@@ -225,7 +225,7 @@ pub async fn run(
     let sink = if targets.mqtt.is_aws() {
         // Against IoT Core the app side is a backend calling the IoT Data Plane API on the same
         // ATS endpoint, with the operator's AWS credentials.
-        let sdk = verify::sdk_config(&targets).await;
+        let sdk = verify::sdk_config(&targets).await?;
         let conf = aws_sdk_iotdataplane::config::Builder::from(&sdk)
             .endpoint_url(format!("https://{}", targets.mqtt.host))
             .build();
@@ -338,7 +338,7 @@ pub async fn run(
     }
 
     if args.cleanup {
-        let sdk = verify::sdk_config(&targets).await;
+        let sdk = verify::sdk_config(&targets).await?;
         let iot = aws_sdk_iot::Client::new(&sdk);
         report.cleanup = Some(cleanup::delete_things(&iot, &args.prefix).await?);
     }

@@ -30,14 +30,15 @@ use crate::robot::Sample;
 /// Requests in flight against DynamoDB or OpenSearch.
 pub const VERIFY_CONCURRENCY: usize = 16;
 
-/// An SDK configuration for the targets: the given endpoint (moto) with test credentials unless
-/// the environment has some, or the normal AWS chain; the region from `AWS_REGION`, else
-/// `AWS_DEFAULT_REGION`, else us-east-1.
-pub async fn sdk_config(targets: &Targets) -> aws_config::SdkConfig {
-    let region = std::env::var("AWS_REGION")
-        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
-        .unwrap_or_else(|_| "us-east-1".to_string());
-    fleet_aws::config::sdk_config(targets.aws_endpoint.as_deref(), &region).await
+/// An SDK configuration for the targets: the given endpoint (the local stack's front) as the
+/// local developer unless a profile or keys are given, or the normal AWS chain with
+/// `--profile`/`AWS_PROFILE` (SSO included) and `--region`/`AWS_REGION`.
+pub async fn sdk_config(targets: &Targets) -> Result<aws_config::SdkConfig, SimError> {
+    targets
+        .aws
+        .sdk_config(targets.aws_endpoint.as_deref())
+        .await
+        .map_err(|e| SimError::Credentials(e.to_string()))
 }
 
 /// Reads the stores.
@@ -158,8 +159,8 @@ impl MissionCounts {
 
 impl Verifier {
     /// Clients for whatever targets are given; verification skips what is missing.
-    pub async fn new(targets: &Targets) -> Verifier {
-        let sdk = sdk_config(targets).await;
+    pub async fn new(targets: &Targets) -> Result<Verifier, SimError> {
+        let sdk = sdk_config(targets).await?;
         let ddb = targets
             .missions_table
             .as_ref()
@@ -175,7 +176,7 @@ impl Verifier {
                 targets.robots_alias.clone(),
             )
         });
-        Verifier { ddb, os, sqs }
+        Ok(Verifier { ddb, os, sqs })
     }
 
     /// True when missions can be checked.

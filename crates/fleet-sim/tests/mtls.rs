@@ -125,6 +125,7 @@ async fn robots_connect_with_their_certificates_and_strangers_are_refused() {
         missions_table: None,
         robots_alias: "robots".into(),
         rejects_queue_url: None,
+        aws: Default::default(),
     };
     let args = sim_args(&[
         "--mode",

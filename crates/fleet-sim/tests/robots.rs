@@ -30,6 +30,7 @@ fn local_targets(port: u16) -> Targets {
         missions_table: None,
         robots_alias: "robots".into(),
         rejects_queue_url: None,
+        aws: Default::default(),
     }
 }
 

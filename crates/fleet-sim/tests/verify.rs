@@ -161,8 +161,9 @@ async fn verifier_counts_lost_extra_stale_and_rejects_in_the_real_stores() {
         missions_table: Some(table_name.clone()),
         robots_alias: alias.clone(),
         rejects_queue_url: Some(queue_url.clone()),
+        aws: Default::default(),
     };
-    let v = Verifier::new(&targets).await;
+    let v = Verifier::new(&targets).await.unwrap();
     let ledgers = [&la, &lb, &lc];
     let counts = v.missions(&ledgers, run_started_ms).await.unwrap();
     let mut total = fleet_sim::verify::MissionCounts::default();

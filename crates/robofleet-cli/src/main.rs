@@ -162,7 +162,7 @@ fn job(cli: JobCli) -> anyhow::Result<()> {
                     "pass --table (the stack's JobsTableName output), or run `robofleet dev` first",
                 )?;
                 target.table = report.resources.tables.get("JobsTable").cloned();
-                fill_endpoint_and_region(&mut target.aws_endpoint, &mut target.region, &report);
+                fill_endpoint_and_region(&mut target.aws_endpoint, &mut target.aws.region, &report);
             }
             Ok(runtime()?.block_on(fleet_ops::jobs::run(op, target))?)
         }
@@ -183,7 +183,7 @@ fn fill_breaker_from_dev_report(
         target.table = report.resources.tables.get("BreakerTable").cloned();
     }
     target.stack.get_or_insert(report.stack_name.clone());
-    fill_endpoint_and_region(&mut target.aws_endpoint, &mut target.region, &report);
+    fill_endpoint_and_region(&mut target.aws_endpoint, &mut target.aws.region, &report);
     Ok(())
 }
 
@@ -208,7 +208,7 @@ fn fill_from_dev_report(
     if target.queue_url.is_none() {
         target.queue_url = report.resources.rejects_queue_url.clone();
     }
-    fill_endpoint_and_region(&mut target.aws_endpoint, &mut target.region, &report);
+    fill_endpoint_and_region(&mut target.aws_endpoint, &mut target.aws.region, &report);
     Ok(())
 }
 
