@@ -178,6 +178,8 @@ async fn robot_doc(stack: &RunningStack, id: &str) -> Option<Value> {
         .cloned()
 }
 
+/// The rejects client with 1 s long polls (the tool's default is 2 s): two empty answers in
+/// a row still end a listing.
 fn rejects(stack: &RunningStack) -> RejectsClient {
     RejectsClient::new(
         &stack.sdk,
@@ -187,6 +189,10 @@ fn rejects(stack: &RunningStack) -> RejectsClient {
             .clone()
             .expect("a rejects queue"),
     )
+    .with_polling(fleet_ops::rejects::Polling {
+        wait_secs: 1,
+        ..Default::default()
+    })
 }
 
 /// Polls `check` until it returns true or [`SETTLE`] passes.

@@ -2,7 +2,10 @@
 //! their stream once the bug that rejected them is fixed.
 //!
 //! Listing peeks: it receives every message with a short visibility timeout, then makes them
-//! visible again, so a list never consumes anything. Replay puts each selected record back with
+//! visible again, so a list never consumes anything. Receives long-poll, and the queue counts as
+//! empty only after two empty answers in a row (a short poll's empty answer does not mean an
+//! empty queue); a replay that outlasts the visibility timeout keeps extending it for the
+//! messages it still holds. Replay puts each selected record back with
 //! its original partition key and payload into the stream named in the envelope's `streamArn`,
 //! once per stream and sequence number (retries may have dead-lettered the same record twice);
 //! `--delete` then removes every copy from the queue.
@@ -24,8 +27,14 @@ use serde_json::Value;
 
 use crate::error::{RejectsError, ReplayError};
 
-/// Visibility timeout while the tool holds messages (seconds).
+/// Visibility timeout while the tool holds messages (seconds); a replay that takes longer keeps
+/// extending it (every half of it) for the messages it still holds.
 const HOLD_SECS: i32 = 60;
+/// Long-poll wait of each ReceiveMessage (seconds). A short poll samples only some of SQS's
+/// servers, so its empty answer does not mean an empty queue.
+const WAIT_SECS: i32 = 2;
+/// Consecutive empty long-poll answers after which the queue counts as empty.
+const EMPTY_ANSWERS: u32 = 2;
 
 /// `robofleet rejects`.
 #[derive(Debug, clap::Args)]
@@ -369,6 +378,76 @@ pub struct RejectsClient {
     kinesis: aws_sdk_kinesis::Client,
     s3: aws_sdk_s3::Client,
     queue_url: String,
+    polling: Polling,
+}
+
+/// How the tool reads and holds the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Polling {
+    /// Visibility timeout of received messages (seconds).
+    pub hold_secs: i32,
+    /// Long-poll wait of each receive (seconds, 1-20).
+    pub wait_secs: i32,
+    /// Consecutive empty answers that mean "empty".
+    pub empty_answers: u32,
+}
+
+impl Default for Polling {
+    fn default() -> Self {
+        Polling {
+            hold_secs: HOLD_SECS,
+            wait_secs: WAIT_SECS,
+            empty_answers: EMPTY_ANSWERS,
+        }
+    }
+}
+
+/// Messages the tool holds invisible: while it lives, a task extends their visibility every
+/// half of the hold, so a replay longer than the visibility timeout does not let them be
+/// received again (and replayed twice by a second operator). Drop it to stop extending.
+pub struct Held {
+    receipts: std::sync::Arc<std::sync::Mutex<BTreeSet<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Held {
+    /// Stops extending `receipt` (deleted or released).
+    pub fn forget(&self, receipt: &str) {
+        if let Ok(mut r) = self.receipts.lock() {
+            r.remove(receipt);
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Sets the visibility timeout of `receipts`, ten to a call.
+async fn set_visibility(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    receipts: &[String],
+    secs: i32,
+) -> Result<(), RejectsError> {
+    for chunk in receipts.chunks(10) {
+        let mut req = sqs.change_message_visibility_batch().queue_url(queue_url);
+        for (i, r) in chunk.iter().enumerate() {
+            let entry = aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(r)
+                .visibility_timeout(secs)
+                .build()
+                .map_err(aws_err("ChangeMessageVisibilityBatch"))?;
+            req = req.entries(entry);
+        }
+        req.send()
+            .await
+            .map_err(aws_err("ChangeMessageVisibilityBatch"))?;
+    }
+    Ok(())
 }
 
 fn aws_err<E: std::error::Error + Send + Sync + 'static>(
@@ -392,6 +471,44 @@ impl RejectsClient {
                     .build(),
             ),
             queue_url: queue_url.into(),
+            polling: Polling::default(),
+        }
+    }
+
+    /// The same clients with other polling settings (tests use short ones).
+    pub fn with_polling(mut self, polling: Polling) -> Self {
+        self.polling = polling;
+        self
+    }
+
+    /// Holds `receipts` invisible until the returned guard is dropped.
+    pub fn hold(&self, receipts: &[String]) -> Held {
+        let held = std::sync::Arc::new(std::sync::Mutex::new(
+            receipts.iter().cloned().collect::<BTreeSet<String>>(),
+        ));
+        let every =
+            std::time::Duration::from_secs_f64(f64::from(self.polling.hold_secs.max(1)) / 2.0);
+        let (sqs, queue_url, hold, receipts) = (
+            self.sqs.clone(),
+            self.queue_url.clone(),
+            self.polling.hold_secs,
+            held.clone(),
+        );
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let now: Vec<String> = receipts
+                    .lock()
+                    .map(|r| r.iter().cloned().collect())
+                    .unwrap_or_default();
+                if let Err(e) = set_visibility(&sqs, &queue_url, &now, hold).await {
+                    tracing::warn!(error = %e, "extending the visibility of held rejects failed");
+                }
+            }
+        });
+        Held {
+            receipts: held,
+            task,
         }
     }
 
@@ -411,26 +528,31 @@ impl RejectsClient {
         &self.queue_url
     }
 
-    /// Receives every message (holding them invisible for a minute). Call [`Self::release`]
-    /// with the ones not deleted.
+    /// Receives every message (holding them invisible for [`Polling::hold_secs`]). Each receive
+    /// long-polls; the queue counts as drained after [`Polling::empty_answers`] empty answers in
+    /// a row, so messages that arrive (or become visible) after one empty answer are still
+    /// taken. Call [`Self::release`] with the ones not deleted.
     pub async fn fetch_all(&self) -> Result<Vec<QueuedReject>, RejectsError> {
         let mut out: Vec<QueuedReject> = Vec::new();
         let mut seen = BTreeSet::new();
-        loop {
+        let mut empty = 0;
+        while empty < self.polling.empty_answers {
             let resp = self
                 .sqs
                 .receive_message()
                 .queue_url(&self.queue_url)
                 .max_number_of_messages(10)
-                .visibility_timeout(HOLD_SECS)
-                .wait_time_seconds(0)
+                .visibility_timeout(self.polling.hold_secs)
+                .wait_time_seconds(self.polling.wait_secs)
                 .send()
                 .await
                 .map_err(aws_err("ReceiveMessage"))?;
             let messages = resp.messages.unwrap_or_default();
             if messages.is_empty() {
-                break;
+                empty += 1;
+                continue;
             }
+            empty = 0;
             for m in messages {
                 let id = m.message_id.unwrap_or_default();
                 if !seen.insert(id.clone()) {
@@ -448,25 +570,7 @@ impl RejectsClient {
 
     /// Makes messages visible again.
     pub async fn release(&self, receipts: &[String]) -> Result<(), RejectsError> {
-        for chunk in receipts.chunks(10) {
-            let mut req = self
-                .sqs
-                .change_message_visibility_batch()
-                .queue_url(&self.queue_url);
-            for (i, r) in chunk.iter().enumerate() {
-                let entry = aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(r)
-                    .visibility_timeout(0)
-                    .build()
-                    .map_err(aws_err("ChangeMessageVisibilityBatch"))?;
-                req = req.entries(entry);
-            }
-            req.send()
-                .await
-                .map_err(aws_err("ChangeMessageVisibilityBatch"))?;
-        }
-        Ok(())
+        set_visibility(&self.sqs, &self.queue_url, receipts, 0).await
     }
 
     /// Deletes messages.
@@ -507,6 +611,8 @@ impl RejectsClient {
             return Err(RejectsError::NoSelection);
         }
         let all = self.fetch_all().await?;
+        let receipts: Vec<String> = all.iter().map(|r| r.receipt_handle.clone()).collect();
+        let held = self.hold(&receipts);
         let plan = plan_replay(&all, selection);
         let mut outcomes = Vec::with_capacity(plan.len());
         let mut handled: BTreeSet<String> = BTreeSet::new();
@@ -532,6 +638,7 @@ impl RejectsClient {
                     outcome.records_put = seqs.len();
                     outcome.new_sequence_numbers = seqs;
                     if delete && !dry_run {
+                        p.receipts.iter().for_each(|r| held.forget(r));
                         outcome.deleted = self.delete(&p.receipts).await?;
                         handled.extend(p.receipts.iter().cloned());
                     }
@@ -540,6 +647,7 @@ impl RejectsClient {
             }
             outcomes.push(outcome);
         }
+        drop(held);
         let rest: Vec<String> = all
             .iter()
             .map(|r| r.receipt_handle.clone())
