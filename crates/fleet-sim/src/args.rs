@@ -66,10 +66,15 @@ pub struct SimArgs {
     /// Christmas morning traffic relative to a normal morning.
     #[arg(long, default_value_t = 20.0)]
     pub christmas_factor: f64,
-    /// CONNECTs per second for the whole fleet (each shard takes its share). IoT Core limits
-    /// CONNECTs per second per account.
-    #[arg(long, default_value_t = 100.0)]
-    pub connect_rate: f64,
+    /// CONNECTs per second for the whole fleet (each shard takes its share); default: against
+    /// IoT Core the account's CONNECT quota of the endpoint's region (500/s in us-east-1,
+    /// us-west-2 and eu-west-1, 100/s elsewhere), else 100/s. Above the quota is refused.
+    #[arg(long)]
+    pub connect_rate: Option<f64>,
+    /// The account's raised CONNECT quota per second (Service Quotas), when it is not the
+    /// region's default.
+    #[arg(long)]
+    pub connect_quota: Option<f64>,
     /// Percentage of publishes sent twice (a QoS 0 resend).
     #[arg(long, default_value_t = 0.0)]
     pub duplicates: f64,
@@ -422,8 +427,11 @@ impl SimArgs {
                 "is a fraction between 0 and 1",
             ));
         }
-        if self.connect_rate <= 0.0 {
+        if self.connect_rate.is_some_and(|r| r <= 0.0) {
             return Err(SimError::arg("--connect-rate", "must be above 0"));
+        }
+        if self.connect_quota.is_some_and(|r| r <= 0.0) {
+            return Err(SimError::arg("--connect-quota", "must be above 0"));
         }
         if self.mode == Mode::Steady && self.rate <= 0.0 {
             return Err(SimError::arg("--rate", "must be above 0 in steady mode"));

@@ -34,8 +34,12 @@ pub struct RobotLedger {
     pub missions: BTreeMap<String, ExpectedMission>,
     /// Valid mission report publishes flushed (every rev, duplicates and reorders included).
     pub mission_reports: u64,
-    /// Shadow update publishes flushed (duplicates included).
+    /// Shadow update publishes flushed (duplicates and command acknowledgements included).
     pub shadow_updates: u64,
+    /// Shadow get requests flushed (one after each connect).
+    pub shadow_gets: u64,
+    /// This robot's publishes by second of the run (its busiest second).
+    pub publishes: crate::quota::PeakRate,
     /// Injected duplicate publishes (mission reports and shadow updates).
     pub duplicates: u64,
     /// Injected late resends of an older rev.

@@ -29,6 +29,7 @@ pub mod faults;
 pub mod ledger;
 pub mod mqtt;
 pub mod payload;
+pub mod quota;
 pub mod report;
 pub mod robot;
 pub mod shape;
@@ -111,7 +112,29 @@ pub async fn run(
     args.validate()?;
     let today = time::OffsetDateTime::now_utc().date();
     let plan = shape::plan(&args, today)?;
-    let shard_rate = args.connect_rate / args.shard.count as f64;
+    // Against IoT Core: the account's CONNECT quota of the endpoint's region, one CONNECT a
+    // second per client id, 100 publishes a second per connection.
+    let iot_region = targets.mqtt.is_aws().then(|| {
+        quota::region_of_endpoint(&targets.mqtt.host)
+            .map(str::to_string)
+            .or_else(|| targets.aws.region.clone())
+            .unwrap_or_else(|| "us-east-1".into())
+    });
+    let fleet_rate =
+        quota::connect_rate(args.connect_rate, iot_region.as_deref(), args.connect_quota)?;
+    if iot_region.is_some() && args.mode == Mode::Steady {
+        let per_robot = args.rate / args.robots.max(1) as f64 * (1.0 + args.duplicates / 100.0);
+        if per_robot > quota::PUBLISHES_PER_CONNECTION_PER_S {
+            return Err(SimError::arg(
+                "--rate",
+                format!(
+                    "{per_robot:.0} publishes/s per robot is above IoT Core's {} per connection; use more robots or a lower rate",
+                    quota::PUBLISHES_PER_CONNECTION_PER_S
+                ),
+            ));
+        }
+    }
+    let shard_rate = fleet_rate / args.shard.count as f64;
     let share = plan.mission_reports() as f64 / plan.publishes().max(1) as f64;
     let fault_extra =
         args.duplicates / 100.0 + (args.malformed + args.reorders / 2.0) / 100.0 * share;
@@ -149,6 +172,13 @@ pub async fn run(
         });
     }
 
+    // One socket per robot: say how many fit before connecting any.
+    let open_files = mqtt::check_open_files(report.robots)?;
+    progress.say(&format!(
+        "      open files: limit {open_files}, room for {} robots ({} in this shard)",
+        mqtt::robots_that_fit(open_files),
+        report.robots
+    ));
     let sessions = SessionFactory::new(targets.mqtt.clone())?;
     // Fail fast on missing certificates rather than after the first thousand connects.
     if let Some(first) = plan.robots.first() {
@@ -269,6 +299,10 @@ pub async fn run(
     ctrl_c.abort();
     let _ = done_tx.send(true);
     let _ = progress_handle.await;
+    // The live line's counter is the summary's: one count of what was flushed.
+    let flushed = shared.live.published.load(Ordering::Relaxed);
+    report.connections.peak_connects_per_s = shared.limiter.admitted.peak();
+    report.connections.connect_limit_per_s = shard_rate;
     drop(shared);
 
     // What was handed over.
@@ -278,6 +312,7 @@ pub async fn run(
         p.missions += l.expected_missions() as u64;
         p.mission_reports += l.mission_reports;
         p.shadow_updates += l.shadow_updates;
+        p.shadow_gets += l.shadow_gets;
         p.duplicates += l.duplicates;
         p.reorders += l.reorders;
         p.malformed += l.malformed_total();
@@ -298,8 +333,18 @@ pub async fn run(
         }
     }
     p.malformed_by_kind = by_kind;
+    p.peak_publishes_per_connection_per_s = ledgers
+        .iter()
+        .map(|l| l.publishes.peak())
+        .max()
+        .unwrap_or(0);
     p.commands = commands_sent;
-    p.total = p.mission_reports + p.shadow_updates + p.malformed;
+    p.total = flushed;
+    debug_assert_eq!(
+        p.total,
+        p.mission_reports + p.shadow_updates + p.malformed + p.shadow_gets,
+        "every flushed publish is of one kind"
+    );
     let window_s = traffic_done
         .saturating_duration_since(clock.real_start.min(traffic_started))
         .as_secs_f64()

@@ -166,20 +166,40 @@ impl SessionFactory {
     }
 }
 
-/// Spaces CONNECTs evenly at `rate` per second across every robot of this process.
+/// Spaces CONNECTs evenly at `rate` per second across every robot of this process, and a
+/// client id's CONNECTs at least a second apart (IoT Core's per-client-id quota).
 #[derive(Debug)]
 pub struct ConnectLimiter {
     interval: Duration,
     next: Mutex<Instant>,
+    start: Instant,
+    /// CONNECTs admitted, by second of the run.
+    pub admitted: crate::quota::PeakRate,
 }
 
 impl ConnectLimiter {
     /// A limiter admitting `rate` CONNECTs per second.
     pub fn new(rate: f64) -> Self {
+        let now = Instant::now();
         ConnectLimiter {
             interval: Duration::from_secs_f64(1.0 / rate.max(0.001)),
-            next: Mutex::new(Instant::now()),
+            next: Mutex::new(now),
+            start: now,
+            admitted: crate::quota::PeakRate::default(),
         }
+    }
+
+    /// Waits for a CONNECT slot of a client whose last CONNECT was at `last` (none yet: `None`),
+    /// then records this one there.
+    pub async fn acquire_for(&self, last: &mut Option<Instant>) {
+        if let Some(t) = *last {
+            tokio::time::sleep_until(
+                t + Duration::from_secs_f64(1.0 / crate::quota::CONNECTS_PER_CLIENT_PER_S),
+            )
+            .await;
+        }
+        self.acquire().await;
+        *last = Some(Instant::now());
     }
 
     /// Waits for this caller's slot.
@@ -192,6 +212,8 @@ impl ConnectLimiter {
             slot
         };
         tokio::time::sleep_until(slot).await;
+        self.admitted
+            .count(slot.saturating_duration_since(self.start).as_secs_f64());
     }
 }
 
@@ -241,6 +263,47 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.driver.abort();
     }
+}
+
+/// File descriptors the process keeps for itself beyond one socket per robot: the runtime,
+/// the verifier's and the app side's connections, logs.
+pub const FD_RESERVE: u64 = 128;
+
+/// How many robots fit under an open-file limit: one socket each, beyond [`FD_RESERVE`].
+pub fn robots_that_fit(open_files: u64) -> u64 {
+    open_files.saturating_sub(FD_RESERVE)
+}
+
+/// Checks, before any robot connects, that `robots` sessions fit in the process's open-file
+/// limit, raising the soft limit toward the hard one first when needed (as `ulimit -n` would).
+/// Returns the limit in force.
+pub fn check_open_files(robots: u64) -> Result<u64, SimError> {
+    let need = robots + FD_RESERVE;
+    let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map_err(|e| SimError::arg("--robots", format!("reading the open-file limit: {e}")))?;
+    let soft = if soft < need {
+        rlimit::increase_nofile_limit(need).unwrap_or(soft)
+    } else {
+        soft
+    };
+    open_files_fit(robots, soft, hard)?;
+    Ok(soft)
+}
+
+/// [`check_open_files`]'s rule: `robots` fit under the soft limit `soft` (hard limit `hard`).
+pub fn open_files_fit(robots: u64, soft: u64, hard: u64) -> Result<(), SimError> {
+    let fit = robots_that_fit(soft);
+    if robots > fit {
+        return Err(SimError::arg(
+            "--robots",
+            format!(
+                "{robots} robots need about {} open files (one socket each, {FD_RESERVE} for the process), but the limit is {soft} (hard limit {hard}): {fit} robots fit. Raise it (`ulimit -n {}`; above the hard limit, as root or in /etc/security/limits.conf), run fewer robots, or split the fleet with --shard",
+                robots + FD_RESERVE,
+                robots + FD_RESERVE
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -311,6 +374,53 @@ mod tests {
                 .contains("no certificate")
         );
         assert!(root_store(&dir.path().join("absent.pem")).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limiter_keeps_the_account_rate_and_a_second_between_a_clients_connects() {
+        let limiter = std::sync::Arc::new(ConnectLimiter::new(100.0));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let l = limiter.clone();
+            tasks.push(tokio::spawn(async move {
+                // Each client connects three times (two reconnects).
+                let mut last = None;
+                let mut at = Vec::new();
+                for _ in 0..3 {
+                    l.acquire_for(&mut last).await;
+                    at.push(Instant::now());
+                }
+                at
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            let at = t.await.unwrap();
+            for w in at.windows(2) {
+                assert!(
+                    w[1] - w[0] >= Duration::from_secs(1),
+                    "a client id reconnected within a second"
+                );
+            }
+            all.extend(at);
+        }
+        all.sort();
+        // No 1 s window holds more than the account's 100.
+        for (i, t) in all.iter().enumerate() {
+            let within = all[i..]
+                .iter()
+                .take_while(|u| **u - *t < Duration::from_secs(1))
+                .count();
+            assert!(within <= 100, "{within} connects within a second");
+        }
+        assert!(limiter.admitted.peak() <= 100);
+        assert_eq!(all.len(), 150);
+        assert!(
+            start.elapsed() >= Duration::from_millis(1_490),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[tokio::test]

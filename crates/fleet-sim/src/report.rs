@@ -15,6 +15,8 @@ pub struct Published {
     pub mission_reports: u64,
     /// Shadow update publishes by the robots.
     pub shadow_updates: u64,
+    /// Shadow get requests by the robots (one after each connect).
+    pub shadow_gets: u64,
     /// Injected duplicates.
     pub duplicates: u64,
     /// Injected late resends of an older rev.
@@ -33,7 +35,10 @@ pub struct Published {
     pub unexpected_disconnects: u64,
     /// Publishes that never reached the socket.
     pub unflushed: u64,
-    /// All publishes flushed.
+    /// The most publishes one connection flushed in one second (IoT Core allows 100).
+    pub peak_publishes_per_connection_per_s: u64,
+    /// Every publish flushed to the broker: the live progress line's counter, read at the end
+    /// (mission reports, shadow updates, malformed reports and shadow gets add up to it).
     pub total: u64,
 }
 
@@ -89,6 +94,10 @@ pub struct Connections {
     pub connect_errors: u64,
     /// The last connection error seen.
     pub last_error: Option<String>,
+    /// The most CONNECTs in one second of the run.
+    pub peak_connects_per_s: u64,
+    /// The CONNECT rate the run kept to (this shard's share of the fleet's).
+    pub connect_limit_per_s: f64,
 }
 
 /// The report of one run (one shard).
@@ -208,8 +217,21 @@ impl SimReport {
             self.connections.connect_errors
         ));
         s.push_str(&format!(
-            "  published   {} messages ({:.1}/s): {} missions in {} reports, {} shadow updates\n",
-            p.total, self.rate.published_per_s, p.missions, p.mission_reports, p.shadow_updates
+            "  quotas      CONNECT peak {}/s (kept to {:.0}/s; 1/s per client id); publishes peak {}/s per connection (IoT Core: {:.0})\n",
+            self.connections.peak_connects_per_s,
+            self.connections.connect_limit_per_s,
+            p.peak_publishes_per_connection_per_s,
+            crate::quota::PUBLISHES_PER_CONNECTION_PER_S
+        ));
+        s.push_str(&format!(
+            "  published   {} messages ({:.1}/s): {} missions in {} reports, {} shadow updates, {} shadow gets, {} malformed\n",
+            p.total,
+            self.rate.published_per_s,
+            p.missions,
+            p.mission_reports,
+            p.shadow_updates,
+            p.shadow_gets,
+            p.malformed
         ));
         s.push_str(&format!(
             "  injected    {} duplicates, {} reorders, {} malformed, {} disconnects, {} commands ({} handled)\n",

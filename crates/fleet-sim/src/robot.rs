@@ -167,6 +167,8 @@ struct Robot {
     shadow_counter: u64,
     disconnect_at: Option<Instant>,
     seen_commands: Vec<String>,
+    /// When this robot (client id) last sent CONNECT: IoT Core takes one a second per client id.
+    last_connect: Option<tokio::time::Instant>,
     /// Settings and firmware channels set by commands, in order.
     settings: Vec<Value>,
 }
@@ -208,6 +210,7 @@ pub async fn run_robot(plan: RobotPlan, id: String, shared: Arc<Shared>) -> Robo
         shadow_counter: 0,
         disconnect_at,
         seen_commands: Vec::new(),
+        last_connect: None,
         settings: Vec::new(),
         shared,
     };
@@ -227,7 +230,10 @@ impl Robot {
             if *self.shared.stop.borrow() {
                 return None;
             }
-            self.shared.limiter.acquire().await;
+            self.shared
+                .limiter
+                .acquire_for(&mut self.last_connect)
+                .await;
             match self.try_connect().await {
                 Ok(s) => {
                     self.ledger.connects += 1;
@@ -452,6 +458,9 @@ impl Robot {
 
     fn flushed(&mut self, t: Tracked) {
         self.shared.live.published.fetch_add(1, Ordering::Relaxed);
+        self.ledger
+            .publishes
+            .count(self.shared.clock.real_start.elapsed().as_secs_f64());
         match t {
             Tracked::Report {
                 mission_id,
@@ -489,7 +498,7 @@ impl Robot {
             Tracked::Malformed(kind) => {
                 *self.ledger.malformed.entry(kind).or_default() += 1;
             }
-            Tracked::Get => {}
+            Tracked::Get => self.ledger.shadow_gets += 1,
         }
     }
 

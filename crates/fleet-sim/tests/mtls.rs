@@ -112,6 +112,7 @@ async fn robots_connect_with_their_certificates_and_strangers_are_refused() {
         broker.port,
         &[
             "$aws/things/+/shadow/update",
+            "$aws/things/+/shadow/get",
             "$aws/rules/mission_reports/robots/+/missions",
         ],
     )

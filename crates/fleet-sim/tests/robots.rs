@@ -116,7 +116,16 @@ async fn steady_fleet_with_faults_hands_the_broker_exactly_what_it_reports() {
     assert_eq!(missions.len() as u64, p.missions);
     assert_eq!(shadow_updates, p.shadow_updates);
     assert_eq!(malformed, p.malformed_by_kind);
-    assert_eq!(p.total, reports + shadow_updates + p.malformed);
+    // One counter: the live line's final value is the summary's total, and it is every kind.
+    assert_eq!(
+        p.total,
+        reports + shadow_updates + p.malformed + p.shadow_gets,
+        "{p:?}"
+    );
+    assert!(
+        p.shadow_gets >= 4,
+        "one get after each robot's connect: {p:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Simulate a fleet over real MQTT sessions, inject faults, verify everything arrived once.
-    Sim(fleet_sim::SimArgs),
+    Sim(Box<fleet_sim::SimArgs>),
     /// Run the whole pipeline on this machine from template.yaml (stand-ins, broker, rules,
     /// shadows, event source mappings, schedules), with a workload and live progress.
     Dev(fleet_local::run::DevArgs),
@@ -83,7 +83,7 @@ struct RejectsCli {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Sim(args) => sim(args),
+        Command::Sim(args) => sim(*args),
         Command::Dev(args) => {
             init_logs();
             let summary = runtime()?.block_on(fleet_local::run::run(args))?;
