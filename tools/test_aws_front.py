@@ -429,6 +429,21 @@ class Authorization(unittest.TestCase):
         self.assertEqual(status, 403)
         self.assertIn(b"<Code>AccessDenied</Code>", data)
 
+    def test_cloudformation_stack_records_are_authorized_per_stack(self) -> None:
+        stack = uniq("stk")
+        template = '{"Resources": {"P": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}, "Outputs": {"A": {"Value": "x"}}}'
+        client("cloudformation", DEV).create_stack(StackName=stack, TemplateBody=template)
+        reader = role(uniq("status"), {"Effect": "Allow", "Action": "cloudformation:DescribeStacks",
+                                       "Resource": arn("cloudformation", f"stack/{stack}/*")})
+        out = client("cloudformation", reader).describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
+        self.assertEqual(out, [{"OutputKey": "A", "OutputValue": "x"}])
+        with self.assertRaises(ClientError) as ctx:
+            client("cloudformation", reader).describe_stacks(StackName=uniq("other"))
+        self.assertEqual(code_of(ctx), "AccessDenied")
+        with self.assertRaises(ClientError) as ctx:
+            client("cloudformation", reader).delete_stack(StackName=stack)
+        self.assertEqual(code_of(ctx), "AccessDenied")
+
     def test_iam_and_cloudwatch(self) -> None:
         creds = role(uniq("metrics"), {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*", "Condition": {"StringEquals": {"cloudwatch:namespace": "Robofleet"}}})
         cw = client("cloudwatch", creds)

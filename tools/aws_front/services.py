@@ -936,6 +936,34 @@ def sts(req: Req, target: str | None) -> Call:
 
 
 # ------------------------------------------------------------------------------------------
+# CloudFormation (query protocol): the stack records `robofleet dev` registers for
+# `robofleet status --stack`, and reading them
+# ------------------------------------------------------------------------------------------
+
+_CFN_STACK_OPS = {"CreateStack", "UpdateStack", "DeleteStack", "DescribeStacks", "DescribeStackResources", "ListStackResources"}
+
+
+def cloudformation(req: Req) -> Call:
+    params = req.form()
+    op = params.get("Action", "")
+    call = Call("cloudformation", op, E.CLOUDFORMATION)
+    if op in _CFN_STACK_OPS:
+        name = params.get("StackName")
+        if name is None and op == "DescribeStacks":
+            resource = "*"
+        else:
+            name = _str(name, "stackName")
+            # A stack ARN names itself; a name is the stack of that name (any id).
+            resource = name if name.startswith("arn:") else req.arn("cloudformation", f"stack/{name}/*")
+        call.needs.append(Need(f"cloudformation:{op}", resource))
+        return call
+    if op == "ListStacks":
+        call.needs.append(Need("cloudformation:ListStacks", "*"))
+        return call
+    raise unsupported("cloudformation", op or "(no Action)")
+
+
+# ------------------------------------------------------------------------------------------
 # CloudWatch (service "monitoring": query, awsJson1.0 with GraniteServiceVersion20100801.<Op>, or
 # Smithy RPC v2 CBOR, POST /service/GraniteServiceVersion20100801/operation/<Op>, rpcv2cbor.py)
 # ------------------------------------------------------------------------------------------
@@ -1014,7 +1042,7 @@ def monitoring_cbor(req: Req) -> Call:
 # Dispatch
 # ------------------------------------------------------------------------------------------
 
-NOT_COVERED = ("logs", "events", "scheduler", "states", "codedeploy", "cloudformation")
+NOT_COVERED = ("logs", "events", "scheduler", "states", "codedeploy")
 
 
 def describe(req: Req, esm_function_arn: Callable[[str], str | None]) -> Call:
@@ -1051,6 +1079,8 @@ def describe(req: Req, esm_function_arn: Callable[[str], str | None]) -> Call:
         return iam(req)
     if svc == "sts":
         return sts(req, target)
+    if svc == "cloudformation":
+        return cloudformation(req)
     if svc == "monitoring":
         if C.is_cbor(req.headers, req.raw_path):
             return monitoring_cbor(req)

@@ -720,6 +720,9 @@ async fn bring_up(
     stack.schedules = scheduler.status();
     stack.scheduler = Some(scheduler.spawn(shutdown_rx.clone()));
 
+    // The stack's outputs, where `robofleet status --stack` reads them (CloudFormation).
+    provision::register_stack_outputs(&sdk, &tpl).await?;
+
     // Ready when the MQTT subscribers are.
     let ready = Duration::from_secs(20);
     let not_ready = |component| DevError::NotReady {

@@ -627,6 +627,70 @@ pub async fn provision_opensearch(
     })
 }
 
+/// Registers the stack's outputs as a CloudFormation stack record in moto (a placeholder
+/// resource and the evaluated `Outputs`), so `robofleet status --stack` reads the local stack
+/// the way it reads a deployed one. An output only the cloud knows (a domain endpoint) is left
+/// out. Registering again replaces the record.
+pub async fn register_stack_outputs(
+    sdk: &aws_config::SdkConfig,
+    stack: &fleet_template::Stack,
+) -> Result<usize, ProvisionError> {
+    let mut outputs = serde_json::Map::new();
+    for (name, value) in stack.outputs() {
+        if value.to_string().contains(fleet_template::DEFERRED_KEY) {
+            continue;
+        }
+        let text = value
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| value.to_string());
+        outputs.insert(name.clone(), serde_json::json!({ "Value": text }));
+    }
+    let count = outputs.len();
+    let template = serde_json::json!({
+        "Description": "robofleet dev: the local stack's outputs, for robofleet status",
+        "Resources": { "LocalStack": { "Type": "AWS::CloudFormation::WaitConditionHandle" } },
+        "Outputs": outputs,
+    })
+    .to_string();
+    let cfn = aws_sdk_cloudformation::Client::new(sdk);
+    let name = stack.stack_name();
+    let err = |e: String| ProvisionError::Aws {
+        kind: "cloudformation stack record",
+        name: name.to_string(),
+        source: e.into(),
+    };
+    let exists = cfn
+        .describe_stacks()
+        .stack_name(name)
+        .send()
+        .await
+        .is_ok_and(|d| !d.stacks().is_empty());
+    if exists {
+        if let Err(e) = cfn
+            .update_stack()
+            .stack_name(name)
+            .template_body(&template)
+            .send()
+            .await
+        {
+            // The same outputs as last time: CloudFormation says there is nothing to update.
+            let why = fleet_aws::error::describe(&e);
+            if !why.contains("No updates are to be performed") {
+                return Err(err(why));
+            }
+        }
+    } else {
+        cfn.create_stack()
+            .stack_name(name)
+            .template_body(&template)
+            .send()
+            .await
+            .map_err(|e| err(fleet_aws::error::describe(&e)))?;
+    }
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -100,3 +100,22 @@ pub enum JobError {
     #[error(transparent)]
     Credentials(#[from] fleet_aws::config::CredentialsError),
 }
+
+/// `robofleet status` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// No stack named, and no dev report naming one.
+    #[error("no stack: pass --stack NAME, or run `robofleet dev` first")]
+    NoStackName,
+    /// The stack is not there (or the credentials may not read it).
+    #[error(
+        "stack {stack} cannot be read from CloudFormation: {message}; check the name, the region and your credentials"
+    )]
+    NoStack { stack: String, message: String },
+    /// A part could not be read.
+    #[error("{what} failed: {message}")]
+    Aws { what: &'static str, message: String },
+    /// No credentials.
+    #[error(transparent)]
+    Credentials(#[from] fleet_aws::config::CredentialsError),
+}

@@ -16,6 +16,7 @@ pub mod error;
 pub mod jobs;
 pub mod plan;
 pub mod rejects;
+pub mod status;
 
 pub use error::{BreakerError, RejectsError, ReplayError};
 

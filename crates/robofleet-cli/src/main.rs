@@ -33,6 +33,20 @@ enum Command {
     Plan(fleet_ops::plan::PlanArgs),
     /// Fleet jobs: run one on the local stack, or see, pause, resume and cancel one.
     Job(JobCli),
+    /// One view of a stack from its outputs: streams, queues, mappings, breakers, failed
+    /// batches, alarms, versions; exits 1 when something needs attention.
+    Status(StatusCli),
+}
+
+/// `robofleet status`: the tool's flags, and the dev report that names the local stack.
+#[derive(clap::Args)]
+struct StatusCli {
+    #[command(flatten)]
+    args: fleet_ops::status::StatusArgs,
+    /// The `robofleet dev` report to take the stack, endpoint and region from when `--stack` is
+    /// not given (or names the local stack).
+    #[arg(long, default_value = fleet_local::report::DEFAULT_REPORT)]
+    report: PathBuf,
 }
 
 /// `robofleet job`: `run` on the local stack; `status|pause|resume|cancel` wherever the jobs
@@ -107,6 +121,20 @@ fn main() -> anyhow::Result<()> {
         Command::Job(cli) => {
             init_logs();
             job(cli)
+        }
+        Command::Status(cli) => {
+            init_logs();
+            let mut args = cli.args;
+            if let Ok(report) = fleet_local::report::DevReport::read(&cli.report)
+                && args.stack.as_deref().is_none_or(|s| s == report.stack_name)
+            {
+                args.stack.get_or_insert(report.stack_name.clone());
+                fill_endpoint_and_region(&mut args.aws_endpoint, &mut args.aws.region, &report);
+            }
+            if !runtime()?.block_on(fleet_ops::status::run(args))? {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Plan(args) => {
             if args.print_input {
