@@ -808,3 +808,57 @@ fn a_machine_outside_the_runners_subset_is_refused_by_name() {
     assert!(err.contains("JobLoopStateMachine"), "{err}");
     assert!(err.contains("state type Parallel"), "{err}");
 }
+
+#[test]
+fn every_resource_names_its_part_and_the_application_and_dashboard_show_the_parts() {
+    let stack = stack();
+    let parts = [
+        "shared", "ingest", "missions", "index", "failures", "breaker", "capacity", "jobs",
+    ];
+    // Types without tags (aliases, policies of other resources, subscriptions, associations,
+    // the dashboard).
+    let untaggable = [
+        "AWS::KMS::Alias",
+        "AWS::Logs::ResourcePolicy",
+        "AWS::S3::BucketPolicy",
+        "AWS::SNS::Subscription",
+        "AWS::ServiceCatalogAppRegistry::ResourceAssociation",
+        "AWS::CloudWatch::Dashboard",
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for r in stack.resources() {
+        if untaggable.contains(&r.type_.as_str()) {
+            continue;
+        }
+        let tags = &r.properties["Tags"];
+        let part = match tags {
+            serde_json::Value::Object(m) => m.get("robofleet:part").and_then(|v| v.as_str()),
+            serde_json::Value::Array(list) => list
+                .iter()
+                .find(|t| t["Key"] == "robofleet:part")
+                .and_then(|t| t["Value"].as_str()),
+            _ => None,
+        };
+        let part = part.unwrap_or_else(|| panic!("{} has no robofleet:part tag", r.logical_id));
+        assert!(
+            parts.contains(&part),
+            "{}: unknown part {part}",
+            r.logical_id
+        );
+        seen.insert(part);
+    }
+    assert_eq!(
+        seen.len(),
+        parts.len(),
+        "every part has resources: {seen:?}"
+    );
+    let assoc = stack.resource("ApplicationStackAssociation").unwrap();
+    assert_eq!(assoc.properties["ResourceType"], "CFN_STACK");
+    let body = stack.resource("Dashboard").unwrap().properties["DashboardBody"].to_string();
+    for part in &parts[1..] {
+        assert!(
+            body.contains(&format!("**{part}**")),
+            "the dashboard links the {part} part"
+        );
+    }
+}

@@ -2,13 +2,16 @@
 //! person on call. Against an account it reads the deployed stack; against the local stack the
 //! stack record `robofleet dev` registers in moto's CloudFormation, the same way.
 //!
-//! It shows, by part of the data flow (docs/operations.md names the same parts):
-//! - **ingest**: the streams (mode, open shards or warm throughput, iterator age), and the
-//!   rejects and rule-error queues' depths;
-//! - **consumers**: each consumer's mappings (state, last result) and its live version;
-//! - **breakers**: each downstream's circuit breaker;
-//! - **failures**: the failed-batches bucket's object count, and the alarms in ALARM;
-//! - **jobs, capacity**: the job worker's and the stream-scaler's live versions.
+//! It shows, by part of the data flow (the template's `robofleet:part` tag, the dashboard and
+//! docs/operations.md name the same parts):
+//! - **ingest**: the streams (mode, open shards or warm throughput, iterator age) and the
+//!   rule-errors queue's depth;
+//! - **missions**, **index**: each consumer's mappings (state, last result);
+//! - **breaker**: each downstream's circuit breaker;
+//! - **failures**: the rejects queue's depth, the failed-batches bucket's object count, the
+//!   alarms in ALARM;
+//! - every part's function and the version its `live` alias points at (missions, index,
+//!   breaker, capacity, jobs).
 //!
 //! It exits non-zero when something needs attention: a mapping not enabled, a breaker not
 //! closed, a queue with messages, failed batches kept, an alarm in ALARM, an iterator age above
@@ -114,11 +117,11 @@ impl StackStatus {
                 s.name, s.mode, capacity
             ));
         }
-        out.push_str("ingest: queues\n");
+        out.push_str("ingest, failures: queues\n");
         for (q, depth) in &self.queues {
             out.push_str(&format!("  {q:<40} {depth} messages\n"));
         }
-        out.push_str("consumers: mappings\n");
+        out.push_str("missions, index: mappings\n");
         for m in &self.mappings {
             out.push_str(&format!(
                 "  {:<40} {:<10} {}\n",
@@ -127,7 +130,7 @@ impl StackStatus {
                 m.last_result.as_deref().unwrap_or("-")
             ));
         }
-        out.push_str("breakers\n");
+        out.push_str("breaker\n");
         for b in &self.breakers {
             out.push_str(&format!(
                 "  {:<40} {:<10} {}\n",
@@ -147,7 +150,7 @@ impl StackStatus {
                 self.alarms_in_alarm.join(", ")
             }
         ));
-        out.push_str("functions (live version)\n");
+        out.push_str("functions by part (live version)\n");
         for f in &self.functions {
             out.push_str(&format!(
                 "  {:<10} {:<40} {}\n",
@@ -170,9 +173,9 @@ impl StackStatus {
 
 /// The part of the data flow each function output belongs to (docs/operations.md).
 const FUNCTIONS: &[(&str, &str)] = &[
-    ("MissionIngestFunctionName", "consumers"),
-    ("ShadowIndexerFunctionName", "consumers"),
-    ("BreakerProbeFunctionName", "breakers"),
+    ("MissionIngestFunctionName", "missions"),
+    ("ShadowIndexerFunctionName", "index"),
+    ("BreakerProbeFunctionName", "breaker"),
     ("StreamScalerFunctionName", "capacity"),
     ("JobWorkerFunctionName", "jobs"),
 ];
