@@ -29,6 +29,7 @@ pub mod faults;
 pub mod ledger;
 pub mod mqtt;
 pub mod payload;
+pub mod provision;
 pub mod quota;
 pub mod report;
 pub mod robot;

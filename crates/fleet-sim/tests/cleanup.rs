@@ -151,3 +151,75 @@ async fn commands_reach_the_shadows_through_the_data_plane() {
         }
     }
 }
+
+#[tokio::test]
+async fn provision_makes_things_certificates_and_files_and_cleanup_removes_them() {
+    let sdk = fleet_testkit::sdk_config().await;
+    let iot = aws_sdk_iot::Client::new(&sdk);
+    let prefix = fleet_testkit::unique_name("rbprov");
+    let policy = fleet_testkit::unique_name("robot-policy");
+    iot.create_policy()
+        .policy_name(&policy)
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = fleet_sim::provision::ProvisionArgs {
+        count: 3,
+        prefix: prefix.clone(),
+        policy: policy.clone(),
+        certs_dir: dir.path().to_path_buf(),
+        tps: 50.0,
+        concurrency: 2,
+        aws_endpoint: None,
+    };
+    let report = fleet_sim::provision::provision(&iot, &args).await.unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!((report.things_created, report.certificates_created), (3, 3));
+    for k in 0..3 {
+        let thing = fleet_sim::provision::thing_name(&prefix, k);
+        let cert = std::fs::read_to_string(dir.path().join(format!("{thing}.cert.pem"))).unwrap();
+        assert!(cert.contains("BEGIN CERTIFICATE"), "{thing}");
+        let key = dir.path().join(format!("{thing}.private.key"));
+        assert!(
+            std::fs::read_to_string(&key)
+                .unwrap()
+                .contains("PRIVATE KEY")
+        );
+        let principals = iot
+            .list_thing_principals()
+            .thing_name(&thing)
+            .send()
+            .await
+            .unwrap();
+        let principal = principals.principals()[0].clone();
+        let attached = iot
+            .list_attached_policies()
+            .target(&principal)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(attached.policies()[0].policy_name(), Some(policy.as_str()));
+    }
+    // Run again: nothing new.
+    let again = fleet_sim::provision::provision(&iot, &args).await.unwrap();
+    assert_eq!((again.things_created, again.skipped), (0, 3));
+    // A policy that does not exist is named before anything is made.
+    let wrong = fleet_sim::provision::ProvisionArgs {
+        policy: "no-such-policy".into(),
+        ..args.clone()
+    };
+    let e = fleet_sim::provision::provision(&iot, &wrong)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("RobotPolicyName"), "{e}");
+
+    let removed = fleet_sim::cleanup::delete_things(&iot, &prefix)
+        .await
+        .unwrap();
+    assert_eq!(
+        (removed.things_deleted, removed.certificates_deleted),
+        (3, 3)
+    );
+}

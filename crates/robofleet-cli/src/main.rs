@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Simulate a fleet over real MQTT sessions, inject faults, verify everything arrived once.
-    Sim(Box<fleet_sim::SimArgs>),
+    Sim(Box<SimCli>),
     /// Run the whole pipeline on this machine from template.yaml (stand-ins, broker, rules,
     /// shadows, event source mappings, schedules), with a workload and live progress.
     Dev(fleet_local::run::DevArgs),
@@ -71,6 +71,32 @@ enum JobCommand {
     Ops(fleet_ops::jobs::JobOps),
 }
 
+/// `robofleet sim`: a run (the flags), or the test robots' life cycle on IoT Core.
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct SimCli {
+    #[command(subcommand)]
+    action: Option<SimAction>,
+    #[command(flatten)]
+    run: fleet_sim::SimArgs,
+}
+
+#[derive(Subcommand)]
+enum SimAction {
+    /// Make test robots on AWS IoT: a thing, an active certificate with the stack's robot
+    /// policy, and the certificate and key files, per robot, within the control-plane rates.
+    Provision(fleet_sim::provision::ProvisionArgs),
+    /// Delete the things named `<prefix>-*` and the certificates only they use.
+    Cleanup {
+        /// Thing name prefix.
+        #[arg(long, default_value = "rb")]
+        prefix: String,
+        /// Endpoint URL of the IoT control plane (the local stack's AWS front); unset: AWS.
+        #[arg(long, env = "AWS_ENDPOINT_URL")]
+        aws_endpoint: Option<String>,
+    },
+}
+
 /// `robofleet breaker`: the tool's own flags, and the dev report that names the local stack's
 /// breaker table, stack and endpoint when no flag does.
 #[derive(clap::Args)]
@@ -97,7 +123,10 @@ struct RejectsCli {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Sim(args) => sim(*args),
+        Command::Sim(cli) => match cli.action {
+            None => sim(cli.run),
+            Some(action) => sim_robots(action, &cli.run.target.aws),
+        },
         Command::Dev(args) => {
             init_logs();
             let summary = runtime()?.block_on(fleet_local::run::run(args))?;
@@ -272,6 +301,39 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
+/// `robofleet sim provision|cleanup`: exits 1 when some robot could not be made or removed.
+fn sim_robots(action: SimAction, aws: &fleet_aws::config::AwsAccess) -> anyhow::Result<()> {
+    init_logs();
+    let rt = runtime()?;
+    let endpoint = match &action {
+        SimAction::Provision(a) => a.aws_endpoint.clone(),
+        SimAction::Cleanup { aws_endpoint, .. } => aws_endpoint.clone(),
+    };
+    let sdk = rt.block_on(aws.sdk_config(endpoint.as_deref()))?;
+    let iot = aws_sdk_iot::Client::new(&sdk);
+    let (text, failed) = match action {
+        SimAction::Provision(args) => {
+            eprintln!(
+                "provisioning {} robots at {}/s per API: about {} s",
+                args.count,
+                args.tps,
+                fleet_sim::provision::estimated(args.count, args.tps).as_secs()
+            );
+            let r = rt.block_on(fleet_sim::provision::provision(&iot, &args))?;
+            (serde_json::to_string_pretty(&r)?, !r.errors.is_empty())
+        }
+        SimAction::Cleanup { prefix, .. } => {
+            let r = rt.block_on(fleet_sim::cleanup::delete_things(&iot, &prefix))?;
+            (serde_json::to_string_pretty(&r)?, !r.errors.is_empty())
+        }
+    };
+    println!("{text}");
+    if failed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 /// `robofleet sim`: exits 1 when verification finds lost, extra or stale data.
 fn sim(args: fleet_sim::SimArgs) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
@@ -293,6 +355,47 @@ fn sim(args: fleet_sim::SimArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sim_runs_and_its_robot_subcommands_parse() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["robofleet", "sim", "--robots", "5", "--profile", "ops"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Sim(sim) = cli.command else {
+            panic!("not sim")
+        };
+        assert!(sim.action.is_none());
+        assert_eq!(sim.run.robots, 5);
+        assert_eq!(sim.run.target.aws.profile.as_deref(), Some("ops"));
+        let cli = Cli::try_parse_from([
+            "robofleet",
+            "sim",
+            "provision",
+            "--count",
+            "3",
+            "--policy",
+            "p",
+            "--certs-dir",
+            "d",
+            "--region",
+            "eu-west-1",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Sim(sim) = cli.command else {
+            panic!("not sim")
+        };
+        assert!(matches!(sim.action, Some(SimAction::Provision(ref a)) if a.count == 3));
+        assert_eq!(sim.run.target.aws.region.as_deref(), Some("eu-west-1"));
+        let cli = Cli::try_parse_from(["robofleet", "sim", "cleanup", "--prefix", "lt"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Sim(sim) = cli.command else {
+            panic!("not sim")
+        };
+        assert!(
+            matches!(sim.action, Some(SimAction::Cleanup { ref prefix, .. }) if prefix == "lt")
+        );
+    }
 
     #[test]
     fn job_subcommands_parse_as_documented() {
