@@ -146,10 +146,13 @@ impl SessionFactory {
     /// Session options of `thing` (client id = thing name, clean session, QoS 0 friendly).
     pub fn options(&self, thing: &str) -> Result<MqttOptions, SimError> {
         let mut opts = MqttOptions::new(thing, self.target.host.clone(), self.target.port);
+        // Robots publish at QoS 0: no packet is ever in flight, so one slot (rumqttc keeps a
+        // slot per in-flight packet in every session, about 7 KB at its default of 100).
         opts.set_keep_alive(KEEP_ALIVE)
             .set_clean_session(true)
             .set_max_packet_size(MAX_PACKET, MAX_PACKET)
-            .set_request_channel_capacity(512);
+            .set_inflight(1)
+            .set_request_channel_capacity(SESSION_QUEUE);
         if let (Some(tls), Some(roots)) = (&self.target.tls, &self.roots) {
             let paths = tls
                 .certs_dir
@@ -165,6 +168,10 @@ impl SessionFactory {
         Ok(opts)
     }
 }
+
+/// Requests and events a session queues (a robot publishes a few messages a minute; a burst of
+/// a mission's reports is well under this).
+pub const SESSION_QUEUE: usize = 64;
 
 /// Spaces CONNECTs evenly at `rate` per second across every robot of this process, and a
 /// client id's CONNECTs at least a second apart (IoT Core's per-client-id quota).
@@ -229,8 +236,8 @@ pub struct Session {
 impl Session {
     /// Starts the eventloop of `opts` in its own task.
     pub fn start(opts: MqttOptions) -> Session {
-        let (client, mut eventloop) = AsyncClient::new(opts, 512);
-        let (tx, events) = mpsc::channel(1024);
+        let (client, mut eventloop) = AsyncClient::new(opts, SESSION_QUEUE);
+        let (tx, events) = mpsc::channel(SESSION_QUEUE);
         let driver = tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
