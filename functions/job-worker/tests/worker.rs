@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use fleet_iot::shadow::{ShadowKey, ShadowService};
 use fleet_iot::{BrokerOptions, EmbeddedBroker};
-use fleet_jobs::{JobSpec, JobState};
+use fleet_jobs::{JobAction, JobSpec, JobState};
 use fleet_lambda::Deadline;
 use fleet_testkit::{aws_endpoint, sdk_config, unique_name};
 use job_worker::{BatchItem, Config, Handler, StepOutput, build_with_shadows};
@@ -493,4 +493,87 @@ async fn a_long_chunk_records_its_place_while_it_runs_and_counts_every_line_once
         "checkpoints and the end counted each line once"
     );
     assert_eq!(done.cursor.line, 2_500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pause_resume_and_cancel_take_effect_in_the_middle_of_a_chunk() {
+    let f = fixture().await;
+    let robots: Vec<String> = (0..3_000).map(|i| format!("pr-{i:05}")).collect();
+    f.upload("in/pause.jsonl", jsonl(robots.iter().cloned()))
+        .await;
+    // 60,000 a minute: 1,000 a second, so a chunk of 3,000 lines runs about 3 s.
+    let job = f
+        .job(
+            "in/pause.jsonl",
+            "jsonl",
+            json!({"rollout": {"maximumPerMinute": 60000}}),
+        )
+        .await;
+    let step = f
+        .handler
+        .step(&job, 0, Deadline::after(Duration::from_secs(120)));
+    tokio::pin!(step);
+    let out = loop {
+        tokio::select! {
+            out = &mut step => break out.unwrap(),
+            () = tokio::time::sleep(Duration::from_millis(50)) => {
+                let j = f.handler.jobs.require(&job).await.unwrap();
+                if j.state == JobState::Running && j.counters.succeeded > 0 {
+                    f.handler.jobs.transition(&job, JobAction::Pause, None).await.unwrap();
+                }
+            }
+        }
+    };
+    // The worker saw the pause at its next look (every 500 lines) and stopped there.
+    assert!(out.lines < 3_000, "the chunk stopped early: {out:?}");
+    let paused = f
+        .handler
+        .step(&job, out.iteration, Deadline::after(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(paused.state, JobState::Paused);
+    assert_eq!(
+        (paused.lines, paused.wait_seconds),
+        (0, job_worker::PAUSED_POLL_SECS)
+    );
+    // Resumed, it goes on from its cursor; cancelled, it ends and sends nothing more.
+    f.handler
+        .jobs
+        .transition(&job, JobAction::Resume, None)
+        .await
+        .unwrap();
+    let step = f.handler.step(
+        &job,
+        paused.iteration,
+        Deadline::after(Duration::from_secs(120)),
+    );
+    tokio::pin!(step);
+    let resumed = loop {
+        tokio::select! {
+            out = &mut step => break out.unwrap(),
+            () = tokio::time::sleep(Duration::from_millis(50)) => {
+                let j = f.handler.jobs.require(&job).await.unwrap();
+                if j.state == JobState::Running && j.counters.succeeded > out.counters.succeeded + 100 {
+                    let _ = f.handler.jobs.transition(&job, JobAction::Cancel, Some("test")).await;
+                }
+            }
+        }
+    };
+    assert!(resumed.done, "{resumed:?}");
+    assert_eq!(
+        resumed.state,
+        JobState::Aborted,
+        "a cancelled job ends aborted: {resumed:?}"
+    );
+    let sent = robots.iter().filter(|r| f.shadow(r).is_some()).count() as u64;
+    assert_eq!(
+        sent, resumed.counters.succeeded,
+        "no robot was sent the command without being counted"
+    );
+    assert!(sent < 3_000, "cancel stopped the sending: {sent}");
+    for r in &robots {
+        if let Some((version, _)) = f.shadow(r) {
+            assert_eq!(version, 1, "{r} got the command more than once");
+        }
+    }
 }
