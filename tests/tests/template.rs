@@ -862,3 +862,27 @@ fn every_resource_names_its_part_and_the_application_and_dashboard_show_the_part
         );
     }
 }
+
+#[test]
+fn status_knows_every_alarm_of_the_template() {
+    let stack = stack();
+    let mut suffixes: Vec<String> = stack
+        .resources()
+        .filter(|r| r.type_ == "AWS::CloudWatch::Alarm")
+        .map(|r| {
+            r.properties["AlarmName"]
+                .as_str()
+                .unwrap()
+                .strip_prefix(&format!("{}-", stack.stack_name()))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    suffixes.sort();
+    let mut known: Vec<String> = fleet_ops::status::ALARM_SUFFIXES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    known.sort();
+    assert_eq!(suffixes, known);
+}

@@ -542,7 +542,7 @@ class Front:
 
     # -- HTTP backends -----------------------------------------------------------------------
 
-    def _conn(self, base: str, fresh: bool = False) -> http.client.HTTPConnection:
+    def _conn(self, base: str, fresh: bool = False, timeout: int = 300) -> http.client.HTTPConnection:
         pool = getattr(self._local, "pool", None)
         if pool is None:
             pool = self._local.pool = _Pool()
@@ -551,7 +551,7 @@ class Front:
             if conn is not None:
                 conn.close()
             parts = urlsplit(base)
-            conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=300)
+            conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
             pool[base] = conn
         return conn
 
@@ -566,15 +566,18 @@ class Front:
         fwd = {k: v for k, v in headers.items() if k not in _HOP_BY_HOP}
         fwd["Content-Length"] = str(len(body))
         resp = None
-        for attempt in (0, 1):
-            conn = self._conn(base, fresh=attempt > 0)
+        # An Invoke runs a function: never sent twice. It goes on a fresh connection (no stale
+        # keep-alive to retry from) and waits longer than any function may run (900 s).
+        attempts = (1,) if role == "lambda" else (0, 1)
+        for attempt in attempts:
+            conn = self._conn(base, fresh=attempt > 0, timeout=960 if role == "lambda" else 300)
             try:
                 conn.request(method, prefix + raw_uri, body=body, headers=fwd)
                 resp = conn.getresponse()
                 break
             except (OSError, http.client.HTTPException) as e:
                 conn.close()
-                if attempt == 1:
+                if attempt == attempts[-1]:
                     raise unavailable(f"the backend {base} cannot be reached: {e}") from None
         assert resp is not None
         out_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP or k.lower() == "content-length"]

@@ -150,8 +150,9 @@ pub fn sign_in_in(config: &str, profile: &str) -> SignIn {
     let mut found = SignIn::Other;
     for line in config.lines() {
         let line = line.trim();
+        let line = line.split(['#', ';']).next().unwrap_or_default().trim();
         if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            let section = section.trim();
+            let section = section.split_whitespace().collect::<Vec<_>>().join(" ");
             inside = section == wanted || (profile == "default" && section == "profile default");
             continue;
         }
@@ -180,11 +181,23 @@ pub async fn operator_sdk_config(
     region: Option<&str>,
     profile: Option<&str>,
 ) -> Result<aws_config::SdkConfig, CredentialsError> {
-    let region = aws_config::meta::region::RegionProviderChain::first_try(
-        region.map(|r| aws_config::Region::new(r.to_string())),
-    )
-    .or_default_provider()
-    .or_else(aws_config::Region::new(DEFAULT_OPERATOR_REGION));
+    // The flag; else the default chain for the profile in use (AWS_REGION, then the profile's
+    // `region`); else us-east-1. The chain is built with the profile: a region provider given
+    // to the loader does not see the loader's profile.
+    let region = match region {
+        Some(r) => aws_config::Region::new(r.to_string()),
+        None => {
+            let mut chain = aws_config::default_provider::region::DefaultRegionChain::builder();
+            if let Some(p) = profile {
+                chain = chain.profile_name(p);
+            }
+            chain
+                .build()
+                .region()
+                .await
+                .unwrap_or_else(|| aws_config::Region::new(DEFAULT_OPERATOR_REGION))
+        }
+    };
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region);
     if let Some(p) = profile {
         loader = loader.profile_name(p);
@@ -207,16 +220,16 @@ pub async fn operator_sdk_config(
     use aws_credential_types::provider::ProvideCredentials as _;
     if let Err(e) = provider.provide_credentials().await {
         let cause = crate::error::chain(&e);
-        let profile = profile
+        let named = profile
             .map(str::to_string)
             .or_else(|| std::env::var("AWS_PROFILE").ok());
-        return Err(match profile {
-            Some(p) => match sign_in_of(&p) {
-                SignIn::Sso => CredentialsError::SsoSignIn { profile: p, cause },
-                SignIn::Login => CredentialsError::LoginSession { profile: p, cause },
-                SignIn::Other => CredentialsError::Profile { profile: p, cause },
-            },
-            None => CredentialsError::None { cause },
+        // No profile named: the chain used `[default]`, which may itself sign in with SSO.
+        let p = named.clone().unwrap_or_else(|| "default".to_string());
+        return Err(match (sign_in_of(&p), named) {
+            (SignIn::Sso, _) => CredentialsError::SsoSignIn { profile: p, cause },
+            (SignIn::Login, _) => CredentialsError::LoginSession { profile: p, cause },
+            (SignIn::Other, Some(_)) => CredentialsError::Profile { profile: p, cause },
+            (SignIn::Other, None) => CredentialsError::None { cause },
         });
     }
     Ok(sdk)
@@ -226,7 +239,7 @@ pub async fn operator_sdk_config(
 mod operator_tests {
     use super::*;
 
-    const CONFIG: &str = "[default]\nregion = eu-west-1\n\n[profile legacy]\nsso_start_url = https://x.awsapps.com/start\nsso_role_name = Ops\n\n[profile modern]\nsso_session = corp\n\n[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\n\n[profile console]\nlogin_session = arn:aws:iam::123456789012:user/ops\n\n[profile keys]\naws_access_key_id = AKIA\n";
+    const CONFIG: &str = "[default]\nregion = eu-west-1\n\n[profile  legacy] # spaced\nsso_start_url = https://x.awsapps.com/start\nsso_role_name = Ops\n\n[profile modern]\nsso_session = corp\n\n[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\n\n[profile console]\nlogin_session = arn:aws:iam::123456789012:user/ops\n\n[profile keys]\naws_access_key_id = AKIA\n";
 
     #[test]
     fn the_config_file_says_how_each_profile_signs_in() {

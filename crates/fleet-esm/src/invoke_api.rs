@@ -56,8 +56,8 @@ pub async fn serve(invoker: Arc<dyn Invoker>) -> std::io::Result<InvokeApi> {
 /// The function's name in any of the forms `FunctionName` takes: `arn:aws:lambda:REGION:ACCOUNT:
 /// function:NAME[:QUALIFIER]`, `ACCOUNT:function:NAME[:QUALIFIER]`, `NAME[:QUALIFIER]`.
 pub fn function_name(function: &str) -> &str {
-    let rest = match function.find("function:") {
-        Some(i) => &function[i + "function:".len()..],
+    let rest = match function.find(":function:") {
+        Some(i) => &function[i + ":function:".len()..],
         None => function,
     };
     rest.split(':').next().unwrap_or(rest)
@@ -193,6 +193,9 @@ mod tests {
             "arn:aws:lambda:us-east-1:123456789012:function:echo:live",
         ] {
             assert_eq!(function_name(f), "echo", "{f}");
+        }
+        for f in ["my-function", "my-function:live"] {
+            assert_eq!(function_name(f), "my-function", "{f}");
         }
     }
 

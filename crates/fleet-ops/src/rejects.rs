@@ -443,9 +443,17 @@ async fn set_visibility(
                 .map_err(aws_err("ChangeMessageVisibilityBatch"))?;
             req = req.entries(entry);
         }
-        req.send()
+        let out = req
+            .send()
             .await
             .map_err(aws_err("ChangeMessageVisibilityBatch"))?;
+        for f in out.failed() {
+            tracing::warn!(
+                code = f.code(),
+                message = f.message().unwrap_or_default(),
+                "a message's visibility could not be changed (its receipt expired?)"
+            );
+        }
     }
     Ok(())
 }
@@ -495,8 +503,8 @@ impl RejectsClient {
             held.clone(),
         );
         let task = tokio::spawn(async move {
+            // At once (a fetch may have taken a while), then every half of the hold.
             loop {
-                tokio::time::sleep(every).await;
                 let now: Vec<String> = receipts
                     .lock()
                     .map(|r| r.iter().cloned().collect())
@@ -504,6 +512,7 @@ impl RejectsClient {
                 if let Err(e) = set_visibility(&sqs, &queue_url, &now, hold).await {
                     tracing::warn!(error = %e, "extending the visibility of held rejects failed");
                 }
+                tokio::time::sleep(every).await;
             }
         });
         Held {
@@ -548,21 +557,29 @@ impl RejectsClient {
                 .await
                 .map_err(aws_err("ReceiveMessage"))?;
             let messages = resp.messages.unwrap_or_default();
-            if messages.is_empty() {
-                empty += 1;
-                continue;
-            }
-            empty = 0;
+            let mut new = 0;
             for m in messages {
                 let id = m.message_id.unwrap_or_default();
-                if !seen.insert(id.clone()) {
-                    continue;
+                let receipt = m.receipt_handle.unwrap_or_default();
+                if seen.insert(id.clone()) {
+                    new += 1;
+                    out.push(QueuedReject {
+                        item: parse_body(m.body.as_deref().unwrap_or_default()),
+                        message_id: id,
+                        receipt_handle: receipt,
+                    });
+                } else if let Some(r) = out.iter_mut().find(|r| r.message_id == id) {
+                    // Seen again (its visibility ran out during a long sweep): only the newest
+                    // receipt handle can delete or release it.
+                    r.receipt_handle = receipt;
                 }
-                out.push(QueuedReject {
-                    item: parse_body(m.body.as_deref().unwrap_or_default()),
-                    message_id: id,
-                    receipt_handle: m.receipt_handle.unwrap_or_default(),
-                });
+            }
+            // An answer with nothing new counts as empty: a sweep longer than the visibility
+            // timeout sees its first messages again, and must still end.
+            if new == 0 {
+                empty += 1;
+            } else {
+                empty = 0;
             }
         }
         Ok(out)

@@ -179,6 +179,37 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("StreamScalerFunctionName", "capacity"),
     ("JobWorkerFunctionName", "jobs"),
 ];
+/// The stack's alarms, `<stack>-<suffix>` (template.yaml's `AlarmName`s; a template test keeps
+/// the two in step). A prefix alone would also take another stack's alarms (`prod-eu-…` for
+/// stack `prod`).
+pub const ALARM_SUFFIXES: &[&str] = &[
+    "missions-iterator-age",
+    "shadows-iterator-age",
+    "failed-batches",
+    "rejects-depth",
+    "rule-errors-depth",
+    "mission-ingest-canary",
+    "mission-ingest-errors",
+    "mission-ingest-throttles",
+    "shadow-indexer-canary",
+    "shadow-indexer-errors",
+    "shadow-indexer-throttles",
+    "breaker-open",
+    "breaker-unavailable",
+    "stream-scaler-errors",
+    "streams-throttled",
+];
+/// Outputs `status` reads; a stack without them is not (yet) a Robofleet stack it can show.
+const EXPECTED_OUTPUTS: &[&str] = &[
+    "MissionsStreamName",
+    "ShadowsStreamName",
+    "RejectsQueueUrl",
+    "RuleErrorsQueueUrl",
+    "FailedBatchesBucketName",
+    "BreakerTableName",
+    "MissionIngestFunctionName",
+    "ShadowIndexerFunctionName",
+];
 /// The consumers, whose mappings run on the `live` alias.
 const CONSUMERS: &[&str] = &["MissionIngestFunctionName", "ShadowIndexerFunctionName"];
 
@@ -207,6 +238,12 @@ pub async fn status(
             stack: stack.to_string(),
             message: fleet_aws::error::describe(&e),
         })?;
+    let stack_status = described
+        .stacks()
+        .first()
+        .and_then(|s| s.stack_status())
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default();
     let outputs: BTreeMap<String, String> = described
         .stacks()
         .first()
@@ -229,6 +266,19 @@ pub async fn status(
         functions: Vec::new(),
         attention: Vec::new(),
     };
+    if stack_status.contains("FAILED")
+        || stack_status.contains("ROLLBACK")
+        || stack_status.ends_with("IN_PROGRESS")
+    {
+        view.attention.push(format!("the stack is {stack_status}"));
+    }
+    for key in EXPECTED_OUTPUTS {
+        if !outputs.contains_key(*key) {
+            view.attention.push(format!(
+                "the stack has no output {key} (not deployed from this template yet?)"
+            ));
+        }
+    }
 
     // Streams.
     let kinesis = aws_sdk_kinesis::Client::new(sdk);
@@ -309,6 +359,10 @@ pub async fn status(
                 .send()
                 .await
                 .map_err(aws("ListEventSourceMappings"))?;
+            if listed.event_source_mappings().is_empty() {
+                view.attention
+                    .push(format!("{name}:live has no event source mapping"));
+            }
             for m in listed.event_source_mappings() {
                 let state = m.state().unwrap_or("unknown").to_string();
                 if state != "Enabled" {
@@ -384,7 +438,10 @@ pub async fn status(
         .await
         .map_err(aws("DescribeAlarms"))?;
     for a in alarms.metric_alarms() {
-        if let Some(n) = a.alarm_name() {
+        if let Some(n) = a.alarm_name().filter(|n| {
+            n.strip_prefix(&format!("{stack}-"))
+                .is_some_and(|suffix| ALARM_SUFFIXES.contains(&suffix))
+        }) {
             view.alarms_in_alarm.push(n.to_string());
             view.attention.push(format!("alarm {n} is in ALARM"));
         }

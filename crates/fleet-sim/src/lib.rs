@@ -341,11 +341,15 @@ pub async fn run(
         .unwrap_or(0);
     p.commands = commands_sent;
     p.total = flushed;
-    debug_assert_eq!(
-        p.total,
-        p.mission_reports + p.shadow_updates + p.malformed + p.shadow_gets,
-        "every flushed publish is of one kind"
-    );
+    let kinds = p.mission_reports + p.shadow_updates + p.malformed + p.shadow_gets;
+    if kinds != p.total {
+        // A robot task that failed took its ledger with it; its publishes are in the counter.
+        tracing::warn!(
+            total = p.total,
+            kinds,
+            "the publishes by kind do not add up to the counter (a robot task failed)"
+        );
+    }
     let window_s = traffic_done
         .saturating_duration_since(clock.real_start.min(traffic_started))
         .as_secs_f64()

@@ -141,24 +141,33 @@ async fn one(
 ) -> Result<bool, String> {
     let (cert_path, key_path) = cert_paths(&args.certs_dir, thing);
     let err = |what: &str, e: String| format!("{thing}: {what}: {e}");
+    // Made before: its files are written only once it is whole (thing, certificate, policy).
     if cert_path.exists() && key_path.exists() {
-        let exists = client
-            .describe_thing()
+        let attached = client
+            .list_thing_principals()
             .thing_name(thing)
             .send()
             .await
-            .is_ok();
-        if exists {
+            .is_ok_and(|p| !p.principals().is_empty());
+        if attached {
             return Ok(false);
         }
     }
-    pacers.create_thing.acquire().await;
-    client
-        .create_thing()
+    let exists = client
+        .describe_thing()
         .thing_name(thing)
         .send()
         .await
-        .map_err(|e| err("CreateThing", fleet_aws::error::describe(&e)))?;
+        .is_ok();
+    if !exists {
+        pacers.create_thing.acquire().await;
+        client
+            .create_thing()
+            .thing_name(thing)
+            .send()
+            .await
+            .map_err(|e| err("CreateThing", fleet_aws::error::describe(&e)))?;
+    }
     pacers.create_cert.acquire().await;
     let cert = client
         .create_keys_and_certificate()
@@ -172,24 +181,47 @@ async fn one(
         .key_pair()
         .and_then(|k| k.private_key())
         .unwrap_or_default();
+    let attached = async {
+        pacers.attach_policy.acquire().await;
+        client
+            .attach_policy()
+            .policy_name(&args.policy)
+            .target(&arn)
+            .send()
+            .await
+            .map_err(|e| err("AttachPolicy", fleet_aws::error::describe(&e)))?;
+        pacers.attach_thing.acquire().await;
+        client
+            .attach_thing_principal()
+            .thing_name(thing)
+            .principal(&arn)
+            .send()
+            .await
+            .map_err(|e| err("AttachThingPrincipal", fleet_aws::error::describe(&e)))?;
+        Ok::<(), String>(())
+    }
+    .await;
+    if let Err(e) = attached {
+        // Leave no active certificate behind: the next run makes a new one.
+        let id = cert.certificate_id().unwrap_or_default();
+        let _ = client
+            .detach_policy()
+            .policy_name(&args.policy)
+            .target(&arn)
+            .send()
+            .await;
+        let _ = client
+            .update_certificate()
+            .certificate_id(id)
+            .new_status(aws_sdk_iot::types::CertificateStatus::Inactive)
+            .send()
+            .await;
+        let _ = client.delete_certificate().certificate_id(id).send().await;
+        return Err(e);
+    }
+    // The files last: their presence means the robot is whole.
     std::fs::write(&cert_path, pem).map_err(|e| err("writing the certificate", e.to_string()))?;
     write_private(&key_path, key).map_err(|e| err("writing the key", e.to_string()))?;
-    pacers.attach_policy.acquire().await;
-    client
-        .attach_policy()
-        .policy_name(&args.policy)
-        .target(&arn)
-        .send()
-        .await
-        .map_err(|e| err("AttachPolicy", fleet_aws::error::describe(&e)))?;
-    pacers.attach_thing.acquire().await;
-    client
-        .attach_thing_principal()
-        .thing_name(thing)
-        .principal(&arn)
-        .send()
-        .await
-        .map_err(|e| err("AttachThingPrincipal", fleet_aws::error::describe(&e)))?;
     Ok(true)
 }
 

@@ -167,6 +167,7 @@ async fn sso_sso_session_and_login_profiles_work_and_an_expired_sign_in_names_th
              [profile modern]\nsso_session = corp\nsso_account_id = {ACCOUNT}\nsso_role_name = Ops\nregion = us-east-1\n\n\
              [sso-session corp]\nsso_start_url = https://corp.example/start\nsso_region = us-east-1\nsso_registration_scopes = sso:account:access\n\n\
              [profile console]\nlogin_session = {login_session}\nregion = us-east-1\n\n\
+             [profile far]\nsso_start_url = https://legacy.example/start\nsso_region = us-east-1\nsso_account_id = {ACCOUNT}\nsso_role_name = Ops\nregion = eu-west-1\n\n\
              [profile stale]\nsso_start_url = https://stale.example/start\nsso_region = us-east-1\nsso_account_id = {ACCOUNT}\nsso_role_name = Ops\nregion = us-east-1\n"
         ),
     );
@@ -241,6 +242,27 @@ async fn sso_sso_session_and_login_profiles_work_and_an_expired_sign_in_names_th
         shown.contains(&"modern-token-refreshed".to_string()),
         "the sso-session token was refreshed through OIDC first: {shown:?}"
     );
+
+    // The profile's region is the region (no --region, no AWS_REGION): the front, which serves
+    // us-east-1, refuses a request signed for eu-west-1.
+    let out = robofleet(
+        h,
+        &url,
+        &[
+            "job",
+            "status",
+            &job,
+            "--table",
+            &table,
+            "--aws-endpoint",
+            &front,
+            "--profile",
+            "far",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("eu-west-1"), "{stderr}");
 
     // AWS_PROFILE works like --profile; an expired sign-in names the profile and the command.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_robofleet"))

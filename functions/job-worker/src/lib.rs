@@ -92,6 +92,12 @@ pub struct StepInput {
     /// End a Distributed Map job (every batch is done).
     #[serde(default)]
     pub finish: bool,
+    /// With `finish`: the machine failed (a map that gave up, a step that kept failing); the
+    /// job fails with `cause` unless it already ended (an abort stays an abort).
+    #[serde(default)]
+    pub failed: bool,
+    #[serde(default)]
+    pub cause: Option<String>,
 }
 
 /// The worker's answer to the cursor loop.
@@ -139,6 +145,9 @@ pub enum WorkerError {
     },
     #[error("writing the failure report: {0}")]
     Report(String),
+    /// The input could not be read for now (throttling, a 5xx, the connection): retried.
+    #[error("reading the input failed for now: {0}")]
+    InputUnavailable(String),
     /// The map must stop: the abort rule fired or the job was cancelled.
     #[error("JobAborted: job {job} is {state}: {reason}")]
     JobAborted {
@@ -156,6 +165,7 @@ impl WorkerError {
             WorkerError::Jobs(_) => "JobsTableError",
             WorkerError::Input { .. } => "JobInputError",
             WorkerError::Report(_) => "JobReportError",
+            WorkerError::InputUnavailable(_) => "JobInputUnavailable",
             WorkerError::JobAborted { .. } => "JobAborted",
         }
     }
@@ -224,6 +234,10 @@ impl Handler {
     /// Dispatches an event, with the invocation's deadline.
     pub async fn handle(&self, event: Event, deadline: Deadline) -> Result<Value, WorkerError> {
         let out = match event {
+            Event::Step(s) if s.finish && s.failed => serde_json::to_value(
+                self.fail_from_machine(&s.job_id, s.cause.as_deref())
+                    .await?,
+            ),
             Event::Step(s) if s.finish => serde_json::to_value(self.finish(&s.job_id).await?),
             Event::Step(s) => {
                 serde_json::to_value(self.step(&s.job_id, s.iteration, deadline).await?)
@@ -378,6 +392,27 @@ impl Handler {
         Ok(self.output(&job, 0, 0, 0))
     }
 
+    /// The machine gave up on the job (its error, caught): the job fails, unless it already
+    /// ended.
+    pub async fn fail_from_machine(
+        &self,
+        job_id: &str,
+        cause: Option<&str>,
+    ) -> Result<StepOutput, WorkerError> {
+        let why = format!(
+            "the state machine stopped: {}",
+            cause.unwrap_or("no cause given")
+        );
+        let job = self.jobs.require(job_id).await?;
+        if !job.state.is_final() {
+            tracing::error!(job = job_id, why, "the job failed");
+            self.transition_quietly(job_id, JobAction::Fail, &why)
+                .await?;
+        }
+        let job = self.jobs.require(job_id).await?;
+        Ok(self.output(&job, 0, 0, 0))
+    }
+
     fn input_error(&self, job: &JobRecord, message: String) -> WorkerError {
         WorkerError::Input {
             bucket: job.spec.input.bucket.clone(),
@@ -469,12 +504,25 @@ impl Handler {
         }
         let out = get.send().await.map_err(|e| {
             let code = e.code().unwrap_or("error").to_string();
-            let why = if code == "PreconditionFailed" {
-                "the input file was replaced while the job ran (its ETag changed)".to_string()
-            } else {
-                fleet_aws::error::chain(&e)
-            };
-            self.input_error(job, format!("{code}: {why}"))
+            match code.as_str() {
+                // The input is gone, replaced or refused: the job cannot go on.
+                "PreconditionFailed" => self.input_error(
+                    job,
+                    format!(
+                        "{code}: the input file was replaced while the job ran (its ETag changed)"
+                    ),
+                ),
+                "NoSuchKey" | "NoSuchBucket" | "AccessDenied" | "InvalidRange" => {
+                    self.input_error(job, format!("{code}: {}", fleet_aws::error::chain(&e)))
+                }
+                // Throttling, a 5xx, a dropped connection: the step is retried.
+                _ => WorkerError::InputUnavailable(format!(
+                    "s3://{}/{}: {}",
+                    job.spec.input.bucket,
+                    job.spec.input.key,
+                    fleet_aws::error::describe(&e)
+                )),
+            }
         })?;
         let bytes = out
             .body
@@ -627,8 +675,11 @@ impl Handler {
             tally.settle(done, secs_since(origin));
         }
         self.flush_outcomes(&job.job_id, &mut tally, true).await?;
-        self.write_report(&job.job_id, tally.recorded_cursor.line, &tally.failures)
-            .await?;
+        if !lost {
+            // A losing attempt would overwrite the winner's report for the same first line.
+            self.write_report(&job.job_id, tally.recorded_cursor.line, &tally.failures)
+                .await?;
+        }
         Ok(Chunk {
             eof: eof && tally.cursor.offset >= size,
             lost,

@@ -282,13 +282,20 @@ fn failure_of(e: AslError) -> Failure {
     }
 }
 
+#[cfg(test)]
+pub(crate) fn matches_for_test(errors: &[String], error: &str) -> bool {
+    matches(errors, error)
+}
+
+/// Whether a Retry or Catch rule's `ErrorEquals` takes `error`. As in Step Functions, the
+/// wildcards never take `States.Runtime` and `States.DataLimitExceeded` (only their own names
+/// do), and `States.TaskFailed` is every error but `States.Timeout`.
 fn matches(errors: &[String], error: &str) -> bool {
+    let terminal = error == "States.Runtime" || error == "States.DataLimitExceeded";
     errors.iter().any(|e| {
         e == error
-            || e == "States.ALL"
-            || (e == "States.TaskFailed"
-                && error != "States.Timeout"
-                && !error.starts_with("States.Runtime"))
+            || (e == "States.ALL" && !terminal)
+            || (e == "States.TaskFailed" && !terminal && error != "States.Timeout")
     })
 }
 
@@ -337,13 +344,39 @@ fn finish_output(state: &State, value: Value, ctx: &Value) -> Result<Value, AslE
     Ok(out)
 }
 
-fn evaluate(rule: &Rule, input: &Value, ctx: &Value) -> bool {
-    match rule {
-        Rule::And(rs) => rs.iter().all(|r| evaluate(r, input, ctx)),
-        Rule::Or(rs) => rs.iter().any(|r| evaluate(r, input, ctx)),
-        Rule::Not(r) => !evaluate(r, input, ctx),
+/// Evaluates a Choice rule. A comparison (other than `IsPresent`) of a variable the input does
+/// not have is `States.Runtime`, as in Step Functions.
+fn evaluate(rule: &Rule, input: &Value, ctx: &Value) -> Result<bool, Failure> {
+    Ok(match rule {
+        Rule::And(rs) => {
+            for r in rs {
+                if !evaluate(r, input, ctx)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        Rule::Or(rs) => {
+            for r in rs {
+                if evaluate(r, input, ctx)? {
+                    return Ok(true);
+                }
+            }
+            false
+        }
+        Rule::Not(r) => !evaluate(r, input, ctx)?,
         Rule::Compare { variable, op } => {
             let v = variable.get(input, ctx);
+            if v.is_none() && !matches!(op, Compare::IsPresent(_)) {
+                return Err(Failure::new(
+                    "States.Runtime",
+                    format!(
+                        "Invalid path '{}': the choice state's condition path references an invalid value in {}",
+                        variable.text(),
+                        clip(input)
+                    ),
+                ));
+            }
             let n = v.and_then(Value::as_f64);
             match op {
                 Compare::IsPresent(want) => v.is_some() == *want,
@@ -357,7 +390,7 @@ fn evaluate(rule: &Rule, input: &Value, ctx: &Value) -> bool {
                 Compare::NumericLessThanEquals(x) => n.is_some_and(|n| n <= *x),
             }
         }
-    }
+    })
 }
 
 fn retry_delay(r: &Retrier, attempt: u32) -> Duration {
@@ -441,20 +474,22 @@ impl Exec<'_> {
             Kind::Choice { choices, default } => {
                 self.event(2)?;
                 let eff = effective_input(state, &input, ctx).map_err(failure_of)?;
-                let target = choices
-                    .iter()
-                    .find(|(rule, _)| evaluate(rule, &eff, ctx))
-                    .map(|(_, n)| n.clone())
-                    .or_else(|| default.clone())
-                    .ok_or_else(|| {
-                        Failure::new(
-                            "States.NoChoiceMatched",
-                            format!(
-                                "state {}: no choice rule matched and there is no Default",
-                                state.name
-                            ),
-                        )
-                    })?;
+                let mut chosen = None;
+                for (rule, n) in choices {
+                    if evaluate(rule, &eff, ctx)? {
+                        chosen = Some(n.clone());
+                        break;
+                    }
+                }
+                let target = chosen.or_else(|| default.clone()).ok_or_else(|| {
+                    Failure::new(
+                        "States.NoChoiceMatched",
+                        format!(
+                            "state {}: no choice rule matched and there is no Default",
+                            state.name
+                        ),
+                    )
+                })?;
                 let out = finish_output(state, eff, ctx).map_err(failure_of)?;
                 Ok(Step::Next(target, out))
             }

@@ -434,3 +434,33 @@ fn what_is_outside_the_subset_is_refused_by_name() {
             .contains("Nowhere, which is not a state")
     );
 }
+
+#[tokio::test]
+async fn a_missing_choice_variable_is_a_runtime_error_no_catch_all_takes() {
+    let def = json!({
+        "StartAt": "Pick",
+        "States": {
+            "Pick": {"Type": "Choice",
+                     "Choices": [{"Variable": "$.format", "StringEquals": "csv", "Next": "Done"}],
+                     "Default": "Done"},
+            "Done": {"Type": "Succeed"}
+        }
+    });
+    let runner = runner_with(def, Arc::new(Fake::default()));
+    let arn = runner.start(ARN, None, json!({"jobId": "x"})).unwrap();
+    runner.wait_idle().await;
+    let e = runner.describe(&arn).unwrap();
+    assert_eq!(e.error.as_deref(), Some("States.Runtime"), "{e:?}");
+    assert!(e.cause.unwrap().contains("$.format"));
+    // States.ALL and States.TaskFailed never take States.Runtime or DataLimitExceeded.
+    let all = vec!["States.ALL".to_string()];
+    let task = vec!["States.TaskFailed".to_string()];
+    assert!(!run::matches_for_test(&all, "States.Runtime"));
+    assert!(!run::matches_for_test(&task, "States.DataLimitExceeded"));
+    assert!(run::matches_for_test(&all, "Lambda.Unknown"));
+    assert!(!run::matches_for_test(&task, "States.Timeout"));
+    assert!(run::matches_for_test(
+        &["States.Runtime".to_string()],
+        "States.Runtime"
+    ));
+}
