@@ -91,9 +91,26 @@ fn write(path: &Path, body: &str) {
     std::fs::write(path, body).unwrap();
 }
 
-fn robofleet(home: &Path, portal: &str, args: &[&str]) -> Output {
+/// `robofleet job status JOB --table TABLE --aws-endpoint FRONT`, with only `home`'s AWS files,
+/// the SSO clients pointed at `portal`, and `extra` arguments and variables.
+fn job_status(
+    home: &Path,
+    portal: &str,
+    [job, table, front]: [&str; 3],
+    extra: &[&str],
+    vars: &[(&str, &str)],
+) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_robofleet"))
-        .args(args)
+        .args([
+            "job",
+            "status",
+            job,
+            "--table",
+            table,
+            "--aws-endpoint",
+            front,
+        ])
+        .args(extra)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)
@@ -103,6 +120,7 @@ fn robofleet(home: &Path, portal: &str, args: &[&str]) -> Output {
         .env("AWS_ENDPOINT_URL_SSO", portal)
         .env("AWS_ENDPOINT_URL_SSO_OIDC", portal)
         .env("AWS_ENDPOINT_URL_SIGNIN", portal)
+        .envs(vars.iter().copied())
         .output()
         .unwrap()
 }
@@ -213,20 +231,12 @@ async fn sso_sso_session_and_login_profiles_work_and_an_expired_sign_in_names_th
     );
 
     for profile in ["legacy", "modern", "console"] {
-        let out = robofleet(
+        let out = job_status(
             h,
             &url,
-            &[
-                "job",
-                "status",
-                &job,
-                "--table",
-                &table,
-                "--aws-endpoint",
-                &front,
-                "--profile",
-                profile,
-            ],
+            [&job, &table, &front],
+            &["--profile", profile],
+            &[],
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -245,45 +255,19 @@ async fn sso_sso_session_and_login_profiles_work_and_an_expired_sign_in_names_th
 
     // The profile's region is the region (no --region, no AWS_REGION): the front, which serves
     // us-east-1, refuses a request signed for eu-west-1.
-    let out = robofleet(
-        h,
-        &url,
-        &[
-            "job",
-            "status",
-            &job,
-            "--table",
-            &table,
-            "--aws-endpoint",
-            &front,
-            "--profile",
-            "far",
-        ],
-    );
+    let out = job_status(h, &url, [&job, &table, &front], &["--profile", "far"], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("eu-west-1"), "{stderr}");
 
     // AWS_PROFILE works like --profile; an expired sign-in names the profile and the command.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_robofleet"))
-        .args([
-            "job",
-            "status",
-            &job,
-            "--table",
-            &table,
-            "--aws-endpoint",
-            &front,
-        ])
-        .env_clear()
-        .env("HOME", h)
-        .env("AWS_CONFIG_FILE", h.join(".aws/config"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL_SSO", &url)
-        .env("AWS_ENDPOINT_URL_SSO_OIDC", &url)
-        .env("AWS_PROFILE", "stale")
-        .output()
-        .unwrap();
+    let out = job_status(
+        h,
+        &url,
+        [&job, &table, &front],
+        &[],
+        &[("AWS_PROFILE", "stale")],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
