@@ -493,9 +493,13 @@ async fn publish_alias(
         .await;
     match created {
         Ok(_) => Ok(()),
+        // AWS answers ResourceConflictException; moto answers ConflictException.
         Err(e)
-            if e.as_service_error()
-                .is_some_and(|se| se.is_resource_conflict_exception()) =>
+            if e.as_service_error().is_some_and(|se| {
+                se.is_resource_conflict_exception()
+                    || aws_sdk_lambda::error::ProvideErrorMetadata::code(se)
+                        == Some("ConflictException")
+            }) =>
         {
             client
                 .update_alias()

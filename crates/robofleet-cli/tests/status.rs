@@ -86,4 +86,15 @@ async fn status_shows_the_local_stack_and_exits_non_zero_when_a_mapping_is_disab
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["attention"].as_array().unwrap().len(), 1, "{json}");
     let _ = stack.shutdown().await;
+
+    // The same stack again, on the same stand-ins (`robofleet dev` run twice): everything is
+    // reused or updated (the alias, the stack record), nothing refused.
+    let mut again = DevOptions::new(root.join("template.yaml"), &name);
+    again.aws_endpoint = Some(fleet_testkit::aws_endpoint());
+    again.log_dir = Some(logs.path().to_path_buf());
+    again.drain = Duration::from_secs(5);
+    let stack = dev::start(again).await.unwrap_or_else(|e| panic!("{e}"));
+    let (_, text) = status(&name, &stack.endpoints.aws, &[]);
+    assert!(text.contains(&format!("{name}-missions")), "{text}");
+    let _ = stack.shutdown().await;
 }
