@@ -17,6 +17,16 @@ pub async fn function_sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// An S3 client over `sdk` with path-style addressing (`endpoint/bucket/key`): the AWS front
+/// serves only that form, and AWS accepts it too. Every S3 client of the workspace is made here.
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
 /// The access key of the local developer: the principal the local stack's AWS front registers
 /// with every permission, and what tools and tests sign with when they talk to the local stack
 /// (tools/standins.sh and `robofleet dev` register the same keys).

@@ -302,11 +302,8 @@ pub async fn failure_sink(
             Ok(Arc::new(sink))
         }
         OnFailure::S3 { arn } => {
-            let conf = aws_sdk_s3::config::Builder::from(sdk)
-                .force_path_style(true)
-                .build();
             let sink =
-                S3FailureSink::from_arn(aws_sdk_s3::Client::from_conf(conf), arn).map_err(|e| {
+                S3FailureSink::from_arn(fleet_aws::config::s3_client(sdk), arn).map_err(|e| {
                     SinkError::Api {
                         destination: arn.clone(),
                         source: Box::new(e),

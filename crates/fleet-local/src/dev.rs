@@ -975,10 +975,7 @@ impl RunningStack {
                 c.queues.insert(logical.clone(), n);
             }
         }
-        let s3_conf = aws_sdk_s3::config::Builder::from(&self.sdk)
-            .force_path_style(true)
-            .build();
-        let s3 = aws_sdk_s3::Client::from_conf(s3_conf);
+        let s3 = fleet_aws::config::s3_client(&self.sdk);
         for (logical, bucket) in &self.resources.buckets {
             if let Ok(r) = s3.list_objects_v2().bucket(bucket).send().await {
                 c.buckets

@@ -336,11 +336,7 @@ pub async fn run(
 
     // As the local developer (an operator): upload, create the job.
     let sdk = fleet_aws::config::sdk_config(Some(&report.endpoints.aws), &report.region).await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = fleet_aws::config::s3_client(&sdk);
     s3.put_object()
         .bucket(&bucket)
         .key(&key)

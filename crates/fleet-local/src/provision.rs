@@ -136,10 +136,7 @@ pub async fn provision_storage(
             .insert(q.queue_name.clone(), url.clone());
         out.queues.insert(q.logical_id.clone(), url);
     }
-    let s3_conf = aws_sdk_s3::config::Builder::from(sdk)
-        .force_path_style(true)
-        .build();
-    let s3 = aws_sdk_s3::Client::from_conf(s3_conf);
+    let s3 = fleet_aws::config::s3_client(sdk);
     for b in stack.buckets() {
         if let Err(e) = s3.create_bucket().bucket(&b.bucket_name).send().await {
             let owned = e.as_service_error().is_some_and(|se| {

@@ -473,11 +473,7 @@ impl RejectsClient {
         Self {
             sqs: aws_sdk_sqs::Client::new(sdk),
             kinesis: aws_sdk_kinesis::Client::new(sdk),
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(sdk)
-                    .force_path_style(true)
-                    .build(),
-            ),
+            s3: fleet_aws::config::s3_client(sdk),
             queue_url: queue_url.into(),
             polling: Polling::default(),
         }

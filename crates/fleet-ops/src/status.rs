@@ -409,11 +409,7 @@ pub async fn status(
 
     // Failed batches and alarms.
     if let Some(bucket) = out("FailedBatchesBucketName") {
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(sdk)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = fleet_aws::config::s3_client(sdk);
         let listed = s3
             .list_objects_v2()
             .bucket(&bucket)

@@ -122,11 +122,7 @@ impl AwsServices {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
         Self {
             lambda: aws_sdk_lambda::Client::new(sdk),
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(sdk)
-                    .force_path_style(true)
-                    .build(),
-            ),
+            s3: fleet_aws::config::s3_client(sdk),
         }
     }
 }
