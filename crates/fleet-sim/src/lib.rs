@@ -33,6 +33,7 @@ pub mod provision;
 pub mod quota;
 pub mod report;
 pub mod robot;
+pub mod session;
 pub mod shape;
 pub mod verify;
 

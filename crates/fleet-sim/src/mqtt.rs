@@ -1,22 +1,18 @@
 //! MQTT plumbing: per-robot session options (plain or mutual TLS), the CONNECT rate limiter, and
-//! the eventloop driver.
+//! the open-file check. The session itself is [`crate::session`].
 //!
 //! IoT Core authenticates a robot by its X.509 certificate: each robot loads
 //! `<certs_dir>/<thing>.cert.pem` and `<thing>.private.key`. On port 443 IoT Core needs the ALPN
 //! protocol `x-amzn-mqtt-ca`; on 8883 no ALPN is sent.
-//!
-//! The eventloop runs in its own task and never gets cancelled mid-write (rumqttc's `poll` is
-//! not cancellation safe); the robot reads its events from a channel. Aborting that task drops the
-//! socket without a DISCONNECT packet: an abrupt disconnect, as when a robot loses Wi-Fi.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, TlsConfiguration, Transport};
-use tokio::sync::{Mutex, mpsc};
-use tokio::task::JoinHandle;
+use tokio::sync::Mutex;
 use tokio::time::Instant;
+
+pub use crate::session::{SESSION_QUEUE, Session, SessionOptions};
 
 use crate::args::MqttTarget;
 use crate::error::SimError;
@@ -106,7 +102,7 @@ pub fn root_store(ca_file: &Path) -> Result<rustls::RootCertStore, SimError> {
     Ok(roots)
 }
 
-/// Builds [`MqttOptions`] for each robot of a target.
+/// Builds [`SessionOptions`] for each robot of a target.
 #[derive(Debug)]
 pub struct SessionFactory {
     target: MqttTarget,
@@ -143,35 +139,33 @@ impl SessionFactory {
         &self.target
     }
 
-    /// Session options of `thing` (client id = thing name, clean session, QoS 0 friendly).
-    pub fn options(&self, thing: &str) -> Result<MqttOptions, SimError> {
-        let mut opts = MqttOptions::new(thing, self.target.host.clone(), self.target.port);
-        // Robots publish at QoS 0: no packet is ever in flight, so one slot (rumqttc keeps a
-        // slot per in-flight packet in every session, about 7 KB at its default of 100).
-        opts.set_keep_alive(KEEP_ALIVE)
-            .set_clean_session(true)
-            .set_max_packet_size(MAX_PACKET, MAX_PACKET)
-            .set_inflight(1)
-            .set_request_channel_capacity(SESSION_QUEUE);
-        if let (Some(tls), Some(roots)) = (&self.target.tls, &self.roots) {
-            let paths = tls
-                .certs_dir
-                .as_ref()
-                .map(|dir| robot_cert_paths(dir, thing));
-            let config = client_config(
-                roots,
-                paths.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
-                tls.alpn,
-            )?;
-            opts.set_transport(Transport::Tls(TlsConfiguration::Rustls(Arc::new(config))));
-        }
-        Ok(opts)
+    /// Session options of `thing` (client id = thing name, clean session, QoS 0).
+    pub fn options(&self, thing: &str) -> Result<SessionOptions, SimError> {
+        let tls = match (&self.target.tls, &self.roots) {
+            (Some(tls), Some(roots)) => {
+                let paths = tls
+                    .certs_dir
+                    .as_ref()
+                    .map(|dir| robot_cert_paths(dir, thing));
+                let config = client_config(
+                    roots,
+                    paths.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+                    tls.alpn,
+                )?;
+                Some(Arc::new(config))
+            }
+            _ => None,
+        };
+        Ok(SessionOptions {
+            client_id: thing.to_string(),
+            host: self.target.host.clone(),
+            port: self.target.port,
+            tls,
+            keep_alive: KEEP_ALIVE,
+            max_packet: MAX_PACKET,
+        })
     }
 }
-
-/// Requests and events a session queues (a robot publishes a few messages a minute; a burst of
-/// a mission's reports is well under this).
-pub const SESSION_QUEUE: usize = 64;
 
 /// Spaces CONNECTs evenly at `rate` per second across every robot of this process, and a
 /// client id's CONNECTs at least a second apart (IoT Core's per-client-id quota).
@@ -221,54 +215,6 @@ impl ConnectLimiter {
         tokio::time::sleep_until(slot).await;
         self.admitted
             .count(slot.saturating_duration_since(self.start).as_secs_f64());
-    }
-}
-
-/// A live session: the client to publish with and the events of its eventloop.
-pub struct Session {
-    /// Publish / subscribe handle.
-    pub client: AsyncClient,
-    /// Events in order; an `Err` is the end of the connection.
-    pub events: mpsc::Receiver<Result<Event, String>>,
-    driver: JoinHandle<()>,
-}
-
-impl Session {
-    /// Starts the eventloop of `opts` in its own task.
-    pub fn start(opts: MqttOptions) -> Session {
-        let (client, mut eventloop) = AsyncClient::new(opts, SESSION_QUEUE);
-        let (tx, events) = mpsc::channel(SESSION_QUEUE);
-        let driver = tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(ev) => {
-                        if tx.send(Ok(ev)).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e.to_string())).await;
-                        break;
-                    }
-                }
-            }
-        });
-        Session {
-            client,
-            events,
-            driver,
-        }
-    }
-
-    /// Drops the connection without a DISCONNECT packet (the broker sees the socket close).
-    pub fn kill(self) {
-        self.driver.abort();
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.driver.abort();
     }
 }
 
@@ -357,13 +303,9 @@ mod tests {
         };
         let factory = SessionFactory::new(target).unwrap();
         let opts = factory.options("rb-1").unwrap();
-        match opts.transport() {
-            Transport::Tls(TlsConfiguration::Rustls(cfg)) => {
-                assert_eq!(cfg.alpn_protocols, vec![AWS_IOT_ALPN.to_vec()]);
-            }
-            _ => panic!("expected a rustls transport"),
-        }
-        assert_eq!(opts.client_id(), "rb-1");
+        let cfg = opts.tls.expect("a TLS session");
+        assert_eq!(cfg.alpn_protocols, vec![AWS_IOT_ALPN.to_vec()]);
+        assert_eq!(opts.client_id, "rb-1");
         // A robot without a certificate in the directory is a clear error, not a plain connect.
         let err = factory.options("rb-2").unwrap_err();
         assert!(err.to_string().contains("rb-2.cert.pem"), "{err}");

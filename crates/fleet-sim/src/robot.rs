@@ -258,18 +258,18 @@ impl Robot {
             .sessions
             .options(&self.id)
             .map_err(|e| e.to_string())?;
-        let mut session = Session::start(opts);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        // Boxed: the TCP and TLS connect futures would otherwise size every robot's task.
+        let mut session = tokio::time::timeout_at(deadline, Box::pin(Session::connect(&opts)))
+            .await
+            .map_err(|_| "timed out connecting".to_string())??;
         let filters = payload::shadow_subscriptions(&self.id)
             .into_iter()
             .map(|t| SubscribeFilter::new(t, QoS::AtMostOnce));
-        session
-            .client
-            .try_subscribe_many(filters)
-            .map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + Duration::from_secs(15);
+        session.try_subscribe_many(filters)?;
         let mut connected = false;
         loop {
-            match tokio::time::timeout_at(deadline, session.events.recv()).await {
+            match tokio::time::timeout_at(deadline, session.recv()).await {
                 Err(_) => return Err("timed out waiting for CONNACK/SUBACK".into()),
                 Ok(None) => return Err("eventloop ended".into()),
                 Ok(Some(Err(e))) => return Err(e),
@@ -325,8 +325,8 @@ impl Robot {
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,
-                ev = session.events.recv() => match ev {
-                    Some(Ok(ev)) => self.on_event(ev, &session),
+                ev = session.recv() => match ev {
+                    Some(Ok(ev)) => self.on_event(ev, &mut session),
                     other => {
                         let e = match other { Some(Err(e)) => e, _ => "eventloop ended".into() };
                         tracing::debug!(robot = %self.id, error = %e, "connection lost");
@@ -344,7 +344,7 @@ impl Robot {
                 },
                 _ = sleep_until_opt(next), if next.is_some() => {
                     if let Some(p) = self.agenda.pop_front() {
-                        self.perform(p.action, &session);
+                        self.perform(p.action, &mut session);
                     }
                 },
                 _ = tokio::time::sleep_until(end), if next.is_none() => break,
@@ -359,13 +359,7 @@ impl Robot {
         let token = self.next_token();
         let get = json!({ "clientToken": token }).to_string();
         if session
-            .client
-            .try_publish(
-                payload::shadow_get_topic(&self.id),
-                QoS::AtMostOnce,
-                false,
-                get,
-            )
+            .try_publish(payload::shadow_get_topic(&self.id), get)
             .is_ok()
         {
             self.pending.push_back(Tracked::Get);
@@ -374,11 +368,11 @@ impl Robot {
         while self.ledger.final_version.is_none() || !self.pending.is_empty() {
             match tokio::time::timeout_at(
                 deadline.min(Instant::now() + Duration::from_secs(3)),
-                session.events.recv(),
+                session.recv(),
             )
             .await
             {
-                Ok(Some(Ok(ev))) => self.on_event(ev, &session),
+                Ok(Some(Ok(ev))) => self.on_event(ev, &mut session),
                 Ok(_) => break,
                 Err(_) => {
                     tries += 1;
@@ -388,13 +382,7 @@ impl Robot {
                     // No answer yet: ask again (QoS 0 answers can be lost).
                     let get = json!({ "clientToken": self.next_token() }).to_string();
                     if session
-                        .client
-                        .try_publish(
-                            payload::shadow_get_topic(&self.id),
-                            QoS::AtMostOnce,
-                            false,
-                            get,
-                        )
+                        .try_publish(payload::shadow_get_topic(&self.id), get)
                         .is_ok()
                     {
                         self.pending.push_back(Tracked::Get);
@@ -402,13 +390,13 @@ impl Robot {
                 }
             }
         }
-        let _ = session.client.try_disconnect();
+        let _ = session.try_disconnect();
         let bye = Instant::now() + Duration::from_secs(2);
-        while let Ok(Some(Ok(ev))) = tokio::time::timeout_at(bye, session.events.recv()).await {
+        while let Ok(Some(Ok(ev))) = tokio::time::timeout_at(bye, session.recv()).await {
             if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
                 break;
             }
-            self.on_event(ev, &session);
+            self.on_event(ev, &mut session);
         }
         for t in std::mem::take(&mut self.pending) {
             self.ledger.unflushed += 1;
@@ -431,11 +419,8 @@ impl Robot {
         format!("{}-{}", self.id, self.token_seq)
     }
 
-    fn publish(&mut self, session: &Session, topic: String, bytes: Vec<u8>, tracked: Tracked) {
-        match session
-            .client
-            .try_publish(topic, QoS::AtMostOnce, false, bytes)
-        {
+    fn publish(&mut self, session: &mut Session, topic: String, bytes: Vec<u8>, tracked: Tracked) {
+        match session.try_publish(topic, bytes) {
             Ok(()) => self.pending.push_back(tracked),
             Err(e) => {
                 tracing::debug!(robot = %self.id, error = %e, "publish not queued");
@@ -444,7 +429,7 @@ impl Robot {
         }
     }
 
-    fn on_event(&mut self, ev: Event, session: &Session) {
+    fn on_event(&mut self, ev: Event, session: &mut Session) {
         match ev {
             Event::Outgoing(Outgoing::Publish(_)) => {
                 if let Some(t) = self.pending.pop_front() {
@@ -502,7 +487,7 @@ impl Robot {
         }
     }
 
-    fn on_message(&mut self, topic: &str, body: &[u8], session: &Session) {
+    fn on_message(&mut self, topic: &str, body: &[u8], session: &mut Session) {
         let Some(suffix) = topic.rsplit_once("/shadow/").map(|(_, s)| s) else {
             return;
         };
@@ -541,7 +526,7 @@ impl Robot {
         }
     }
 
-    fn on_delta(&mut self, v: &Value, session: &Session) {
+    fn on_delta(&mut self, v: &Value, session: &mut Session) {
         let Some(state) = v.get("state").and_then(Value::as_object) else {
             return;
         };
@@ -598,7 +583,7 @@ impl Robot {
     }
 
     /// Acts on one command (schemas/job-command): `Err` names why it was not applied.
-    fn act(&mut self, cmd: &Value, session: &Session) -> Result<(), String> {
+    fn act(&mut self, cmd: &Value, session: &mut Session) -> Result<(), String> {
         let params = cmd.get("params").cloned().unwrap_or_else(|| json!({}));
         match cmd.get("action").and_then(Value::as_str) {
             Some("start") => {
@@ -675,7 +660,7 @@ impl Robot {
 
     /// Reports `reported` and sets `desired` in one update (a command's acknowledgement clears
     /// the desired command with `null`).
-    fn report_and_clear(&mut self, session: &Session, reported: Value, desired: Value) {
+    fn report_and_clear(&mut self, session: &mut Session, reported: Value, desired: Value) {
         let token = self.next_token();
         let body = payload::shadow_ack(reported, desired, &token)
             .to_string()
@@ -692,7 +677,7 @@ impl Robot {
         );
     }
 
-    fn report_shadow(&mut self, session: &Session, reported: Value) {
+    fn report_shadow(&mut self, session: &mut Session, reported: Value) {
         self.shadow_counter += 1;
         let every = self.shared.sample_every.max(1);
         let sample = self.shared.samples.is_some() && self.shadow_counter % every == 1 % every;
@@ -723,7 +708,13 @@ impl Robot {
         }
     }
 
-    fn send_report(&mut self, session: &Session, mission: &Mission, rev: u32, allow_reorder: bool) {
+    fn send_report(
+        &mut self,
+        session: &mut Session,
+        mission: &Mission,
+        rev: u32,
+        allow_reorder: bool,
+    ) {
         self.report_counter += 1;
         let every = self.shared.sample_every.max(1);
         let sample = self.shared.samples.is_some() && self.report_counter % every == 1 % every;
@@ -770,7 +761,7 @@ impl Robot {
         }
     }
 
-    fn start_mission(&mut self, session: &Session, slot: u32, _duration_s: f64, status: u8) {
+    fn start_mission(&mut self, session: &mut Session, slot: u32, _duration_s: f64, status: u8) {
         let now = self.shared.clock.sim_now();
         let mission = Mission {
             mission_id: ulid::Ulid::new().to_string(),
@@ -793,7 +784,7 @@ impl Robot {
         self.report_shadow(session, Value::Object(r));
     }
 
-    fn progress(&mut self, session: &Session, slot: u32) {
+    fn progress(&mut self, session: &mut Session, slot: u32) {
         let Some((s, mission, _)) = &mut self.running else {
             return;
         };
@@ -820,7 +811,7 @@ impl Robot {
         self.report_shadow(session, Value::Object(r));
     }
 
-    fn end_mission(&mut self, session: &Session, slot: u32, forced: Option<&'static str>) {
+    fn end_mission(&mut self, session: &mut Session, slot: u32, forced: Option<&'static str>) {
         let Some((s, _, _)) = &self.running else {
             return;
         };
@@ -858,7 +849,7 @@ impl Robot {
         self.finished.insert(slot, mission);
     }
 
-    fn perform(&mut self, action: Action, session: &Session) {
+    fn perform(&mut self, action: Action, session: &mut Session) {
         match action {
             Action::Heartbeat | Action::SteadyShadow => {
                 if self.status == "docked" {
@@ -901,7 +892,7 @@ impl Robot {
         }
     }
 
-    fn steady_report(&mut self, session: &Session) {
+    fn steady_report(&mut self, session: &mut Session) {
         match self.steady_last.take() {
             Some((m, 1)) => {
                 self.send_report(session, &m, 2, true);
@@ -942,6 +933,24 @@ pub enum CommandSink {
     },
     /// The IoT Data Plane API (`UpdateThingShadow`), as a cloud backend does against IoT Core.
     DataPlane(aws_sdk_iotdataplane::Client),
+}
+
+/// Connects the app side's session: a few tries, paced by the CONNECT limiter, with backoff.
+async fn app_session(shared: &Shared, client_id: &str) -> Option<Session> {
+    let opts = shared.sessions.options(client_id).ok()?;
+    let mut backoff = Duration::from_millis(200);
+    for _ in 0..5 {
+        shared.limiter.acquire().await;
+        match Box::pin(Session::connect(&opts)).await {
+            Ok(s) => return Some(s),
+            Err(e) => {
+                tracing::warn!(client = client_id, error = %e, "app side: connect failed");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
+    }
+    None
 }
 
 fn desired_for(kind: CommandKind, rng: &mut StdRng) -> (String, Value) {
@@ -1000,30 +1009,29 @@ pub async fn run_controller(
         CommandSink::Mqtt { client_id } => {
             let mut sent = 0u64;
             let mut flushed = 0u64;
-            shared.limiter.acquire().await;
-            let Ok(opts) = shared.sessions.options(&client_id) else {
+            let Some(mut session) = app_session(&shared, &client_id).await else {
                 return (0, 0);
             };
-            let mut session = Session::start(opts);
             let mut queue: VecDeque<(f64, String, CommandKind)> = commands.into();
             loop {
                 let next = queue.front().map(|c| shared.clock.instant(c.0));
                 tokio::select! {
                     biased;
                     _ = stop.changed() => break,
-                    ev = session.events.recv() => match ev {
+                    ev = session.recv() => match ev {
                         Some(Ok(Event::Outgoing(Outgoing::Publish(_)))) => flushed += 1,
                         Some(Ok(_)) => {}
                         _ => {
-                            shared.limiter.acquire().await;
-                            let Ok(opts) = shared.sessions.options(&client_id) else { break };
-                            session = Session::start(opts);
+                            match app_session(&shared, &client_id).await {
+                                Some(s) => session = s,
+                                None => break,
+                            }
                         }
                     },
                     _ = sleep_until_opt(next), if next.is_some() => {
                         if let Some((_, robot, kind)) = queue.pop_front() {
                             let (_, body) = desired_for(kind, &mut rng);
-                            if session.client.try_publish(payload::shadow_update_topic(&robot), QoS::AtMostOnce, false, body.to_string()).is_ok() {
+                            if session.try_publish(payload::shadow_update_topic(&robot), body.to_string()).is_ok() {
                                 sent += 1;
                             }
                         }
@@ -1034,13 +1042,13 @@ pub async fn run_controller(
             // Let the last publishes flush.
             let until = Instant::now() + Duration::from_secs(2);
             while flushed < sent {
-                match tokio::time::timeout_at(until, session.events.recv()).await {
+                match tokio::time::timeout_at(until, session.recv()).await {
                     Ok(Some(Ok(Event::Outgoing(Outgoing::Publish(_))))) => flushed += 1,
                     Ok(Some(Ok(_))) => {}
                     _ => break,
                 }
             }
-            let _ = session.client.try_disconnect();
+            let _ = session.try_disconnect();
             tokio::time::sleep(Duration::from_millis(100)).await;
             (sent, flushed)
         }

@@ -58,9 +58,10 @@ fn tls_target(port: u16, ca_file: &Path, certs_dir: Option<&Path>) -> MqttTarget
 }
 
 async fn first_outcome(factory: &SessionFactory, thing: &str) -> Result<(), String> {
-    let mut s = Session::start(factory.options(thing).map_err(|e| e.to_string())?);
+    let opts = factory.options(thing).map_err(|e| e.to_string())?;
+    let mut s = Session::connect(&opts).await?;
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), s.events.recv()).await {
+        match tokio::time::timeout(Duration::from_secs(10), s.recv()).await {
             Err(_) => return Err("timeout".into()),
             Ok(None) => return Err("closed".into()),
             Ok(Some(Err(e))) => return Err(e),
