@@ -910,6 +910,82 @@ class Endpoints(unittest.TestCase):
         self.assertEqual(status, 400)
         self.assertIn("not an unqualified function ARN", body["error"])
 
+    def test_an_http_api_routes_checks_sigv4_and_execute_api_invoke_then_calls_the_function(self) -> None:
+        events: list[dict] = []
+
+        class Functions(BaseHTTPRequestHandler):  # a local stack's Invoke API
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                ev = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                events.append(ev)
+                if ev["rawPath"].endswith("/boom"):
+                    out, extra = {"errorType": "Panic", "errorMessage": "boom"}, [("X-Amz-Function-Error", "Unhandled")]
+                else:
+                    out, extra = {"statusCode": 201, "headers": {"content-type": "application/json"}, "body": json.dumps({"ok": True})}, []
+                data = json.dumps(out).encode()
+                self.send_response(200)
+                for k, v in [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *extra]:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Functions)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        STUBS.append(server)
+        fn = arn("lambda", "function:fleet-api")
+        api_id = uuid.uuid4().hex[:10]
+        status, body = admin("/_front/execute-api", {"apiId": api_id, "backend": f"http://127.0.0.1:{server.server_address[1]}", "routes": [
+            {"routeKey": "GET /robots/{id}", "functionArn": fn},
+            {"routeKey": "POST /robots/{id}/commands", "functionArn": fn, "timeoutMs": 5000},
+            {"routeKey": "GET /robots/{id}/boom", "functionArn": fn},
+        ]})
+        self.assertEqual(status, 200, body)
+        url = body["url"]
+        self.addCleanup(admin, "/_front/close", {"url": url})
+        port = _port(url)
+        reader = role(uniq("api-reader"), {"Effect": "Allow", "Action": "execute-api:Invoke",
+                                           "Resource": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/$default/GET/robots/*"})
+        # Route selection comes first: no route is 404 even unsigned; a route needs a signature.
+        for req in (AWSRequest(method="GET", url=url + "/nowhere"), signed_request(reader, "execute-api", "GET", url + "/robots", {})):
+            self.assertEqual(send(port, req)[0::2], (404, b'{"message": "Not Found"}'))
+        self.assertEqual(send(port, AWSRequest(method="GET", url=url + "/robots/rb-1"))[0::2], (403, b'{"message": "Forbidden"}'))
+        st, _, data = send(port, signed_request(reader, "es", "GET", url + "/robots/rb-1", {}))
+        self.assertEqual(st, 403)
+        self.assertIn("execute-api", json.loads(data)["message"])
+        # Allowed: the function gets a payload format 2.0 event and its answer is the response.
+        st, hdrs, data = send(port, signed_request(reader, "execute-api", "GET", url + "/robots/rb-1?x=1&x=2&y=", {}))
+        self.assertEqual((st, json.loads(data)), (201, {"ok": True}), data)
+        ev = events[-1]
+        self.assertEqual((ev["version"], ev["routeKey"], ev["rawPath"]), ("2.0", "GET /robots/{id}", "/robots/rb-1"))
+        self.assertEqual(ev["pathParameters"], {"id": "rb-1"})
+        self.assertEqual(ev["queryStringParameters"], {"x": "1,2", "y": ""})
+        self.assertEqual(ev["requestContext"]["stage"], "$default")
+        self.assertEqual(ev["requestContext"]["apiId"], api_id)
+        self.assertTrue(ev["requestContext"]["authorizer"]["iam"]["userArn"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/api-reader-"))
+        # Another route needs its own permission; a refused request never reaches the function.
+        before = len(events)
+        st, _, data = send(port, signed_request(reader, "execute-api", "POST", url + "/robots/rb-1/commands", {"content-type": "application/json"}, b"{}"))
+        self.assertEqual(st, 403)
+        self.assertIn(f"is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/$default/POST/robots/rb-1/commands", json.loads(data)["message"])
+        self.assertEqual(len(events), before)
+        # A function error is API Gateway's 500.
+        st, _, data = send(port, signed_request(reader, "execute-api", "GET", url + "/robots/rb-1/boom", {}))
+        self.assertEqual((st, data), (500, b'{"message": "Internal Server Error"}'))
+        # Registrations the front cannot serve faithfully are refused by name.
+        for bad, why in (
+            ({"apiId": "UPPER", "backend": "http://x", "routes": [{"routeKey": "GET /", "functionArn": fn}]}, "apiId"),
+            ({"apiId": api_id, "backend": "http://x", "routes": [{"routeKey": "GET /", "functionArn": fn, "authorization": "NONE"}]}, "AWS_IAM routes only"),
+            ({"apiId": api_id, "backend": "http://x", "routes": [{"routeKey": "GET /", "functionArn": fn, "timeoutMs": 31000}]}, "timeoutMs"),
+        ):
+            status, body = admin("/_front/execute-api", bad)
+            self.assertEqual(status, 400)
+            self.assertIn(why, body["error"])
+
     def test_two_domains_get_two_urls_and_the_policy_follows_the_domain(self) -> None:
         a, b = uniq("dom-a"), uniq("dom-b")
         url_a = self.open_domain(a, self.one)

@@ -813,7 +813,7 @@ fn a_machine_outside_the_runners_subset_is_refused_by_name() {
 fn every_resource_names_its_part_and_the_application_and_dashboard_show_the_parts() {
     let stack = stack();
     let parts = [
-        "shared", "ingest", "missions", "index", "failures", "breaker", "capacity", "jobs",
+        "shared", "ingest", "missions", "index", "failures", "breaker", "capacity", "jobs", "api",
     ];
     // Types without tags (aliases, policies of other resources, subscriptions, associations,
     // the dashboard).

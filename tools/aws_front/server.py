@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from xml.sax.saxutils import escape
 
 from . import errors as E
+from . import execute_api as A
 from . import extensions as X
 from . import policy as P
 from . import rpcv2cbor as C
@@ -30,7 +31,7 @@ from . import services as S
 from . import sigv4
 from .errors import FrontError
 
-ROLE_AWS, ROLE_OPENSEARCH, ROLE_IOT = "aws", "opensearch", "iot"
+ROLE_AWS, ROLE_OPENSEARCH, ROLE_IOT, ROLE_EXECUTE_API = "aws", "opensearch", "iot", "execute-api"
 DEFAULT_OPENSEARCH_MAX_BODY = 10 * 1024 * 1024
 ENDPOINT_THREADS = 4  # waitress threads of each endpoint opened at run time
 _AWS_EID, _OPENSEARCH_EID, _IOT_EID = 0, 1, 2  # the startup endpoints' ids
@@ -88,17 +89,21 @@ class State:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """An OpenSearch domain endpoint or an IoT data endpoint: one loopback port, one backend."""
+    """An OpenSearch domain endpoint, an IoT data endpoint or an HTTP API: one loopback port,
+    one backend."""
 
     id: int
-    kind: str  # ROLE_OPENSEARCH or ROLE_IOT
+    kind: str  # ROLE_OPENSEARCH, ROLE_IOT or ROLE_EXECUTE_API
     backend: str | None
     domain_arn: str = ""  # opensearch: arn:aws:es:REGION:ACCOUNT:domain/NAME
     name: str | None = None  # iot: the local stack's name (None for the startup port)
     url: str = ""
     startup: bool = False
+    api: A.Api | None = None  # execute-api: the API's id and routes
 
     def describe(self) -> dict:
+        if self.api is not None:
+            return {"kind": self.kind, "url": self.url, **self.api.describe(), "backend": self.backend, "startup": False}
         key = {"domainArn": self.domain_arn} if self.kind == ROLE_OPENSEARCH else {"name": self.name}
         return {"kind": self.kind, "url": self.url, **key, "backend": self.backend, "startup": self.startup}
 
@@ -312,7 +317,56 @@ class Front:
             status, hdrs, payload = E.render(err, E.ES if kind == ROLE_OPENSEARCH else E.IOTDATA)
             self.stats.count("es" if kind == ROLE_OPENSEARCH else "iotdata", "backend_errors", time.thread_time() - t0)
             return _reply(start_response, status, hdrs, payload)
+        if ep.kind == ROLE_EXECUTE_API:
+            return self._execute_api(ep, environ, start_response)
         return self._handle(environ, start_response, ep.kind, ep)
+
+    def _execute_api(self, ep: Endpoint, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """A request to an HTTP API (execute_api.py): route, SigV4, execute-api:Invoke, the function."""
+        t0 = time.thread_time()
+        api = ep.api
+        assert api is not None
+        rid = A.request_id()
+        method = environ["REQUEST_METHOD"]
+        raw_uri = environ.get("REQUEST_URI") or quote(environ.get("PATH_INFO", "/"), safe="/~!$&'()*+,;=:@%") + (
+            "?" + environ["QUERY_STRING"] if environ.get("QUERY_STRING") else "")
+        if raw_uri.startswith(("http://", "https://")):
+            parts = urlsplit(raw_uri)
+            raw_uri = parts.path + ("?" + parts.query if parts.query else "")
+        raw_path, _, raw_query = raw_uri.partition("?")
+        headers = _headers(environ)
+        body = _read_body(environ)
+        selected = api.select(method, raw_path)
+        if selected is None:
+            self.stats.count("execute-api", "invalid", time.thread_time() - t0)
+            return _reply(start_response, *A.message(404, "Not Found", rid))
+        route, params = selected
+        state = self.registry.state
+        now = self.clock()
+        try:
+            auth = sigv4.parse_authorization(headers.get("authorization"))
+            if auth.service != "execute-api":
+                raise FrontError("signature", f"Credential should be scoped to correct service: 'execute-api'. ")
+            cred = _credential(state, auth, headers)
+            if auth.region != self.region:
+                raise FrontError("signature", f"Credential should be scoped to a valid region. (got '{auth.region}', the front serves '{self.region}')")
+            sigv4.verify(auth=auth, secret=cred.secret, method=method, raw_path=raw_path, raw_query=raw_query,
+                         headers=headers, body=body, service="execute-api", now=now)
+            principal = state.principals[cred.principal_key]
+            resource = A.invoke_arn(self.region, self.account, api, method, raw_path)
+            call = S.Call(service="execute-api", operation="Invoke", protocol=S.protocol_of("", headers),
+                          needs=[S.Need("execute-api:Invoke", resource)])
+            self._authorize(state, principal, call, now)
+        except FrontError as err:
+            text = "Forbidden" if err.kind == "missing" else err.message
+            self.stats.count("execute-api", _outcome(err), time.thread_time() - t0)
+            return _reply(start_response, *A.message(403, text, rid))
+        ev = A.event(api, route, params, method, raw_path, raw_query, headers, body, region=self.region,
+                     account=self.account, source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"),
+                     principal=principal, access_key=auth.access_key, request_id=rid, now=now)
+        status, hdrs, payload = A.integrate(api, route, ev, rid)
+        self.stats.count("execute-api", "allowed" if status < 500 else "backend_errors", time.thread_time() - t0)
+        return _reply(start_response, status, hdrs, payload)
 
     # -- the request pipeline ----------------------------------------------------------------
 
@@ -355,17 +409,7 @@ class Front:
                     raise FrontError("unsupported", f"{service} requests go to the front's {'opensearch' if service == 'es' else 'iot'} port, not the AWS port")
             elif auth.service != default_service:
                 raise FrontError("signature", f"Credential should be scoped to correct service: '{default_service}'. ")
-            cred = state.keys.get(auth.access_key)
-            if cred is None:
-                raise FrontError("unknown_key", E.INVALID_TOKEN)
-            token = headers.get("x-amz-security-token")
-            if cred.token is not None:
-                if token != cred.token:
-                    raise FrontError("bad_token", E.INVALID_TOKEN)
-                if "x-amz-security-token" not in auth.signed_headers:
-                    raise FrontError("signature", "x-amz-security-token must be a signed header. " + E.SIGNATURE_MISMATCH)
-            elif token is not None:
-                raise FrontError("bad_token", E.INVALID_TOKEN)
+            cred = _credential(state, auth, headers)
             if auth.region != self.region and not (service in ("iam", "sts") and auth.region == "us-east-1"):
                 if service == "s3":
                     raise FrontError("malformed", f"The authorization header is malformed; the region '{auth.region}' is wrong; expecting '{self.region}'")
@@ -628,6 +672,17 @@ class Front:
                     return self._repoint(ep, backend)
             return self._open(ROLE_IOT, backend, name=name)
 
+    def execute_api_endpoint(self, body: dict) -> Endpoint:
+        """The port of this HTTP API (by id), opened if new, else given the new routes and backend."""
+        api = A.parse_api(body, self.region, self.account)
+        with self._ep_lock:
+            for ep in self.endpoints.values():
+                if ep.kind == ROLE_EXECUTE_API and ep.api is not None and ep.api.api_id == api.api_id:
+                    new = replace(ep, backend=api.backend, api=api)
+                    self.endpoints = {**self.endpoints, ep.id: new}
+                    return new
+            return self._open(ROLE_EXECUTE_API, api.backend, api=api)
+
     def close_endpoint(self, url: Any) -> None:
         """Closes an endpoint opened at run time: its port stops listening before this returns;
         its open connections are closed; its worker threads end once their requests are done."""
@@ -806,6 +861,9 @@ class Front:
                 return _json_reply(start_response, 200, {"ok": True, "url": ep.url, "name": ep.name, "backend": ep.backend})
             if path == "/_front/lambda":
                 return _json_reply(start_response, 200, self._lambda_backend(body))
+            if path == "/_front/execute-api":
+                ep = self.execute_api_endpoint(body)
+                return _json_reply(start_response, 200, {"ok": True, "url": ep.url, **ep.api.describe()})
             if path == "/_front/close":
                 self.close_endpoint(body.get("url"))
                 return _json_reply(start_response, 200, {"ok": True})
@@ -838,6 +896,22 @@ class _Pool(dict):
 def _forward_only(call: S.Call, forward: Callable[..., tuple[int, list, bytes]]) -> tuple[int, list, bytes]:
     """The handler of a translated call the front adds nothing to: moto's answer, whole."""
     return forward()
+
+
+def _credential(state: State, auth: sigv4.ParsedAuth, headers: dict[str, str]) -> Credential:
+    """The registered key a request is signed with, its session token checked."""
+    cred = state.keys.get(auth.access_key)
+    if cred is None:
+        raise FrontError("unknown_key", E.INVALID_TOKEN)
+    token = headers.get("x-amz-security-token")
+    if cred.token is not None:
+        if token != cred.token:
+            raise FrontError("bad_token", E.INVALID_TOKEN)
+        if "x-amz-security-token" not in auth.signed_headers:
+            raise FrontError("signature", "x-amz-security-token must be a signed header. " + E.SIGNATURE_MISMATCH)
+    elif token is not None:
+        raise FrontError("bad_token", E.INVALID_TOKEN)
+    return cred
 
 
 def _unavailable(role: str, why: str) -> FrontError:

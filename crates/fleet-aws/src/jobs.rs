@@ -551,3 +551,86 @@ fn record(job_id: &str, item: &HashMap<String, AttributeValue>) -> Result<JobRec
         updated_at: num("updatedAt"),
     })
 }
+
+/// A job as `robofleet job status` and the fleet API's `GET /jobs/{id}` show it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    pub job_id: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub action: String,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub bad_lines: u64,
+    pub skipped: u64,
+    pub in_doubt: u64,
+    /// Lines read so far (the cursor loop's position; the map does not keep one).
+    pub lines_read: u64,
+    pub bytes_read: u64,
+    pub input_bytes: Option<u64>,
+    pub rate_factor: f64,
+    pub input: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl JobView {
+    pub fn of(job: &JobRecord) -> JobView {
+        let c = &job.counters;
+        JobView {
+            job_id: job.job_id.clone(),
+            state: job.state.as_str().to_string(),
+            reason: job.reason.clone(),
+            action: job.spec.command.action.clone(),
+            succeeded: c.succeeded,
+            failed: c.failed,
+            bad_lines: c.bad_lines,
+            skipped: c.skipped,
+            in_doubt: c.in_doubt,
+            lines_read: job.cursor.line,
+            bytes_read: job.cursor.offset,
+            input_bytes: job.input_size,
+            rate_factor: job.rate_factor,
+            input: format!("s3://{}/{}", job.spec.input.bucket, job.spec.input.key),
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+        }
+    }
+
+    /// Readable lines.
+    pub fn to_text(&self) -> String {
+        let read = match self.input_bytes {
+            Some(total) if total > 0 => format!(
+                "{} lines, {:.1}% of {} bytes",
+                self.lines_read,
+                self.bytes_read as f64 * 100.0 / total as f64,
+                total
+            ),
+            _ => format!("{} lines", self.lines_read),
+        };
+        let mut out = format!(
+            "job {}: {}{}\n  command   {}\n  input     {} (read: {read})\n  robots    {} succeeded, {} failed, {} bad lines, {} skipped (sent before), {} in doubt\n",
+            self.job_id,
+            self.state,
+            self.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            self.action,
+            self.input,
+            self.succeeded,
+            self.failed,
+            self.bad_lines,
+            self.skipped,
+            self.in_doubt,
+        );
+        if self.rate_factor < 1.0 {
+            out.push_str(&format!(
+                "  rate      adaptive factor {:.2} (lowered by throttling or errors)\n",
+                self.rate_factor
+            ));
+        }
+        out
+    }
+}

@@ -18,6 +18,7 @@
 //! Adapters are thin: all decisions about payloads live in `fleet-core`, all batch logic in
 //! `fleet-lambda`. They are tested over real HTTP against moto and osmem-server.
 
+pub mod api;
 pub mod config;
 pub mod error;
 pub mod iam;

@@ -646,6 +646,36 @@ async fn bring_up(
         .filter_map(|f| tpl.resource(&f.logical_id).and_then(|r| tpl.arn(r)))
         .collect();
     front.lambda_backend(&function_arns, Some(&api.url)).await?;
+    // The HTTP APIs: the front serves each on a port of its own (route, SigV4,
+    // execute-api:Invoke) and calls the routes' functions through the same Invoke API.
+    let mut apis: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
+    for r in tpl.http_routes() {
+        if !invokable.contains(&r.function_logical_id) {
+            continue;
+        }
+        let Some(arn) = tpl
+            .resource(&r.function_logical_id)
+            .and_then(|f| tpl.arn(f))
+        else {
+            continue;
+        };
+        apis.entry(r.api_logical_id.as_str())
+            .or_default()
+            .push(serde_json::json!({
+                "routeKey": format!("{} {}", r.method, r.path),
+                "functionArn": arn,
+                "timeoutMs": r.timeout_ms,
+                "authorization": r.authorization,
+            }));
+    }
+    for (logical_id, routes) in apis {
+        let api_id = tpl
+            .api_id(logical_id)
+            .ok_or_else(|| DevError::InvokeApi(format!("no id for the HTTP API {logical_id}")))?;
+        let url = front.execute_api(&api_id, &api.url, routes).await?;
+        stack.front_endpoints.push(url.clone());
+        stack.endpoints.apis.insert(logical_id.to_string(), url);
+    }
     stack.invoke_api = Some((api, function_arns));
 
     // Pollers: Lambda reads the stream and writes the on-failure destination as the

@@ -307,6 +307,23 @@ impl FrontAdmin {
         .map(|_| ())
     }
 
+    /// Serves the HTTP API `api_id` on a port of its own: `routes` are `{routeKey, functionArn,
+    /// timeoutMs, authorization}`, the functions' Invoke API is `backend`. Returns its URL.
+    pub async fn execute_api(
+        &self,
+        api_id: &str,
+        backend: &str,
+        routes: Vec<Value>,
+    ) -> Result<String, ProvisionError> {
+        let v = self
+            .call(
+                "execute-api",
+                Some(json!({"apiId": api_id, "backend": backend, "routes": routes})),
+            )
+            .await?;
+        url_of(&v, "execute-api")
+    }
+
     /// Closes an endpoint opened by [`opensearch_domain`](Self::opensearch_domain) or
     /// [`iot_endpoint`](Self::iot_endpoint).
     pub async fn close(&self, url: &str) -> Result<(), ProvisionError> {

@@ -28,6 +28,8 @@ pub enum Downstream {
     Scheduled,
     /// The robots' shadows: a state machine's task (job-worker), not a stream consumer.
     Shadows,
+    /// None: it answers HTTP API requests (fleet-api).
+    Api,
 }
 
 impl Downstream {
@@ -126,13 +128,11 @@ pub const FUNCTIONS: &[Function] = &[
             Box::pin(async move {
                 let config = job_worker::Config::from_lookup(|k| env.get(k).cloned())
                     .map_err(|e| build_error("job-worker", e))?;
-                // The IoT Data Plane endpoint, as the SDK reads it from a function's environment.
-                let mut shadows = aws_sdk_iotdataplane::config::Builder::from(sdk);
-                if let Some(url) = env.get("AWS_ENDPOINT_URL_IOT_DATA_PLANE") {
-                    shadows = shadows.endpoint_url(url);
-                }
-                let shadows = aws_sdk_iotdataplane::Client::from_conf(shadows.build());
-                let handler = Arc::new(job_worker::build_with_shadows(config, sdk, shadows));
+                let handler = Arc::new(job_worker::build_with_shadows(
+                    config,
+                    sdk,
+                    shadows_client(env, sdk),
+                ));
                 let f: HandlerFn = Arc::new(move |event| {
                     let h = handler.clone();
                     Box::pin(async move {
@@ -149,6 +149,35 @@ pub const FUNCTIONS: &[Function] = &[
                                 function: "job-worker".into(),
                                 error_type: e.error_type().into(),
                                 message: e.to_string(),
+                            })
+                    })
+                });
+                Ok(f)
+            })
+        },
+    },
+    Function {
+        binary: "fleet-api",
+        env_vars: fleet_api::Config::ENV_VARS,
+        downstream: Downstream::Api,
+        build: |env, sdk, _timeout| {
+            Box::pin(async move {
+                let config = fleet_api::Config::from_lookup(|k| env.get(k).cloned())
+                    .map_err(|e| build_error("fleet-api", e))?;
+                let api = Arc::new(fleet_api::build_with_shadows(
+                    config,
+                    sdk,
+                    shadows_client(env, sdk),
+                ));
+                let f: HandlerFn = Arc::new(move |event| {
+                    let api = api.clone();
+                    Box::pin(async move {
+                        fleet_api::handle_event(api, event)
+                            .await
+                            .map_err(|message| InvokeError::Function {
+                                function: "fleet-api".into(),
+                                error_type: "InvalidEvent".into(),
+                                message,
                             })
                     })
                 });
@@ -190,6 +219,19 @@ pub async fn in_process_handler(
         Some(f) => (f.build)(env, sdk, timeout).await.map(Some),
         None => Ok(None),
     }
+}
+
+/// An IoT Data Plane client at the endpoint the function's environment names, as the SDK reads
+/// it (`AWS_ENDPOINT_URL_IOT_DATA_PLANE`; the local stack sets it to the front's IoT port).
+fn shadows_client(
+    env: &BTreeMap<String, String>,
+    sdk: &aws_config::SdkConfig,
+) -> aws_sdk_iotdataplane::Client {
+    let mut shadows = aws_sdk_iotdataplane::config::Builder::from(sdk);
+    if let Some(url) = env.get("AWS_ENDPOINT_URL_IOT_DATA_PLANE") {
+        shadows = shadows.endpoint_url(url);
+    }
+    aws_sdk_iotdataplane::Client::from_conf(shadows.build())
 }
 
 fn build_error(function: &str, e: impl std::fmt::Display) -> InvokeError {

@@ -89,6 +89,11 @@ pub fn endpoints_text(report: &DevReport, notes: &[String]) -> String {
     if let Some(l) = &e.lambda {
         out.push_str(&format!("  lambda      {l}\n"));
     }
+    for (api, url) in &e.apis {
+        out.push_str(&format!(
+            "  http api    {url} ({api}; requests signed for execute-api, docs/api.md)\n"
+        ));
+    }
     out.push_str(&format!(
         "  robots alias {} (index {})\n",
         report.resources.opensearch.alias, report.resources.opensearch.index

@@ -26,6 +26,9 @@ pub struct Endpoints {
     /// `cargo lambda watch`, when functions run through it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lambda: Option<String>,
+    /// The template's HTTP APIs, served by the front (SigV4 for `execute-api`), by logical id.
+    #[serde(default)]
+    pub apis: BTreeMap<String, String>,
 }
 
 /// Physical names of what was provisioned, by template logical id.

@@ -178,6 +178,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("BreakerProbeFunctionName", "breaker"),
     ("StreamScalerFunctionName", "capacity"),
     ("JobWorkerFunctionName", "jobs"),
+    ("FleetApiFunctionName", "api"),
 ];
 /// The stack's alarms, `<stack>-<suffix>` (template.yaml's `AlarmName`s; a template test keeps
 /// the two in step). A prefix alone would also take another stack's alarms (`prod-eu-…` for

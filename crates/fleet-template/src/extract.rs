@@ -7,9 +7,9 @@ use crate::error::TemplateError;
 use crate::eval::{Evaluator, deferred, single};
 use crate::limits::{self, Limit};
 use crate::model::{
-    AttributeDefinition, BucketSpec, Destination, FunctionSpec, GsiSpec, KeySchema, KinesisMapping,
-    QueueSpec, Resource, RuleAction, ScheduleSpec, StartingPosition, StreamMode, StreamSpec,
-    TableSpec, TopicRuleSpec,
+    AttributeDefinition, BucketSpec, Destination, FunctionSpec, GsiSpec, HttpRouteSpec, KeySchema,
+    KinesisMapping, QueueSpec, Resource, RuleAction, ScheduleSpec, StartingPosition, StreamMode,
+    StreamSpec, TableSpec, TopicRuleSpec,
 };
 use crate::params::scalar_text;
 use crate::yaml::join;
@@ -469,6 +469,7 @@ pub(crate) fn sam_events(
     raw_props: &Value,
     mappings: &mut Vec<KinesisMapping>,
     schedules: &mut Vec<ScheduleSpec>,
+    routes: &mut Vec<HttpRouteSpec>,
 ) -> Result<(), TemplateError> {
     let id = &res.logical_id;
     let Some(events) = res.properties.get("Events") else {
@@ -530,6 +531,7 @@ pub(crate) fn sam_events(
                 enabled: props.get("State").and_then(Value::as_str) != Some("DISABLED"),
                 input: text(props.get("Input")),
             }),
+            "HttpApi" => routes.push(http_route(ev, id, name, &raw, &props, &at)?),
             other => {
                 return Err(TemplateError::unsupported(
                     format!("SAM event type {other:?}"),
@@ -539,6 +541,74 @@ pub(crate) fn sam_events(
         }
     }
     Ok(())
+}
+
+/// A route from a SAM `HttpApi` event. Only routes of an explicit `AWS::Serverless::HttpApi`
+/// (`ApiId: !Ref ...`) with payload format 2.0 are read.
+fn http_route(
+    ev: &Evaluator<'_>,
+    function: &str,
+    name: &str,
+    raw: &Value,
+    props: &Value,
+    at: &str,
+) -> Result<HttpRouteSpec, TemplateError> {
+    let at_p = join(at, "Properties");
+    let api_logical_id = match raw.get("ApiId") {
+        Some(r) => target_of_type(ev, r, &["AWS::Serverless::HttpApi"], &join(&at_p, "ApiId"))?
+            .map(|(id, _)| id),
+        None => None,
+    }
+    .ok_or_else(|| {
+        TemplateError::unsupported(
+            "an HttpApi event without `ApiId: !Ref` to an AWS::Serverless::HttpApi of this template (SAM's implicit API)",
+            join(&at_p, "ApiId"),
+        )
+    })?;
+    let format = text(props.get("PayloadFormatVersion")).unwrap_or_else(|| "2.0".into());
+    if format != "2.0" {
+        return Err(TemplateError::unsupported(
+            format!("payload format version {format:?} (only 2.0 is read)"),
+            join(&at_p, "PayloadFormatVersion"),
+        ));
+    }
+    let timeout_ms = u32_or(props, "TimeoutInMillis", 30_000, &at_p)?;
+    if !(50..=30_000).contains(&timeout_ms) {
+        return Err(TemplateError::invalid(
+            join(&at_p, "TimeoutInMillis"),
+            "must be 50 to 30000 (API Gateway's integration timeout)",
+        ));
+    }
+    let api_auth = ev
+        .resources
+        .get(&api_logical_id)
+        .and_then(|r| r.properties.get("Auth"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let iam_enabled = api_auth
+        .get("EnableIamAuthorizer")
+        .and_then(boolean)
+        .unwrap_or(false);
+    let authorizer = props
+        .get("Auth")
+        .and_then(|a| text(a.get("Authorizer")))
+        .or_else(|| text(api_auth.get("DefaultAuthorizer")))
+        .unwrap_or_else(|| "NONE".into());
+    if authorizer == "AWS_IAM" && !iam_enabled {
+        return Err(TemplateError::invalid(
+            format!("Resources.{api_logical_id}.Properties.Auth"),
+            "AWS_IAM routes need EnableIamAuthorizer: true",
+        ));
+    }
+    Ok(HttpRouteSpec {
+        logical_id: format!("{function}{name}"),
+        function_logical_id: function.to_string(),
+        api_logical_id,
+        method: req_text(props, "Method", &at_p)?.to_uppercase(),
+        path: req_text(props, "Path", &at_p)?,
+        authorization: authorizer,
+        timeout_ms,
+    })
 }
 
 /// A function logical id from a raw `FunctionName` / target `Arn`: a reference to a function

@@ -41,9 +41,9 @@ use serde_json::{Map, Value};
 pub use error::TemplateError;
 pub use eval::{DEFERRED_KEY, deferred};
 pub use model::{
-    AttributeDefinition, BucketSpec, Destination, FunctionSpec, GsiSpec, KeySchema, KinesisMapping,
-    QueueSpec, Resource, RuleAction, ScheduleSpec, StartingPosition, StreamMode, StreamSpec,
-    TableSpec, TopicRuleSpec,
+    AttributeDefinition, BucketSpec, Destination, FunctionSpec, GsiSpec, HttpRouteSpec, KeySchema,
+    KinesisMapping, QueueSpec, Resource, RuleAction, ScheduleSpec, StartingPosition, StreamMode,
+    StreamSpec, TableSpec, TopicRuleSpec,
 };
 pub use resolver::{DefaultResolver, PhysicalResolver, ResourceRef};
 
@@ -92,6 +92,7 @@ pub struct Stack {
     functions: Vec<FunctionSpec>,
     mappings: Vec<KinesisMapping>,
     schedules: Vec<ScheduleSpec>,
+    routes: Vec<HttpRouteSpec>,
     topic_rules: Vec<TopicRuleSpec>,
     tables: Vec<TableSpec>,
     streams: Vec<StreamSpec>,
@@ -112,18 +113,18 @@ impl Stack {
     }
     /// A resource's ARN, as `Fn::GetAtt [id, Arn]` gives it (`None` for a type without one).
     pub fn arn(&self, r: &Resource) -> Option<String> {
-        resolver::default_attribute(
-            &resolver::ResourceRef {
-                logical_id: &r.logical_id,
-                type_: &r.type_,
-                physical_name: &r.physical_name,
-                stack_name: &self.stack_name,
-                region: &self.region,
-                account_id: &self.account_id,
-                partition: eval::partition_of(&self.region),
-            },
-            "Arn",
-        )
+        resolver::default_attribute(&self.resource_ref(r), "Arn")
+    }
+    fn resource_ref<'a>(&'a self, r: &'a Resource) -> resolver::ResourceRef<'a> {
+        resolver::ResourceRef {
+            logical_id: &r.logical_id,
+            type_: &r.type_,
+            physical_name: &r.physical_name,
+            stack_name: &self.stack_name,
+            region: &self.region,
+            account_id: &self.account_id,
+            partition: eval::partition_of(&self.region),
+        }
     }
     /// Every parameter's resolved value (lists joined with commas).
     pub fn parameters(&self) -> &BTreeMap<String, String> {
@@ -148,6 +149,14 @@ impl Stack {
     /// Kinesis mappings from SAM `Events` and from `AWS::Lambda::EventSourceMapping` resources.
     pub fn event_source_mappings(&self) -> Vec<&KinesisMapping> {
         self.mappings.iter().collect()
+    }
+    /// Routes of the template's HTTP APIs (SAM `HttpApi` events).
+    pub fn http_routes(&self) -> &[HttpRouteSpec] {
+        &self.routes
+    }
+    /// The id `!Ref` gives an HTTP API of the template.
+    pub fn api_id(&self, logical_id: &str) -> Option<String> {
+        resolver::default_reference(&self.resource_ref(self.resource(logical_id)?))
     }
     /// SAM `Schedule`/`ScheduleV2` events, `AWS::Events::Rule` schedules, `AWS::Scheduler::Schedule`.
     pub fn schedules(&self) -> Vec<&ScheduleSpec> {
@@ -279,10 +288,13 @@ pub fn load_str_with(
             .unwrap_or(Value::Object(Map::new()));
         if type_ == "AWS::Serverless::Function" {
             properties = sam::merge(&globals, &properties);
-        } else if type_.starts_with("AWS::Serverless::") && type_ != "AWS::Serverless::StateMachine"
+        } else if type_.starts_with("AWS::Serverless::")
+            && type_ != "AWS::Serverless::StateMachine"
+            && type_ != "AWS::Serverless::HttpApi"
         {
             // A state machine's properties are read as written (the local ASL runner takes its
-            // Definition); the other SAM types would need SAM's transform.
+            // Definition), and so are an HTTP API's (its routes come from the functions'
+            // `HttpApi` events); the other SAM types would need SAM's transform.
             return Err(TemplateError::unsupported(
                 format!("resource type {type_}"),
                 format!("{at}.Type"),
@@ -357,6 +369,7 @@ pub fn load_str_with(
     }
     let mut mappings = Vec::new();
     let mut schedules = Vec::new();
+    let mut routes = Vec::new();
     let mut topic_rules = Vec::new();
     let mut tables = Vec::new();
     let mut streams = Vec::new();
@@ -365,9 +378,14 @@ pub fn load_str_with(
     for r in &evaluated {
         let raw_props = &ev.resources[&r.logical_id].properties;
         match r.type_.as_str() {
-            "AWS::Serverless::Function" => {
-                extract::sam_events(&ev, r, raw_props, &mut mappings, &mut schedules)?
-            }
+            "AWS::Serverless::Function" => extract::sam_events(
+                &ev,
+                r,
+                raw_props,
+                &mut mappings,
+                &mut schedules,
+                &mut routes,
+            )?,
             "AWS::Lambda::EventSourceMapping" => {
                 mappings.push(extract::raw_mapping(&ev, r, raw_props, &functions)?)
             }
@@ -413,6 +431,7 @@ pub fn load_str_with(
         functions,
         mappings,
         schedules,
+        routes,
         topic_rules,
         tables,
         streams,

@@ -90,6 +90,25 @@ pub struct KinesisMapping {
     pub enabled: bool,
 }
 
+/// A route of an HTTP API (API Gateway v2), from a SAM function's `HttpApi` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct HttpRouteSpec {
+    /// `<Function><Event>`.
+    pub logical_id: String,
+    pub function_logical_id: String,
+    /// The `AWS::Serverless::HttpApi` the route belongs to.
+    pub api_logical_id: String,
+    /// `GET`, `POST`, ... or `ANY`.
+    pub method: String,
+    /// `/robots/{id}`: literal segments and `{name}` parameters (`{name+}` greedy, last only).
+    pub path: String,
+    /// `AWS_IAM` or `NONE`: the route's `Auth.Authorizer`, else the API's `DefaultAuthorizer`.
+    pub authorization: String,
+    /// The integration's timeout (50..30,000 ms).
+    pub timeout_ms: u32,
+}
+
 /// A scheduled invocation of a function.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]

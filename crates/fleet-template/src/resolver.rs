@@ -55,6 +55,24 @@ pub fn sqs_queue_url(r: &ResourceRef<'_>) -> String {
     )
 }
 
+/// The id API Gateway would give an API: 10 characters of a-z and 0-9, here derived from the
+/// physical name so that it is the same on every load.
+pub fn api_id(r: &ResourceRef<'_>) -> String {
+    // FNV-1a over the name, written in base 36.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in r.physical_name.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let alphabet = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    (0..10)
+        .map(|_| {
+            let c = alphabet[(h % 36) as usize] as char;
+            h /= 36;
+            c
+        })
+        .collect()
+}
+
 /// What `Ref` returns per type in CloudFormation, as far as it can be known offline.
 pub fn default_reference(r: &ResourceRef<'_>) -> Option<String> {
     let name = r.physical_name.to_string();
@@ -65,6 +83,7 @@ pub fn default_reference(r: &ResourceRef<'_>) -> Option<String> {
         | "AWS::Serverless::StateMachine" => default_attribute(r, "Arn"),
         // A key's id is a UUID in AWS; offline, its (stack-unique) physical name stands for it.
         "AWS::KMS::Key" => Some(name),
+        "AWS::Serverless::HttpApi" | "AWS::ApiGatewayV2::Api" => Some(api_id(r)),
         "AWS::Kinesis::Stream"
         | "AWS::DynamoDB::Table"
         | "AWS::S3::Bucket"
@@ -130,6 +149,10 @@ pub fn default_attribute(r: &ResourceRef<'_>, attribute: &str) -> Option<String>
         ("AWS::StepFunctions::StateMachine" | "AWS::Serverless::StateMachine", "Name") => {
             name.to_string()
         }
+        ("AWS::Serverless::HttpApi" | "AWS::ApiGatewayV2::Api", "ApiEndpoint") => {
+            format!("https://{}.execute-api.{reg}.amazonaws.com", api_id(r))
+        }
+        ("AWS::Serverless::HttpApi" | "AWS::ApiGatewayV2::Api", "ApiId") => api_id(r),
         _ => return None,
     };
     Some(v)

@@ -154,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
             ));
             samples::shadow_event
         }
-        Downstream::Scheduled | Downstream::Shadows => {
+        Downstream::Scheduled | Downstream::Shadows | Downstream::Api => {
             bail!("{name} is not a stream consumer: lambda-bench measures batches")
         }
     };

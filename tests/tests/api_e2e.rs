@@ -1,0 +1,426 @@
+//! End to end: the fleet API on the local stack, over data the real pipeline wrote.
+//!
+//! Simulated robots publish over MQTT (shadow updates, presence, mission reports); the rules,
+//! streams and functions store them; then callers with their own IAM roles call every route of
+//! template.yaml's HTTP API through the AWS front (SigV4 for `execute-api`, `execute-api:Invoke`
+//! per route), which invokes the fleet-api function with API Gateway's event. Each route and
+//! each error class is checked; missions are paged to the end.
+//!
+//! Run through `make test`, or after `source tools/dev-env.sh`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use fleet_aws::api::{ApiReply, FleetApiClient};
+use fleet_local::dev::{self, DevOptions, RunningStack};
+use fleet_local::front::FrontAdmin;
+use fleet_sim::{MqttTarget, Progress, SimArgs, Targets};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+const ACCOUNT: &str = fleet_local::names::LOCAL_ACCOUNT_ID;
+
+async fn caller(stack: &RunningStack, name: &str, actions: &[&str]) -> FleetApiClient {
+    let region = stack.sdk.region().unwrap().to_string();
+    let resources: Vec<String> = actions
+        .iter()
+        .map(|a| format!("arn:aws:execute-api:{region}:{ACCOUNT}:*/$default/{a}"))
+        .collect();
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": resources}
+    ]});
+    let creds = FrontAdmin::new(&stack.endpoints.aws)
+        .register_principal(
+            &format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
+            &[policy],
+            "api-e2e",
+        )
+        .await
+        .unwrap();
+    let provider = SharedCredentialsProvider::new(Credentials::new(
+        creds.access_key_id,
+        creds.secret_access_key,
+        creds.session_token,
+        None,
+        "front",
+    ));
+    FleetApiClient::new(&stack.endpoints.apis["FleetHttpApi"], provider, region)
+}
+
+async fn call(api: &FleetApiClient, method: Method, path: &str, body: Option<&Value>) -> ApiReply {
+    api.send(method.clone(), path, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// A problem document of `status` whose detail mentions `needle`.
+fn problem(reply: &ApiReply, status: u16, kind: &str, needle: &str) {
+    let doc = reply.json();
+    assert_eq!(reply.status, status, "{doc}");
+    assert_eq!(reply.content_type, "application/problem+json", "{doc}");
+    assert_eq!(
+        doc["type"],
+        format!("urn:robofleet:problem:{kind}"),
+        "{doc}"
+    );
+    assert_eq!(doc["status"], status);
+    assert!(
+        doc["detail"].as_str().unwrap_or("").contains(needle),
+        "{needle:?} not in {doc}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_route_answers_from_what_the_pipeline_wrote() {
+    let logs = tempfile::tempdir().unwrap();
+    let name = fleet_testkit::unique_name("e2e-api");
+    let mut opts = DevOptions::new(root().join("template.yaml"), &name);
+    opts.aws_endpoint = Some(fleet_testkit::aws_endpoint());
+    opts.log_dir = Some(logs.path().to_path_buf());
+    opts.drain = Duration::from_secs(30);
+    let stack = dev::start(opts).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        stack.endpoints.apis.contains_key("FleetHttpApi"),
+        "{:?}",
+        stack.endpoints
+    );
+
+    // The pipeline writes: 4 robots, missions, shadow updates, presence; verified stored.
+    let prefix = format!("{name}-rb");
+    let targets = Targets {
+        mqtt: MqttTarget::parse_url(&stack.endpoints.mqtt).unwrap(),
+        aws_endpoint: Some(stack.endpoints.aws.clone()),
+        opensearch_url: Some(stack.endpoints.opensearch.clone()),
+        missions_table: Some(stack.resources.tables["MissionsTable"].clone()),
+        robots_alias: stack.resources.opensearch.alias.clone(),
+        rejects_queue_url: None,
+        aws: Default::default(),
+    };
+    let args = SimArgs::from_flags([
+        "--mode",
+        "steady",
+        "--robots",
+        "4",
+        "--rate",
+        "6",
+        "--duration",
+        "12s",
+        "--mission-share",
+        "0.6",
+        "--commands",
+        "0",
+        "--prefix",
+        &prefix,
+        "--verify",
+        "--grace",
+        "90s",
+    ])
+    .unwrap();
+    let report = fleet_sim::run(args, targets, Progress::Silent)
+        .await
+        .unwrap();
+    assert!(report.passed(), "{}", report.summary());
+    assert!(stack.wait_drained(Duration::from_secs(60)).await);
+
+    let operator = caller(&stack, &format!("{name}-operator"), &["*"]).await;
+    let reader = caller(&stack, &format!("{name}-reader"), &["GET/*"]).await;
+    let robots: Vec<String> = (0..4)
+        .map(|k| fleet_sim::args::robot_id(&prefix, k))
+        .collect();
+
+    // The truth, from the missions table.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let table = &stack.resources.tables["MissionsTable"];
+    let mut truth = std::collections::BTreeMap::new();
+    for robot in &robots {
+        let out = dynamodb
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("ROBOT#{robot}")),
+            )
+            .send()
+            .await
+            .unwrap();
+        truth.insert(robot.clone(), out.items().len());
+    }
+    let total: usize = truth.values().sum();
+    assert!(total > 0, "the simulation stored missions: {truth:?}");
+
+    // GET /robots/{id}: state, connection, last missions; for every robot.
+    for robot in &robots {
+        let r = call(&reader, Method::GET, &format!("/robots/{robot}"), None).await;
+        let doc = r.json();
+        assert_eq!(r.status, 200, "{doc}");
+        assert_eq!(r.content_type, "application/json");
+        assert_eq!(doc["robotId"], robot.as_str());
+        assert!(doc["state"]["reported"]["battery"].is_number(), "{doc}");
+        assert!(doc["state"]["version"].as_u64().unwrap() >= 1, "{doc}");
+        let status = doc["connection"]["status"].as_str().unwrap();
+        assert!(
+            status == "connected" || status == "disconnected",
+            "presence was indexed: {doc}"
+        );
+        assert!(doc["connection"]["lastSeenAt"].is_string(), "{doc}");
+        let last = doc["lastMissions"].as_array().unwrap();
+        assert_eq!(last.len(), truth[robot].min(5), "{doc}");
+    }
+
+    // GET /robots/{id}/missions: paged to the end, newest first, each mission once.
+    for robot in &robots {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let path = match &cursor {
+                None => format!("/robots/{robot}/missions?limit=2"),
+                Some(c) => format!("/robots/{robot}/missions?limit=2&cursor={c}"),
+            };
+            let r = call(&reader, Method::GET, &path, None).await;
+            let doc = r.json();
+            assert_eq!(r.status, 200, "{doc}");
+            let page = doc["missions"].as_array().unwrap();
+            assert!(page.len() <= 2);
+            seen.extend(page.iter().cloned());
+            pages += 1;
+            match doc["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+            assert!(pages < 100, "the cursor does not end");
+        }
+        assert_eq!(seen.len(), truth[robot], "{robot}: {seen:?}");
+        let ids: std::collections::BTreeSet<_> =
+            seen.iter().map(|m| m["missionId"].to_string()).collect();
+        assert_eq!(ids.len(), seen.len(), "a mission came twice");
+        let started: Vec<&str> = seen
+            .iter()
+            .map(|m| m["startedAt"].as_str().unwrap())
+            .collect();
+        assert!(
+            started.windows(2).all(|w| w[0] >= w[1]),
+            "newest first: {started:?}"
+        );
+        assert!(
+            seen.iter()
+                .all(|m| m["robotId"] == robot.as_str() && m.get("pk").is_none())
+        );
+        // A cursor of one robot is refused on another.
+        if let Some(c) = cursor {
+            let other = &robots[(robots.iter().position(|r| r == robot).unwrap() + 1) % 4];
+            let r = call(
+                &reader,
+                Method::GET,
+                &format!("/robots/{other}/missions?cursor={c}"),
+                None,
+            )
+            .await;
+            problem(&r, 400, "invalid-parameter", "cursor");
+        }
+    }
+    // A window: nothing started in the year 2000.
+    let r = call(
+        &reader,
+        Method::GET,
+        &format!(
+            "/robots/{}/missions?from=2000-01-01T00:00:00Z&to=2000-12-31T00:00:00Z",
+            robots[0]
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"missions": [], "nextCursor": null}))
+    );
+
+    // Errors, each class: 400, 404, 415, 422, 409, 403.
+    let r = call(
+        &reader,
+        Method::GET,
+        &format!("/robots/{}/missions?limit=0", robots[0]),
+        None,
+    )
+    .await;
+    problem(&r, 400, "invalid-parameter", "limit");
+    let r = call(
+        &reader,
+        Method::GET,
+        &format!("/robots/{}/missions?from=yesterday", robots[0]),
+        None,
+    )
+    .await;
+    problem(&r, 400, "invalid-parameter", "from");
+    let r = call(&reader, Method::GET, "/robots/no$such$robot", None).await;
+    problem(&r, 400, "invalid-parameter", "id");
+    let r = call(
+        &reader,
+        Method::GET,
+        &format!("/robots/{name}-never-seen"),
+        None,
+    )
+    .await;
+    problem(&r, 404, "not-found", "no robot");
+    let r = call(&reader, Method::GET, "/nowhere", None).await;
+    assert_eq!((r.status, r.json()), (404, json!({"message": "Not Found"})));
+
+    // POST /robots/{id}/commands: the reader may not; the operator sets desired state.
+    let dock = json!({"action": "dock"});
+    let r = call(
+        &reader,
+        Method::POST,
+        &format!("/robots/{}/commands", robots[1]),
+        Some(&dock),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{:?}", r.json());
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("execute-api:Invoke")
+    );
+    let r = call(
+        &operator,
+        Method::POST,
+        &format!("/robots/{}/commands", robots[1]),
+        Some(&dock),
+    )
+    .await;
+    let doc = r.json();
+    assert_eq!(r.status, 202, "{doc}");
+    let id = doc["command"]["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("cmd-"), "{doc}");
+    let shadows = aws_sdk_iotdataplane::Client::from_conf(
+        aws_sdk_iotdataplane::config::Builder::from(&stack.sdk)
+            .endpoint_url(&stack.endpoints.iot_data)
+            .build(),
+    );
+    let shadow = shadows
+        .get_thing_shadow()
+        .thing_name(&robots[1])
+        .send()
+        .await
+        .unwrap();
+    let shadow: Value = serde_json::from_slice(shadow.payload().unwrap().as_ref()).unwrap();
+    assert_eq!(shadow["state"]["desired"]["command"]["id"], id.as_str());
+    assert_eq!(shadow["state"]["desired"]["command"]["action"], "dock");
+    let r = call(
+        &operator,
+        Method::POST,
+        &format!("/robots/{}/commands", robots[1]),
+        Some(&json!({"action": "explode"})),
+    )
+    .await;
+    problem(&r, 422, "invalid-command", "action");
+    let r = call(
+        &operator,
+        Method::POST,
+        &format!("/robots/{name}-never-seen/commands"),
+        Some(&dock),
+    )
+    .await;
+    problem(&r, 404, "not-found", "no robot");
+    let r = operator
+        .send_raw(
+            Method::POST,
+            &format!("/robots/{}/commands", robots[1]),
+            Some((b"{not json".to_vec(), "application/json")),
+        )
+        .await
+        .unwrap();
+    problem(&r, 400, "invalid-body", "not JSON");
+    let r = operator
+        .send_raw(
+            Method::POST,
+            &format!("/robots/{}/commands", robots[1]),
+            Some((b"action=dock".to_vec(), "application/x-www-form-urlencoded")),
+        )
+        .await
+        .unwrap();
+    problem(&r, 415, "unsupported-media-type", "application/json");
+
+    // Jobs: a job in the jobs table, read and moved through the API.
+    let jobs =
+        fleet_aws::jobs::JobsTable::new(dynamodb.clone(), &stack.resources.tables["JobsTable"]);
+    let job_id = format!("{name}-job");
+    let spec: fleet_jobs::JobSpec = serde_json::from_value(json!({
+        "command": {"action": "dock"},
+        "input": {"bucket": "b", "key": "inputs/x.jsonl", "format": "jsonl"}
+    }))
+    .unwrap();
+    jobs.create(&job_id, &spec).await.unwrap();
+    let r = call(&reader, Method::GET, &format!("/jobs/{job_id}"), None).await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["state"], "scheduled");
+    assert_eq!(r.json()["action"], "dock");
+    let r = call(
+        &operator,
+        Method::POST,
+        &format!("/jobs/{job_id}/resume"),
+        None,
+    )
+    .await;
+    problem(&r, 409, "conflict", "cannot resume");
+    for (action, state) in [
+        ("pause", "paused"),
+        ("resume", "running"),
+        ("cancel", "aborted"),
+    ] {
+        let r = call(
+            &operator,
+            Method::POST,
+            &format!("/jobs/{job_id}/{action}"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.json()["state"].clone()),
+            (200, json!(state)),
+            "{action}"
+        );
+    }
+    let r = call(
+        &operator,
+        Method::POST,
+        &format!("/jobs/{job_id}/cancel"),
+        None,
+    )
+    .await;
+    problem(&r, 409, "conflict", "cannot");
+    let r = call(&reader, Method::GET, &format!("/jobs/{name}-no-job"), None).await;
+    problem(&r, 404, "not-found", "no job");
+
+    // Latency per route, locally (debug build, through the front): printed for the record.
+    for (label, path) in [
+        ("GET /robots/{id}", format!("/robots/{}", robots[0])),
+        (
+            "GET /robots/{id}/missions",
+            format!("/robots/{}/missions", robots[0]),
+        ),
+        ("GET /jobs/{id}", format!("/jobs/{job_id}")),
+    ] {
+        let mut ms: Vec<f64> = Vec::new();
+        for _ in 0..30 {
+            let t = Instant::now();
+            assert_eq!(call(&reader, Method::GET, &path, None).await.status, 200);
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "{label}: p50 {:.1} ms, p99 {:.1} ms (30 calls)",
+            ms[ms.len() / 2],
+            ms[ms.len() * 99 / 100]
+        );
+    }
+    stack.shutdown().await;
+}
