@@ -400,6 +400,66 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
     let r = call(&reader, Method::GET, &format!("/jobs/{name}-no-job"), None).await;
     problem(&r, 404, "not-found", "no job");
 
+    // The contract: requests generated from openapi/fleet-api.yaml, valid and invalid, signed,
+    // against this API; every answer declared, no 5xx (tools/api_contract.py).
+    let contract_job = format!("{name}-contract");
+    jobs.create(&contract_job, &spec).await.unwrap();
+    let creds = FrontAdmin::new(&stack.endpoints.aws)
+        .register_principal(
+            &format!("arn:aws:iam::{ACCOUNT}:role/{name}-contract"),
+            &[json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}
+            ]})],
+            "api-contract",
+        )
+        .await
+        .unwrap();
+    let report = logs.path().join("contract.json");
+    let python = PathBuf::from(fleet_testkit::venv()).join("bin/python");
+    let out = tokio::process::Command::new(python)
+        .arg(root().join("tools/api_contract.py"))
+        .args(["--url", &stack.endpoints.apis["FleetHttpApi"]])
+        .args(["--region", &stack.sdk.region().unwrap().to_string()])
+        .args(["--robot", &robots[2], "--job", &contract_job])
+        .args(["--max-examples", "15"])
+        .arg("--json")
+        .arg(&report)
+        .env("AWS_ACCESS_KEY_ID", &creds.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &creds.secret_access_key)
+        .env(
+            "AWS_SESSION_TOKEN",
+            creds.session_token.as_deref().unwrap_or(""),
+        )
+        .output()
+        .await
+        .unwrap();
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "the contract test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let contract: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(contract["operations"], 7);
+    assert!(
+        contract["requests"].as_u64().unwrap() >= 7 * 15,
+        "{contract}"
+    );
+    // The known ids reached the data: a 200 for the robot and its missions, a 202 command.
+    for (op, status) in [
+        ("GET /robots/{id}", "200"),
+        ("GET /robots/{id}/missions", "200"),
+        ("POST /robots/{id}/commands", "202"),
+        ("GET /jobs/{id}", "200"),
+    ] {
+        assert!(
+            contract["statuses"][op][status].as_u64().unwrap_or(0) >= 1,
+            "{op}: {}",
+            contract["statuses"][op]
+        );
+    }
+
     // Latency per route, locally (debug build, through the front): printed for the record.
     for (label, path) in [
         ("GET /robots/{id}", format!("/robots/{}", robots[0])),

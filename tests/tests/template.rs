@@ -886,3 +886,49 @@ fn status_knows_every_alarm_of_the_template() {
     known.sort();
     assert_eq!(suffixes, known);
 }
+
+#[test]
+fn the_openapi_document_has_exactly_the_http_apis_routes_all_iam_authorized() {
+    let stack = stack();
+    let routes = stack.http_routes();
+    assert!(!routes.is_empty());
+    let functions = stack.functions();
+    let mut from_template: Vec<String> = Vec::new();
+    for r in routes {
+        assert_eq!(
+            r.authorization, "AWS_IAM",
+            "{} is not IAM-authorized",
+            r.logical_id
+        );
+        assert_eq!(r.api_logical_id, "FleetHttpApi");
+        let f = functions
+            .iter()
+            .find(|f| f.logical_id == r.function_logical_id)
+            .unwrap();
+        assert_eq!(f.binary, "fleet-api");
+        // An HTTP API integration ends at 30 s: the function must end first.
+        assert!(
+            f.timeout_s < 30,
+            "{} runs up to {} s",
+            f.logical_id,
+            f.timeout_s
+        );
+        from_template.push(format!("{} {}", r.method, r.path));
+    }
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../openapi/fleet-api.yaml"),
+    )
+    .unwrap();
+    let doc: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let mut from_spec: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                from_spec.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    from_template.sort();
+    from_spec.sort();
+    assert_eq!(from_template, from_spec);
+}

@@ -137,6 +137,11 @@ request:
                                        qualifier) is forwarded to the Invoke API at URL (a local stack's
                                        functions: fleet_esm::invoke_api) instead of moto's Lambda, which
                                        would run them in Docker; null forgets them
+    POST /_front/execute-api           {"apiId", "backend", "routes": [{"routeKey": "GET /robots/{id}", "functionArn",
+                                        "timeoutMs"?, "authorization"?: "AWS_IAM"}]}
+                                       -> {"ok": true, "url", "apiId", "stage", "routes"}; an HTTP API with IAM
+                                       routes on a port of its own (execute_api.py): route, SigV4 for execute-api,
+                                       execute-api:Invoke, then the function through the Invoke API at backend
     POST /_front/close                 {"url"} -> {"ok": true}; a port opened at run time stops listening and
                                        its connections close (400 for a startup port or an unknown URL)
     GET  /_front/endpoints             -> [{"kind": "opensearch", "url", "domainArn", "backend", "startup"},
