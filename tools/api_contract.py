@@ -93,6 +93,8 @@ def main() -> int:
     def check(op, case) -> None:
         response = case.call(base_url=args.url, session=session, timeout=35)
         statuses.setdefault(op.label, collections.Counter())[str(response.status_code)] += 1
+        if response.status_code == 403:
+            print(f"  403 for {case.as_curl_command()}: {response.text[:300]}", flush=True)
         try:
             case.validate_response(response, checks=checks)
         except Exception as e:  # noqa: BLE001 - a failed check: recorded with the request

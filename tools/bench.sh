@@ -5,6 +5,8 @@
 #   2. lambda-bench, per function: the release binary against a local Lambda Runtime API and the
 #      stand-ins: init (target ≤ 20 ms), CPU per record with the SDK call (≤ 290 µs), peak RSS
 #      (≤ 24 MiB). JSON reports in target/bench/.
+#   3. lambda-bench --init-only for the fleet API's function: 20 cold starts, process start to
+#      the first poll of the runtime API (target ≤ 30 ms at p99).
 # Results depend on the machine and its load: run on an otherwise idle machine.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,9 +20,12 @@ echo "==> release binaries"
 cargo build --release -p lambda-bench
 # The functions of the registry (crates/fleet-local/src/functions.rs), one per line.
 functions=$(target/release/lambda-bench --list)
+init_functions=$(target/release/lambda-bench --list-init)
 packages=()
 for fn in $functions; do packages+=(-p "$fn"); done
-cargo build --release ${packages[@]+"${packages[@]}"}
+init_packages=()
+for fn in $init_functions; do init_packages+=(-p "$fn"); done
+cargo build --release ${packages[@]+"${packages[@]}"} ${init_packages[@]+"${init_packages[@]}"}
 
 echo "==> criterion benches (decode + validate + request building)"
 cargo bench ${packages[@]+"${packages[@]}"} --bench decode -- --warm-up-time 2 --measurement-time 5 \
@@ -34,5 +39,10 @@ for fn in $functions; do
   echo "==> lambda-bench $fn"
   target/release/lambda-bench --function "$fn" --batches "${BENCH_BATCHES:-5}" \
     --report "target/bench/lambda-$fn.json" --log "target/bench/lambda-$fn.log"
+done
+for fn in $init_functions; do
+  echo "==> lambda-bench --init-only $fn"
+  target/release/lambda-bench --function "$fn" --init-only --runs "${BENCH_COLD_STARTS:-20}" \
+    --report "target/bench/lambda-$fn-init.json" --log "target/bench/lambda-$fn.log"
 done
 echo "reports: target/bench/criterion.txt, target/bench/lambda-*.json"

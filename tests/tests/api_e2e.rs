@@ -175,6 +175,89 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
         assert_eq!(last.len(), truth[robot].min(5), "{doc}");
     }
 
+    // GET /robots: fleet search over the robots' summaries (state and presence in one document).
+    let mut found = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            None => "/robots?limit=3".to_string(),
+            Some(c) => format!("/robots?limit=3&cursor={c}"),
+        };
+        let r = call(&reader, Method::GET, &path, None).await;
+        let doc = r.json();
+        assert_eq!(r.status, 200, "{doc}");
+        assert_eq!(doc["total"], 4, "{doc}");
+        let counted: u64 = doc["countsByStatus"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        assert_eq!(counted, 4, "{doc}");
+        for robot in doc["robots"].as_array().unwrap() {
+            assert!(robot["battery"].is_number(), "{robot}");
+            assert_ne!(robot["connection"]["status"], "unknown", "{robot}");
+            found.push(robot["robotId"].as_str().unwrap().to_string());
+        }
+        match doc["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(found, robots, "every robot once, sorted by id");
+    let one = call(
+        &reader,
+        Method::GET,
+        &format!("/robots/{}", robots[0]),
+        None,
+    )
+    .await
+    .json();
+    let status = one["state"]["reported"]["status"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let battery = one["state"]["reported"]["battery"].as_f64().unwrap();
+    for (query, expect_robot0) in [
+        (format!("status={status}"), true),
+        // The range is 0 to 100: a robot at 100 is below nothing.
+        (
+            format!("batteryBelow={}", (battery + 1.0).min(100.0)),
+            battery < 100.0,
+        ),
+        (format!("batteryBelow={battery}"), false),
+        ("lastSeenBefore=2000-01-01T00:00:00Z".to_string(), false),
+        ("lastSeenBefore=2100-01-01T00:00:00Z".to_string(), true),
+        ("firmware=0.0.0-none".to_string(), false),
+    ] {
+        let r = call(&reader, Method::GET, &format!("/robots?{query}"), None).await;
+        let doc = r.json();
+        assert_eq!(r.status, 200, "{query}: {doc}");
+        let ids: Vec<&str> = doc["robots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["robotId"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids.contains(&robots[0].as_str()),
+            expect_robot0,
+            "{query}: {doc}"
+        );
+    }
+    if let Some(c) = cursor {
+        let r = call(
+            &reader,
+            Method::GET,
+            &format!("/robots?status=x&cursor={c}"),
+            None,
+        )
+        .await;
+        problem(&r, 400, "invalid-parameter", "cursor");
+    }
+    let r = call(&reader, Method::GET, "/robots?batteryBelow=lots", None).await;
+    problem(&r, 400, "invalid-parameter", "batteryBelow");
+
     // GET /robots/{id}/missions: paged to the end, newest first, each mission once.
     for robot in &robots {
         let mut seen = Vec::new();
@@ -419,7 +502,7 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
     let out = tokio::process::Command::new(python)
         .arg(root().join("tools/api_contract.py"))
         .args(["--url", &stack.endpoints.apis["FleetHttpApi"]])
-        .args(["--region", &stack.sdk.region().unwrap().to_string()])
+        .args(["--region", stack.sdk.region().unwrap().as_ref()])
         .args(["--robot", &robots[2], "--job", &contract_job])
         .args(["--max-examples", "15"])
         .arg("--json")
@@ -441,13 +524,14 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
         String::from_utf8_lossy(&out.stderr)
     );
     let contract: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    assert_eq!(contract["operations"], 7);
+    assert_eq!(contract["operations"], 8);
     assert!(
-        contract["requests"].as_u64().unwrap() >= 7 * 15,
+        contract["requests"].as_u64().unwrap() >= 8 * 15,
         "{contract}"
     );
     // The known ids reached the data: a 200 for the robot and its missions, a 202 command.
     for (op, status) in [
+        ("GET /robots", "200"),
         ("GET /robots/{id}", "200"),
         ("GET /robots/{id}/missions", "200"),
         ("POST /robots/{id}/commands", "202"),
@@ -462,6 +546,7 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
 
     // Latency per route, locally (debug build, through the front): printed for the record.
     for (label, path) in [
+        ("GET /robots", "/robots?limit=50".to_string()),
         ("GET /robots/{id}", format!("/robots/{}", robots[0])),
         (
             "GET /robots/{id}/missions",

@@ -29,6 +29,7 @@ pub mod rejects;
 pub mod retry;
 pub mod robots;
 pub mod sigv4;
+pub mod summary;
 
 pub use error::{IndexError, StoreError};
 pub use missions::{MissionStore, PutOutcome};

@@ -33,6 +33,25 @@ pub struct IndexDoc {
     pub source: Value,
 }
 
+/// A document of a `_bulk` request: its action line and its source.
+pub trait BulkDoc {
+    /// The action line (`{"index": {...}}`, `{"create": {...}}`) writing through `alias`.
+    fn action(&self, alias: &str) -> Value;
+    /// The document.
+    fn source(&self) -> &Value;
+}
+
+impl BulkDoc for IndexDoc {
+    fn action(&self, alias: &str) -> Value {
+        serde_json::json!({
+            "index": {"_index": alias, "_id": self.id, "version": self.version, "version_type": "external", "require_alias": true}
+        })
+    }
+    fn source(&self) -> &Value {
+        &self.source
+    }
+}
+
 /// What became of one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemResult {
@@ -120,7 +139,7 @@ impl RobotIndex {
 
     /// One request, bounded by the deadline minus the backoff's reserve (and the longest time
     /// one request may take).
-    async fn request(
+    pub(crate) async fn request(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -205,9 +224,9 @@ impl RobotIndex {
     /// alias only (`require_alias`): a write never creates an index. When the alias is missing,
     /// as on a new, empty cluster, the template and the alias are installed again from
     /// `template` and the items retried. One result per doc, in order.
-    pub async fn bulk(
+    pub async fn bulk<D: BulkDoc>(
         &self,
-        docs: &[IndexDoc],
+        docs: &[D],
         template: &Value,
         deadline: Deadline,
     ) -> Vec<ItemResult> {
@@ -217,7 +236,7 @@ impl RobotIndex {
         // Each round sends the documents that still need it: all of them at first, then only
         // those whose item (or whole request) got 429/5xx, no answer, or a missing alias.
         while !pending.is_empty() {
-            let batch: Vec<&IndexDoc> = pending.iter().map(|&i| &docs[i]).collect();
+            let batch: Vec<&D> = pending.iter().map(|&i| &docs[i]).collect();
             let round = self.send_bulk(&batch, deadline).await;
             attempt += 1;
             let alias_missing = round.iter().any(|r| matches!(r, Round::AliasMissing));
@@ -274,7 +293,7 @@ impl RobotIndex {
     /// One `_bulk` request: a result per document. A whole-request failure gives every
     /// document the same result: every status is retried (the request is ours, not a document's:
     /// a 401 or 403 is the deployment's mistake, a 429 or 5xx the cluster's state).
-    async fn send_bulk(&self, batch: &[&IndexDoc], deadline: Deadline) -> Vec<Round> {
+    async fn send_bulk<D: BulkDoc>(&self, batch: &[&D], deadline: Deadline) -> Vec<Round> {
         let body = Bytes::from(bulk_body(&self.alias, batch));
         let all = |r: Round| vec![r; batch.len()];
         match self
@@ -339,17 +358,15 @@ pub fn template_for_alias(template: &Value, alias: &str) -> Value {
     t
 }
 
-/// The NDJSON body of a `_bulk` request: one `index` action with an external version per doc.
-pub fn bulk_body(alias: &str, docs: &[&IndexDoc]) -> Vec<u8> {
+/// The NDJSON body of a `_bulk` request: each doc's action line and source (for an
+/// [`IndexDoc`], an `index` action with its external version).
+pub fn bulk_body<D: BulkDoc>(alias: &str, docs: &[&D]) -> Vec<u8> {
     let mut body = Vec::with_capacity(docs.len() * 700);
     for doc in docs {
-        let action = serde_json::json!({
-            "index": {"_index": alias, "_id": doc.id, "version": doc.version, "version_type": "external", "require_alias": true}
-        });
         // Serialising a Value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut body, &action);
+        let _ = serde_json::to_writer(&mut body, &doc.action(alias));
         body.push(b'\n');
-        let _ = serde_json::to_writer(&mut body, &doc.source);
+        let _ = serde_json::to_writer(&mut body, doc.source());
         body.push(b'\n');
     }
     body

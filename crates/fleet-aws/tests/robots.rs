@@ -372,3 +372,84 @@ async fn a_request_signed_over_a_header_it_does_not_send_is_refused() {
         .unwrap();
     assert_eq!(reply.status, 404, "{}", reply.text());
 }
+
+fn shadow_part(version: u64, battery: u64) -> (u64, Value) {
+    (
+        version,
+        json!({"docType": "shadow", "version": version, "updatedAt": "2026-11-29T06:00:00Z",
+               "reported": {"battery": battery, "status": "cleaning", "firmware": "3.4.2"}}),
+    )
+}
+
+fn presence_part(version: u64, connected: bool) -> (u64, Value) {
+    (
+        version,
+        json!({"docType": "presence", "connected": connected, "lastSeenAt": format!("2026-11-29T06:00:{:02}Z", version % 60)}),
+    )
+}
+
+/// Robot summaries: parts in shuffled order from concurrent writers (each a batch of its own)
+/// end with every robot at the newest of each part, none lost to a concurrent write.
+#[tokio::test]
+async fn concurrent_shuffled_summary_merges_keep_the_newest_of_each_part() {
+    use fleet_aws::summary::{Parts, summary_id};
+    let idx = Arc::new(index().await);
+    let robots: Vec<String> = (0..10).map(|r| format!("rb-sum-{r}")).collect();
+    // Versions 1..=8 of each part of each robot, one update per (robot, part, version).
+    let mut updates: Vec<(String, Parts)> = Vec::new();
+    for robot in &robots {
+        for v in 1..=8u64 {
+            updates.push((
+                robot.clone(),
+                Parts {
+                    shadow: Some(shadow_part(v, v * 10)),
+                    presence: None,
+                },
+            ));
+            updates.push((
+                robot.clone(),
+                Parts {
+                    shadow: None,
+                    presence: Some(presence_part(100 + v, v % 2 == 0)),
+                },
+            ));
+        }
+    }
+    updates.shuffle(&mut rand::rng());
+    // Four writers at once, each sending one robot's update per call.
+    let chunks: Vec<Vec<(String, Parts)>> = updates.chunks(40).map(<[_]>::to_vec).collect();
+    let mut tasks = Vec::new();
+    for chunk in chunks {
+        let idx = idx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            for (robot, parts) in chunk {
+                let one = std::collections::BTreeMap::from([(robot, parts)]);
+                results.extend(
+                    idx.merge_summaries(&one, &template(), deadline())
+                        .await
+                        .into_values(),
+                );
+            }
+            results
+        }));
+    }
+    for t in tasks {
+        for r in t.await.unwrap() {
+            assert!(
+                matches!(r, ItemResult::Indexed | ItemResult::Stale),
+                "{r:?}"
+            );
+        }
+    }
+    for robot in &robots {
+        let doc = get(idx.alias(), &summary_id(robot)).await;
+        let s = &doc["_source"];
+        assert_eq!(s["docType"], "robot", "{doc}");
+        assert_eq!(s["reported"]["battery"], 80, "{doc}");
+        assert_eq!(s["version"], 8);
+        assert_eq!(s["shadowPartVersion"], 8);
+        assert_eq!(s["presencePartVersion"], 108);
+        assert_eq!(s["connected"], true);
+    }
+}

@@ -27,11 +27,23 @@ use serde_json::json;
 #[command(about = "Measure a function binary's init time, CPU per record and peak RSS")]
 struct Args {
     /// The function's binary name (`--list` prints them).
-    #[arg(long, required_unless_present = "list")]
+    #[arg(long, required_unless_present_any = ["list", "list_init"])]
     function: Option<String>,
-    /// Print the functions of the registry, one per line, and exit.
+    /// Print the stream consumers of the registry (what the batch measurement takes), one per
+    /// line, and exit.
     #[arg(long)]
     list: bool,
+    /// Print the functions measured by `--init-only` (the fleet API's), one per line, and exit.
+    #[arg(long)]
+    list_init: bool,
+    /// Measure init only: start the binary `--runs` times and time each from process start to
+    /// its first poll of the runtime API (the cold start before the first request). For
+    /// functions without batches, such as the fleet API's.
+    #[arg(long)]
+    init_only: bool,
+    /// Cold starts measured by `--init-only`.
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
     /// The binary (default: target/release/<function>).
     #[arg(long)]
     binary: Option<PathBuf>,
@@ -73,6 +85,12 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if args.list_init {
+        for f in FUNCTIONS.iter().filter(|f| f.downstream == Downstream::Api) {
+            println!("{}", f.binary);
+        }
+        return Ok(());
+    }
     let name = args.function.clone().unwrap_or_default();
     let Some(function) = find(&name) else {
         let known: Vec<&str> = FUNCTIONS.iter().map(|f| f.binary).collect();
@@ -90,6 +108,9 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let binary_bytes = std::fs::metadata(&binary)?.len();
+    if args.init_only {
+        return init_only(&args, function, &binary, binary_bytes).await;
+    }
     let moto_keepalive = keeps_alive(&args.aws_endpoint)
         .await
         .with_context(|| format!("probing {}", args.aws_endpoint))?;
@@ -196,56 +217,9 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     let api = RuntimeApi::start(Duration::from_secs(120)).await?;
-    if let Some(dir) = args.log.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let log = std::fs::File::create(&args.log)?;
-    let started = Instant::now();
-    // The allocator settings template.yaml gives every function (Globals), then any `MIMALLOC_*`
-    // of our own environment, for tuning.
-    let mut allocator_env: Vec<(String, String)> = fleet_lambda::ALLOCATOR_ENV
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    allocator_env.extend(std::env::vars().filter(|(k, _)| k.starts_with("MIMALLOC_")));
-    let mut child = tokio::process::Command::new(&binary)
-        .env_clear()
-        .envs(allocator_env)
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
-        .env("AWS_LAMBDA_FUNCTION_NAME", function.binary)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL", &args.aws_endpoint)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", binary.display()))?;
+    let (mut child, started, first_poll) =
+        start_function(&args, function.binary, &binary, &api, &env).await?;
     let pid = child.id().context("the function exited at once")?;
-
-    let first_poll = loop {
-        if let Some(t) = api.first_poll().await {
-            break t;
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!(
-                "the function exited during init ({status}); see {}",
-                args.log.display()
-            );
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            bail!(
-                "no poll of the runtime api within 20 s; see {}",
-                args.log.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    };
     let init = first_poll - started;
     if let Some(e) = api.init_error().await {
         bail!("init error: {e}");
@@ -364,4 +338,142 @@ async fn keeps_alive(url: &str) -> anyhow::Result<bool> {
         bail!("not an HTTP/1.1 answer: {:?}", head.lines().next());
     }
     Ok(!head.lines().any(|l| l.trim() == "connection: close"))
+}
+
+/// Starts the function's binary against `api` with `env` (and the allocator settings every
+/// function gets), and waits for its first poll of the runtime API: the child, when it was
+/// started, and when it first polled.
+async fn start_function(
+    args: &Args,
+    name: &str,
+    binary: &std::path::Path,
+    api: &RuntimeApi,
+    env: &[(String, String)],
+) -> anyhow::Result<(tokio::process::Child, Instant, Instant)> {
+    if let Some(dir) = args.log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let log = std::fs::File::create(&args.log)?;
+    // The allocator settings template.yaml gives every function (Globals), then any `MIMALLOC_*`
+    // of our own environment, for tuning.
+    let mut allocator_env: Vec<(String, String)> = fleet_lambda::ALLOCATOR_ENV
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    allocator_env.extend(std::env::vars().filter(|(k, _)| k.starts_with("MIMALLOC_")));
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(binary)
+        .env_clear()
+        .envs(allocator_env)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", &args.aws_endpoint)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let first_poll = loop {
+        if let Some(t) = api.first_poll().await {
+            break t;
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the function exited during init ({status}); see {}",
+                args.log.display()
+            );
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            bail!(
+                "no poll of the runtime api within 20 s; see {}",
+                args.log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    };
+    Ok((child, started, first_poll))
+}
+
+/// `--init-only`: `--runs` cold starts of the binary, each timed from process start to its first
+/// poll of the runtime API. Its configuration names resources that need not exist: init builds
+/// clients and makes no call.
+async fn init_only(
+    args: &Args,
+    function: &fleet_local::functions::Function,
+    binary: &std::path::Path,
+    binary_bytes: u64,
+) -> anyhow::Result<()> {
+    let env: Vec<(String, String)> = function
+        .env_vars
+        .iter()
+        .map(|k| {
+            let v = match *k {
+                "OPENSEARCH_ENDPOINT" => args
+                    .opensearch_url
+                    .clone()
+                    .unwrap_or_else(|| "http://127.0.0.1:9".into()),
+                other => format!("bench-{}", other.to_lowercase().replace('_', "-")),
+            };
+            (k.to_string(), v)
+        })
+        .chain([
+            ("AWS_ACCESS_KEY_ID".to_string(), "bench".to_string()),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), "bench".to_string()),
+        ])
+        .collect();
+    let mut init_ms = Vec::with_capacity(args.runs);
+    let mut rss_mib = Vec::with_capacity(args.runs);
+    for run in 1..=args.runs.max(1) {
+        let api = RuntimeApi::start(Duration::from_secs(30)).await?;
+        let (mut child, started, first_poll) =
+            start_function(args, function.binary, binary, &api, &env).await?;
+        if let Some(e) = api.init_error().await {
+            bail!("init error: {e}");
+        }
+        if let Some(pid) = child.id() {
+            rss_mib.push(rss_kib(pid)? as f64 / 1024.0);
+        }
+        let _ = child.kill().await;
+        init_ms.push((first_poll - started).as_secs_f64() * 1e3);
+        eprintln!(
+            "  cold start {run}/{}: {:.1} ms",
+            args.runs,
+            init_ms[run - 1]
+        );
+    }
+    init_ms.sort_by(f64::total_cmp);
+    let at = |q: f64| init_ms[((init_ms.len() - 1) as f64 * q).round() as usize];
+    let (p50, p99, max) = (at(0.5), at(0.99), init_ms[init_ms.len() - 1]);
+    let target_ms = 30.0;
+    println!(
+        "{}: init p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms over {} cold starts (target {target_ms} ms), RSS {:.1} MiB after init, binary {:.1} MiB",
+        function.binary,
+        init_ms.len(),
+        rss_mib.iter().copied().fold(0.0, f64::max),
+        binary_bytes as f64 / 1048576.0
+    );
+    let report = json!({
+        "function": function.binary,
+        "binary": binary.display().to_string(),
+        "binary_bytes": binary_bytes,
+        "cold_starts": init_ms.len(),
+        "init_ms": {"p50": p50, "p99": p99, "max": max, "all": init_ms},
+        "rss_after_init_mib_max": rss_mib.iter().copied().fold(0.0, f64::max),
+        "targets": {"init_ms": target_ms},
+        "meets_targets": {"init": p99 <= target_ms},
+    });
+    if let Some(path) = &args.report {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(())
 }

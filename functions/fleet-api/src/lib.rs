@@ -1,6 +1,8 @@
 //! The fleet API: the Lambda function behind the API Gateway HTTP API (IAM-authorized routes,
 //! payload format 2.0), described by `openapi/fleet-api.yaml`.
 //!
+//! - `GET /robots?status&batteryBelow&lastSeenBefore&firmware&limit&cursor`: fleet search over
+//!   the robots' summary documents ([`search`]), with counts by reported status.
 //! - `GET /robots/{id}`: reported state, connection state and the last missions. The state and
 //!   the connection come from the robots index (one `_mget` of the robot's shadow and presence
 //!   documents), the missions from the missions table.
@@ -13,7 +15,9 @@
 //! Every error is an RFC 9457 problem document ([`problem`]).
 
 pub mod missions;
+pub mod params;
 pub mod problem;
+pub mod search;
 
 use std::time::Duration;
 
@@ -131,6 +135,10 @@ impl Api {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let method = request.method().clone();
         let answer = match segments.as_slice() {
+            ["robots"] => match method {
+                Method::GET => self.search(&request).await,
+                _ => Err(Problem::method_not_allowed(method.as_str(), &path)),
+            },
             ["robots", id] => match method {
                 Method::GET => self.robot(id).await,
                 _ => Err(Problem::method_not_allowed(method.as_str(), &path)),
@@ -214,6 +222,28 @@ impl Api {
             StatusCode::OK,
             robot_view(id.as_str(), shadow, presence, missions.missions),
         ))
+    }
+
+    async fn search(&self, request: &Request) -> Answer {
+        let query = search::SearchQuery::from_params(&request.query_string_parameters())?;
+        let reply = self
+            .index
+            .send(
+                reqwest::Method::POST,
+                &format!("/{}/_search", self.alias),
+                Some((query.body().to_string().into(), "application/json")),
+                INDEX_TIMEOUT,
+            )
+            .await
+            .map_err(|e| Problem::unavailable(format!("the robots index: {e}")))?;
+        if !reply.is_success() {
+            return Err(Problem::unavailable(format!(
+                "the robots index answered {}: {}",
+                reply.status,
+                reply.text()
+            )));
+        }
+        Ok((StatusCode::OK, query.page(&reply.json())))
     }
 
     async fn missions(&self, raw_id: &str, request: &Request) -> Answer {

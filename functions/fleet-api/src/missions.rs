@@ -8,16 +8,14 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fleet_aws::missions::attr;
 use fleet_core::ids::RobotId;
 use fleet_core::timefmt::format_key_seconds;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
+use crate::params;
 use crate::problem::Problem;
 
 /// Missions per page unless `limit` says otherwise.
@@ -59,44 +57,17 @@ impl MissionPage {
     }
 }
 
-fn parse_time(name: &str, value: &str) -> Result<OffsetDateTime, Problem> {
-    OffsetDateTime::parse(value, &Rfc3339).map_err(|e| {
-        Problem::invalid_parameter(
-            name,
-            format!("{value:?} is not an RFC 3339 date-time ({e})"),
-        )
-    })
-}
-
 impl MissionQuery {
     /// Reads `from`, `to`, `limit` and `cursor` from the query string.
     pub fn from_params(robot: RobotId, params: &QueryMap) -> Result<MissionQuery, Problem> {
-        let from = params
-            .first("from")
-            .map(|v| parse_time("from", v))
-            .transpose()?;
-        let to = params
-            .first("to")
-            .map(|v| parse_time("to", v))
-            .transpose()?;
+        let from = params::date_time(params, "from")?;
+        let to = params::date_time(params, "to")?;
         if let (Some(f), Some(t)) = (from, to)
             && f > t
         {
             return Err(Problem::invalid_parameter("from", "is after `to`"));
         }
-        let limit = match params.first("limit") {
-            None => DEFAULT_LIMIT,
-            Some(v) => v
-                .parse::<i32>()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    Problem::invalid_parameter(
-                        "limit",
-                        format!("{v:?} is not a whole number from 1 to {MAX_LIMIT}"),
-                    )
-                })?,
-        };
+        let limit = params::limit(params, DEFAULT_LIMIT as usize, MAX_LIMIT as usize)? as i32;
         let mut query = MissionQuery {
             robot,
             from,
@@ -126,17 +97,12 @@ impl MissionQuery {
     /// The cursor continuing after sort key `sk`.
     pub fn encode_cursor(&self, sk: &str) -> String {
         let (lo, hi) = self.window();
-        let doc = json!({ "r": self.robot.as_str(), "w": [lo, hi], "k": sk });
-        URL_SAFE_NO_PAD.encode(doc.to_string())
+        params::encode_cursor(&json!({ "r": self.robot.as_str(), "w": [lo, hi], "k": sk }))
     }
 
     fn decode_cursor(&self, cursor: &str) -> Result<String, Problem> {
         let bad = |why: &str| Problem::invalid_parameter("cursor", why);
-        let bytes = URL_SAFE_NO_PAD
-            .decode(cursor)
-            .map_err(|_| bad("not a cursor this API returned"))?;
-        let doc: Value =
-            serde_json::from_slice(&bytes).map_err(|_| bad("not a cursor this API returned"))?;
+        let doc = params::decode_cursor(cursor)?;
         let (lo, hi) = self.window();
         if doc["r"] != self.robot.as_str() || doc["w"] != json!([lo, hi]) {
             return Err(bad(
@@ -247,13 +213,7 @@ fn attribute_json(v: &AttributeValue) -> Value {
 mod tests {
     use super::*;
 
-    fn params(pairs: &[(&str, &str)]) -> QueryMap {
-        let map: HashMap<String, Vec<String>> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), vec![v.to_string()]))
-            .collect();
-        QueryMap::from(map)
-    }
+    use crate::params::tests::query as params;
 
     fn robot() -> RobotId {
         RobotId::parse("rb-000001").unwrap()

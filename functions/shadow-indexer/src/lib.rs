@@ -16,10 +16,11 @@
 //! invocation when missing (not during init, to keep cold starts short and to survive an
 //! OpenSearch outage at start-up: the batch is then retried, and the stream holds the records).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use fleet_aws::sigv4::Signer;
+use fleet_aws::summary::Parts;
 use fleet_aws::{IndexDoc, ItemResult, RobotIndex, SqsRejectSink};
 use fleet_breaker::{Admission, BreakerConfig, CallOutcome, FunctionBreaker, counts_as};
 use fleet_core::{RejectKind, ShadowRecord};
@@ -244,22 +245,42 @@ impl BatchHandler for Handler {
             }
             return Ok(self.finish(batch, deadline).await);
         }
+        let (parts, robot_of) = summary_parts(&items);
         let (docs, placement) = plan(items);
         let results = self.index.bulk(&docs, &self.template, deadline).await;
         self.record(&call_outcome(&results)).await;
-        for (position, doc) in placement {
-            let outcome = match doc.and_then(|d| results.get(d)) {
-                None => Outcome::Duplicate, // superseded by a newer version in the same batch
-                Some(ItemResult::Indexed) => Outcome::Succeeded,
-                Some(ItemResult::Stale) => Outcome::Duplicate,
-                Some(ItemResult::Retry { failure, reason }) => {
-                    Outcome::Retry(format!("{}: {reason}", failure.as_str()))
+        let mut outcomes: Vec<(usize, Outcome)> = placement
+            .into_iter()
+            .map(|(position, doc)| {
+                let outcome = match doc.and_then(|d| results.get(d)) {
+                    None => Outcome::Duplicate, // superseded by a newer version in the same batch
+                    Some(result) => outcome_of(result, "the document"),
+                };
+                (position, outcome)
+            })
+            .collect();
+        // The robots' summaries, from the parts just indexed (fleet_aws::summary). A robot whose
+        // summary could not be written has its records retried (they are stale for the part
+        // documents then, and merge again).
+        if !parts.is_empty() {
+            let merged = self
+                .index
+                .merge_summaries(&parts, &self.template, deadline)
+                .await;
+            let results: Vec<ItemResult> = merged.values().cloned().collect();
+            self.record(&call_outcome(&results)).await;
+            for (position, outcome) in &mut outcomes {
+                let Some(result) = robot_of.get(position).and_then(|r| merged.get(r)) else {
+                    continue;
+                };
+                if matches!(outcome, Outcome::Succeeded | Outcome::Duplicate)
+                    && matches!(result, ItemResult::Retry { .. } | ItemResult::Permanent(_))
+                {
+                    *outcome = outcome_of(result, "the robot's summary");
                 }
-                Some(ItemResult::Permanent(why)) => Outcome::Rejected(Reject::new(
-                    RejectKind::PermanentDownstream,
-                    format!("opensearch refused the document: {why}"),
-                )),
-            };
+            }
+        }
+        for (position, outcome) in outcomes {
             batch.set(position, outcome);
         }
         Ok(self.finish(batch, deadline).await)
@@ -281,6 +302,62 @@ impl Handler {
         }
         batch.finish(&self.rejects, deadline).await
     }
+}
+
+/// A record's outcome from its write's result.
+fn outcome_of(result: &ItemResult, what: &str) -> Outcome {
+    match result {
+        ItemResult::Indexed => Outcome::Succeeded,
+        ItemResult::Stale => Outcome::Duplicate,
+        ItemResult::Retry { failure, reason } => {
+            Outcome::Retry(format!("{what}: {}: {reason}", failure.as_str()))
+        }
+        ItemResult::Permanent(why) => Outcome::Rejected(Reject::new(
+            RejectKind::PermanentDownstream,
+            format!("opensearch refused {what}: {why}"),
+        )),
+    }
+}
+
+/// The parts of each robot's summary in a batch: the newest classic shadow and the newest
+/// presence event per robot (named shadows have none), and the robot of each such record's
+/// position. Only the chosen records' documents are built.
+pub fn summary_parts(
+    items: &[fleet_lambda::batch::Item<ShadowRecord>],
+) -> (BTreeMap<String, Parts>, HashMap<usize, String>) {
+    // Per robot: (version, item) of the newest shadow, and of the newest presence.
+    type Newest = (Option<(u64, usize)>, Option<(u64, usize)>);
+    let mut newest: BTreeMap<String, Newest> = BTreeMap::new();
+    let mut robot_of = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let presence = match &item.value {
+            ShadowRecord::Documents(d) if d.shadow_name.is_none() => false,
+            ShadowRecord::Presence(_) => true,
+            ShadowRecord::Documents(_) => continue,
+        };
+        let robot = item.value.robot_id().as_str().to_string();
+        let version = item.value.external_version();
+        let entry = newest.entry(robot.clone()).or_default();
+        let slot = if presence { &mut entry.1 } else { &mut entry.0 };
+        if slot.is_none_or(|(v, _)| v < version) {
+            *slot = Some((version, i));
+        }
+        robot_of.insert(item.position, robot);
+    }
+    let parts = newest
+        .into_iter()
+        .map(|(robot, (shadow, presence))| {
+            let part = |n: Option<(u64, usize)>| n.map(|(v, i)| (v, items[i].value.index_source()));
+            (
+                robot,
+                Parts {
+                    shadow: part(shadow),
+                    presence: part(presence),
+                },
+            )
+        })
+        .collect();
+    (parts, robot_of)
 }
 
 /// What one bulk request says about the domain's health: a failure when any document failed
@@ -324,6 +401,54 @@ mod tests {
             key: thing.to_string(),
             value: ShadowRecord::from_record_current(&bytes, thing).unwrap(),
         }
+    }
+
+    #[test]
+    fn a_batch_gives_each_robot_its_newest_shadow_and_presence_part_and_named_shadows_none() {
+        let presence = |position: usize, thing: &str, ts: i64, kind: &str| {
+            let bytes = serde_json::to_vec(&json!({
+                "clientId": thing, "timestamp": ts, "eventType": kind,
+                "sessionIdentifier": "s", "principalIdentifier": "p", "versionNumber": 1
+            }))
+            .unwrap();
+            Item {
+                position,
+                key: thing.to_string(),
+                value: ShadowRecord::from_record_current(&bytes, thing).unwrap(),
+            }
+        };
+        let named = {
+            let doc = json!({
+                "current": {"state": {"reported": {"x": 1}}, "metadata": {}, "version": 9},
+                "timestamp": 1_795_900_000u64, "thingName": "rb-1", "shadowName": "lidar",
+            });
+            let bytes = serde_json::to_vec(&doc).unwrap();
+            Item {
+                position: 5,
+                key: "rb-1".into(),
+                value: ShadowRecord::from_record_current(&bytes, "rb-1").unwrap(),
+            }
+        };
+        let items = vec![
+            shadow(0, "rb-1", 4, 1_795_900_000),
+            shadow(1, "rb-1", 2, 1_795_900_000),
+            presence(2, "rb-1", 1_795_900_000_000, "connected"),
+            presence(3, "rb-1", 1_795_900_000_500, "disconnected"),
+            shadow(4, "rb-2", 1, 1_795_900_000),
+            named,
+        ];
+        let (parts, robot_of) = summary_parts(&items);
+        assert_eq!(parts.len(), 2);
+        let rb1 = &parts["rb-1"];
+        assert_eq!(rb1.shadow.as_ref().unwrap().1["version"], 4);
+        assert_eq!(rb1.presence.as_ref().unwrap().1["connected"], false);
+        assert!(parts["rb-2"].presence.is_none());
+        assert_eq!(
+            robot_of.len(),
+            5,
+            "the named shadow has no part: {robot_of:?}"
+        );
+        assert!(!robot_of.contains_key(&5));
     }
 
     #[test]
