@@ -9,21 +9,20 @@
 //! Run through `make test`, or after `source tools/dev-env.sh`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use fleet_aws::api::{ApiReply, FleetApiClient};
-use fleet_local::dev::{self, DevOptions, RunningStack};
+use fleet_local::dev::RunningStack;
 use fleet_local::front::FrontAdmin;
-use fleet_sim::{MqttTarget, Progress, SimArgs, Targets};
+use fleet_sim::{Progress, SimArgs};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::root;
 
 const ACCOUNT: &str = fleet_local::names::LOCAL_ACCOUNT_ID;
 
@@ -79,13 +78,7 @@ fn problem(reply: &ApiReply, status: u16, kind: &str, needle: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_route_answers_from_what_the_pipeline_wrote() {
-    let logs = tempfile::tempdir().unwrap();
-    let name = fleet_testkit::unique_name("e2e-api");
-    let mut opts = DevOptions::new(root().join("template.yaml"), &name);
-    opts.aws_endpoint = Some(fleet_testkit::aws_endpoint());
-    opts.log_dir = Some(logs.path().to_path_buf());
-    opts.drain = Duration::from_secs(30);
-    let stack = dev::start(opts).await.unwrap_or_else(|e| panic!("{e}"));
+    let (stack, name, logs) = common::stack("e2e-api").await;
     assert!(
         stack.endpoints.apis.contains_key("FleetHttpApi"),
         "{:?}",
@@ -94,15 +87,7 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
 
     // The pipeline writes: 4 robots, missions, shadow updates, presence; verified stored.
     let prefix = format!("{name}-rb");
-    let targets = Targets {
-        mqtt: MqttTarget::parse_url(&stack.endpoints.mqtt).unwrap(),
-        aws_endpoint: Some(stack.endpoints.aws.clone()),
-        opensearch_url: Some(stack.endpoints.opensearch.clone()),
-        missions_table: Some(stack.resources.tables["MissionsTable"].clone()),
-        robots_alias: stack.resources.opensearch.alias.clone(),
-        rejects_queue_url: None,
-        aws: Default::default(),
-    };
+    let targets = common::targets(&stack);
     let args = SimArgs::from_flags([
         "--mode",
         "steady",

@@ -9,28 +9,16 @@
 //! Run through `make test`, or after `source tools/dev-env.sh`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use fleet_local::dev::{self, DevOptions, RunningStack};
+use fleet_local::dev::RunningStack;
 use fleet_local::jobs::{self, JobRunArgs, MachineKind};
 use fleet_sim::{MqttTarget, Progress, SimArgs, Targets};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-async fn stack(prefix: &str) -> (RunningStack, String, tempfile::TempDir) {
-    let logs = tempfile::tempdir().unwrap();
-    let name = fleet_testkit::unique_name(prefix);
-    let mut opts = DevOptions::new(root().join("template.yaml"), &name);
-    opts.aws_endpoint = Some(fleet_testkit::aws_endpoint());
-    opts.log_dir = Some(logs.path().to_path_buf());
-    opts.drain = Duration::from_secs(30);
-    let stack = dev::start(opts).await.unwrap_or_else(|e| panic!("{e}"));
-    (stack, name, logs)
-}
+mod common;
+use common::{root, stack};
 
 fn run_args(file: &Path, command: &str, id: &str, machine: MachineKind) -> JobRunArgs {
     JobRunArgs {

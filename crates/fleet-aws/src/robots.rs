@@ -199,11 +199,12 @@ impl RobotIndex {
             200 => {}
             404 => {
                 let index = format!("/{}-v1", self.alias);
+                let first = Bytes::from(first_index_body(&self.alias).to_string());
                 let (status, body) = self
                     .request(
                         reqwest::Method::PUT,
                         &index,
-                        Some((Bytes::from_static(b"{}"), "application/json")),
+                        Some((first, "application/json")),
                         deadline,
                     )
                     .await?;
@@ -342,8 +343,10 @@ enum Round {
 }
 
 /// The index template from `opensearch/robots-template.json`, pointed at `alias`: its index
-/// pattern becomes `<alias>-*` and its alias `alias`. With the default alias `robots` it is the
-/// file unchanged; another alias (a second stack, a test) gets its own indices.
+/// pattern becomes `<alias>-*`. Another alias (a second stack, a test) gets its own indices.
+/// The template adds no alias: an index joins the alias only when it is made for it (the first
+/// index, [`first_index_body`]) or swapped in by `robofleet reindex`, so building
+/// `<alias>-v(n+1)` never gives the alias a second index to write to.
 pub fn template_for_alias(template: &Value, alias: &str) -> Value {
     let mut t = template.clone();
     if let Some(obj) = t.as_object_mut() {
@@ -352,10 +355,15 @@ pub fn template_for_alias(template: &Value, alias: &str) -> Value {
             serde_json::json!([format!("{alias}-*")]),
         );
         if let Some(inner) = obj.get_mut("template").and_then(Value::as_object_mut) {
-            inner.insert("aliases".into(), serde_json::json!({ alias: {} }));
+            inner.remove("aliases");
         }
     }
     t
+}
+
+/// The body that creates the first index of `alias` (`<alias>-v1`) behind the alias.
+pub fn first_index_body(alias: &str) -> Value {
+    serde_json::json!({ "aliases": { alias: {} } })
 }
 
 /// The NDJSON body of a `_bulk` request: each doc's action line and source (for an

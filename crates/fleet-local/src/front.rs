@@ -38,6 +38,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../tools/aws_front/errors.py"),
     ),
     (
+        "aws_front/execute_api.py",
+        include_str!("../../../tools/aws_front/execute_api.py"),
+    ),
+    (
         "aws_front/extensions.py",
         include_str!("../../../tools/aws_front/extensions.py"),
     ),

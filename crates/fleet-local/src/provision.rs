@@ -611,7 +611,7 @@ pub async fn provision_opensearch(
             format!("PUT {index}"),
             reqwest::Method::PUT,
             format!("/{index}"),
-            Some(serde_json::json!({})),
+            Some(fleet_aws::robots::first_index_body(alias)),
         )
         .await?;
         if !resp.is_success() && !resp.text().contains("resource_already_exists") {

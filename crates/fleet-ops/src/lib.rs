@@ -15,6 +15,7 @@ pub mod breaker;
 pub mod error;
 pub mod jobs;
 pub mod plan;
+pub mod reindex;
 pub mod rejects;
 pub mod status;
 

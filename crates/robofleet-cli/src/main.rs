@@ -36,6 +36,28 @@ enum Command {
     /// One view of a stack from its outputs: streams, queues, mappings, breakers, failed
     /// batches, alarms, versions; exits 1 when something needs attention.
     Status(StatusCli),
+    /// Rebuild the robots index from the thing registry and the shadows into a new index and
+    /// swap the alias to it while live updates keep flowing; resumable, paced.
+    Reindex(Box<ReindexCli>),
+}
+
+/// `robofleet reindex`: the tool's flags; the dev report names the local stack's endpoints.
+#[derive(clap::Args)]
+struct ReindexCli {
+    #[command(flatten)]
+    args: fleet_ops::reindex::ReindexArgs,
+    /// AWS endpoint (the local stack's front); default: the dev report's, else AWS.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    aws_endpoint: Option<String>,
+    #[command(flatten)]
+    aws: fleet_aws::config::AwsAccess,
+    /// The index template the new index gets.
+    #[arg(long, default_value = "opensearch/robots-template.json")]
+    template: PathBuf,
+    /// The `robofleet dev` report to take the local stack's endpoints and alias from when
+    /// `--opensearch-endpoint` is not given.
+    #[arg(long, default_value = fleet_local::report::DEFAULT_REPORT)]
+    report: PathBuf,
 }
 
 /// `robofleet status`: the tool's flags, and the dev report that names the local stack.
@@ -165,6 +187,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Reindex(cli) => reindex(*cli),
         Command::Plan(args) => {
             if args.print_input {
                 print!(
@@ -185,6 +208,46 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `robofleet reindex`.
+fn reindex(mut cli: ReindexCli) -> anyhow::Result<()> {
+    init_logs();
+    if cli.args.opensearch_endpoint.is_none()
+        && let Ok(report) = fleet_local::report::DevReport::read(&cli.report)
+    {
+        fill_endpoint_and_region(&mut cli.aws_endpoint, &mut cli.aws.region, &report);
+        cli.args.opensearch_endpoint = Some(report.endpoints.opensearch.clone());
+        cli.args
+            .iot_data_endpoint
+            .get_or_insert(report.endpoints.iot_data.clone());
+        if cli.args.alias == "robots" && !report.resources.opensearch.alias.is_empty() {
+            cli.args.alias = report.resources.opensearch.alias.clone();
+        }
+    }
+    let endpoint = cli.args.opensearch_endpoint.clone().context(
+        "--opensearch-endpoint is required (the stack's OpenSearchEndpoint output), or start `robofleet dev`",
+    )?;
+    let report = runtime()?.block_on(async {
+        let sdk = cli.aws.sdk_config(cli.aws_endpoint.as_deref()).await?;
+        let mut shadows = aws_sdk_iotdataplane::config::Builder::from(&sdk);
+        if let Some(url) = &cli.args.iot_data_endpoint {
+            shadows = shadows.endpoint_url(url);
+        }
+        let clients = fleet_ops::reindex::Clients {
+            opensearch_endpoint: endpoint,
+            iot: aws_sdk_iot::Client::new(&sdk),
+            shadows: aws_sdk_iotdataplane::Client::from_conf(shadows.build()),
+            sdk,
+        };
+        let progress = fleet_console::Progress::detect(false);
+        anyhow::Ok(fleet_ops::reindex::run(&cli.args, &clients, &cli.template, &progress).await?)
+    })?;
+    print!("{}", report.to_text());
+    if let Some(path) = &cli.args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(())
 }
 
 /// `robofleet job`: exits 1 when a run does not end succeeded.

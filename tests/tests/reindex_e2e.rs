@@ -1,0 +1,130 @@
+//! End to end: `robofleet reindex` under load. Simulated robots keep publishing shadow updates
+//! through the local stack while the robots index is rebuilt from the thing registry and the
+//! shadows into `<alias>-v2` and the alias is swapped to it. Afterwards the simulator's own
+//! verification reads every robot through the alias, which is the new index: each must be at
+//! the last version its shadow reached.
+//!
+//! Run through `make test`, or after `source tools/dev-env.sh`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use fleet_ops::reindex::{Clients, ReindexArgs};
+use fleet_sim::{Progress, SimArgs};
+
+mod common;
+use common::root;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reindex_under_load_leaves_every_robot_at_its_last_version_in_the_new_index() {
+    let (stack, name, logs) = common::stack("e2e-reindex").await;
+    let alias = stack.resources.opensearch.alias.clone();
+
+    // The thing registry the reindex walks: one thing per simulated robot (as `robofleet sim
+    // provision` does on IoT Core).
+    let robots = 24u64;
+    let prefix = format!("{name}-rb");
+    let iot = aws_sdk_iot::Client::new(&stack.sdk);
+    for k in 0..robots {
+        iot.create_thing()
+            .thing_name(fleet_sim::args::robot_id(&prefix, k))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let targets = common::targets(&stack);
+    let sim = SimArgs::from_flags([
+        "--mode",
+        "steady",
+        "--robots",
+        &robots.to_string(),
+        "--rate",
+        "12",
+        "--duration",
+        "30s",
+        "--mission-share",
+        "0",
+        "--commands",
+        "0",
+        "--prefix",
+        &prefix,
+        "--verify",
+        "--grace",
+        "90s",
+    ])
+    .unwrap();
+    let fleet = fleet_sim::run(sim, targets, Progress::Silent);
+
+    let state = logs.path().join("reindex-state.json");
+    let reindex = async {
+        // The robots connect and publish for a while first, so the old index has their shadows.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let mut shadows = aws_sdk_iotdataplane::config::Builder::from(&stack.sdk);
+        shadows = shadows.endpoint_url(&stack.endpoints.iot_data);
+        let clients = Clients {
+            opensearch_endpoint: stack.endpoints.opensearch.clone(),
+            iot: iot.clone(),
+            shadows: aws_sdk_iotdataplane::Client::from_conf(shadows.build()),
+            sdk: stack.sdk.clone(),
+        };
+        let args = ReindexArgs {
+            opensearch_endpoint: None,
+            alias: alias.clone(),
+            rate: 200.0,
+            state: Some(state.clone()),
+            iot_data_endpoint: None,
+            json: None,
+        };
+        fleet_ops::reindex::run(
+            &args,
+            &clients,
+            &root().join("opensearch/robots-template.json"),
+            &fleet_console::Progress::Silent,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (report, rebuilt) = tokio::join!(fleet, reindex);
+    let report = report.unwrap();
+    println!("{}\n{}", report.summary(), rebuilt.to_text());
+
+    assert_eq!(
+        rebuilt.source.as_deref(),
+        Some(format!("{alias}-v1").as_str())
+    );
+    assert_eq!(rebuilt.target, format!("{alias}-v2"));
+    // The registry is the account's (other tests' things are in the shared stand-in too, with no
+    // shadow in this stack): every thing is walked, and each of these robots has its shadow.
+    assert!(rebuilt.things >= robots, "{rebuilt:?}");
+    assert_eq!(rebuilt.shadows, robots, "one classic shadow per robot");
+    // The alias names the new index only, and the state file says done.
+    let os = fleet_aws::OpenSearchHttp::from_sdk(&stack.sdk, &stack.endpoints.opensearch);
+    let aliases = os
+        .call(reqwest::Method::GET, &format!("/_alias/{alias}"), None)
+        .await
+        .unwrap()
+        .json();
+    let indices: Vec<&String> = aliases.as_object().unwrap().keys().collect();
+    assert_eq!(indices, vec![&rebuilt.target], "{aliases}");
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(saved["phase"], "done");
+    // Every robot at its last shadow version, read through the alias: nothing lost across the
+    // swap while the robots kept publishing.
+    assert!(report.published.shadow_updates > robots, "{report:?}");
+    assert_eq!(report.stale_robots, 0, "{}", report.summary());
+    assert_eq!(report.stored.robots_indexed, Some(robots));
+    assert!(report.passed(), "{}", report.summary());
+    // Each robot has a summary in the new index for the fleet search.
+    let count = os
+        .call(
+            reqwest::Method::POST,
+            &format!("/{}/_count", rebuilt.target),
+            Some(&serde_json::json!({"query": {"term": {"docType": "robot"}}})),
+        )
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(count["count"], robots, "{count}");
+    stack.shutdown().await;
+}
