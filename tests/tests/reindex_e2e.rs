@@ -128,3 +128,85 @@ async fn a_reindex_under_load_leaves_every_robot_at_its_last_version_in_the_new_
     assert_eq!(count["count"], robots, "{count}");
     stack.shutdown().await;
 }
+
+/// Not a test: the throughput of `robofleet reindex` over `BENCH_ROBOTS` (default 1,000) robots
+/// with a classic shadow each and no live load, at `BENCH_REINDEX_RATE` reads/s (default
+/// 5,000, that is unpaced here). Writes `target/bench/reindex.json`.
+/// `cargo test -p robofleet-e2e --test reindex_e2e -- --ignored --nocapture` after
+/// `source tools/dev-env.sh`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: reindex throughput"]
+async fn bench_reindex_throughput() {
+    use futures::StreamExt as _;
+    let env = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let robots = env("BENCH_ROBOTS", 1000.0) as u64;
+    let (stack, name, logs) = common::stack("bench-reindex").await;
+    let iot = aws_sdk_iot::Client::new(&stack.sdk);
+    let shadows = aws_sdk_iotdataplane::Client::from_conf(
+        aws_sdk_iotdataplane::config::Builder::from(&stack.sdk)
+            .endpoint_url(&stack.endpoints.iot_data)
+            .build(),
+    );
+    let t = std::time::Instant::now();
+    futures::stream::iter(0..robots)
+        .map(|k| {
+            let (iot, shadows) = (iot.clone(), shadows.clone());
+            let thing = format!("{name}-rb-{k:06}");
+            async move {
+                iot.create_thing().thing_name(&thing).send().await.unwrap();
+                let body = serde_json::json!({"state": {"reported": {"battery": k % 100, "status": "docked", "firmware": "3.4.2"}}});
+                shadows
+                    .update_thing_shadow()
+                    .thing_name(&thing)
+                    .payload(aws_sdk_iotdataplane::primitives::Blob::new(body.to_string()))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    println!(
+        "{robots} things and shadows in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    assert!(stack.wait_drained(Duration::from_secs(300)).await);
+    let clients = Clients {
+        opensearch_endpoint: stack.endpoints.opensearch.clone(),
+        iot,
+        shadows,
+        sdk: stack.sdk.clone(),
+    };
+    let args = ReindexArgs {
+        opensearch_endpoint: None,
+        alias: stack.resources.opensearch.alias.clone(),
+        rate: env("BENCH_REINDEX_RATE", 5000.0),
+        state: Some(logs.path().join("state.json")),
+        iot_data_endpoint: None,
+        json: None,
+    };
+    let report = fleet_ops::reindex::run(
+        &args,
+        &clients,
+        &root().join("opensearch/robots-template.json"),
+        &fleet_console::Progress::Silent,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    println!("{}", report.to_text());
+    assert_eq!(report.shadows, robots);
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("reindex.json"),
+        serde_json::to_string_pretty(&report).unwrap(),
+    )
+    .unwrap();
+    stack.shutdown().await;
+}

@@ -485,10 +485,19 @@ mod tests {
     }
 
     #[test]
-    fn the_embedded_template_is_json_for_the_robots_alias() {
+    fn the_embedded_template_is_json_for_the_robots_indices_and_adds_no_alias() {
         let t: Value = serde_json::from_str(INDEX_TEMPLATE).unwrap();
         assert_eq!(t["index_patterns"][0], "robots-*");
-        assert!(t["template"]["aliases"]["robots"].is_object());
+        // An index joins the alias only when made for it, so a rebuilt `robots-v2` does not
+        // give the alias a second index to write to (robofleet reindex).
+        assert!(t["template"].get("aliases").is_none());
+        let mine = fleet_aws::robots::template_for_alias(&t, "robots-other");
+        assert_eq!(mine["index_patterns"][0], "robots-other-*");
+        assert!(mine["template"].get("aliases").is_none());
+        assert_eq!(
+            fleet_aws::robots::first_index_body("robots-other")["aliases"],
+            serde_json::json!({"robots-other": {}})
+        );
     }
 
     #[test]
