@@ -75,6 +75,7 @@ async fn a_reindex_under_load_leaves_every_robot_at_its_last_version_in_the_new_
             state: Some(state.clone()),
             iot_data_endpoint: None,
             json: None,
+            force: false,
         };
         fleet_ops::reindex::run(
             &args,
@@ -126,6 +127,50 @@ async fn a_reindex_under_load_leaves_every_robot_at_its_last_version_in_the_new_
         .unwrap()
         .json();
     assert_eq!(count["count"], robots, "{count}");
+
+    // A registry that no longer lists half the robots: the next rebuild (v3) stops before the
+    // swap instead of shrinking the index, and the alias stays on v2.
+    for k in 0..robots / 2 {
+        iot.delete_thing()
+            .thing_name(fleet_sim::args::robot_id(&prefix, k))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut shadows = aws_sdk_iotdataplane::config::Builder::from(&stack.sdk);
+    shadows = shadows.endpoint_url(&stack.endpoints.iot_data);
+    let clients = Clients {
+        opensearch_endpoint: stack.endpoints.opensearch.clone(),
+        iot: iot.clone(),
+        shadows: aws_sdk_iotdataplane::Client::from_conf(shadows.build()),
+        sdk: stack.sdk.clone(),
+    };
+    let args = ReindexArgs {
+        opensearch_endpoint: None,
+        alias: alias.clone(),
+        rate: 200.0,
+        state: Some(state.clone()),
+        iot_data_endpoint: None,
+        json: None,
+        force: false,
+    };
+    let err = fleet_ops::reindex::run(
+        &args,
+        &clients,
+        &root().join("opensearch/robots-template.json"),
+        &fleet_console::Progress::Silent,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("--force") && err.contains("v3"), "{err}");
+    let aliases = os
+        .call(reqwest::Method::GET, &format!("/_alias/{alias}"), None)
+        .await
+        .unwrap()
+        .json();
+    let indices: Vec<&String> = aliases.as_object().unwrap().keys().collect();
+    assert_eq!(indices, vec![&rebuilt.target], "{aliases}");
     stack.shutdown().await;
 }
 
@@ -190,6 +235,7 @@ async fn bench_reindex_throughput() {
         state: Some(logs.path().join("state.json")),
         iot_data_endpoint: None,
         json: None,
+        force: false,
     };
     let report = fleet_ops::reindex::run(
         &args,

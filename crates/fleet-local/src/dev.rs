@@ -1012,7 +1012,7 @@ impl RunningStack {
                     .insert(logical.clone(), r.key_count.unwrap_or(0).max(0) as u64);
             }
         }
-        c.robots_indexed = count_docs(
+        c.robots_indexed = count_robots(
             &fleet_aws::OpenSearchHttp::from_sdk(&self.sdk, &self.endpoints.opensearch),
             &self.resources.opensearch.alias,
         )
@@ -1195,12 +1195,20 @@ async fn count_items(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Option<u64>
     }
 }
 
-async fn count_docs(os: &fleet_aws::OpenSearchHttp, alias: &str) -> Option<u64> {
+/// Robots in the index: their summary documents (one per robot, fleet_aws::summary), not the
+/// shadow and presence documents (several per robot).
+async fn count_robots(os: &fleet_aws::OpenSearchHttp, alias: &str) -> Option<u64> {
     let _ = os
         .call(reqwest::Method::POST, &format!("/{alias}/_refresh"), None)
         .await;
+    let query =
+        serde_json::json!({"query": {"term": {"docType": fleet_aws::summary::SUMMARY_DOC_TYPE}}});
     let reply = os
-        .call(reqwest::Method::GET, &format!("/{alias}/_count"), None)
+        .call(
+            reqwest::Method::POST,
+            &format!("/{alias}/_count"),
+            Some(&query),
+        )
         .await
         .ok()?;
     reply

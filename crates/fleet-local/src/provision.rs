@@ -692,6 +692,46 @@ pub async fn register_stack_outputs(
     Ok(count)
 }
 
+/// Registers `things` in the thing registry (moto's IoT, behind the front), as `robofleet sim
+/// provision` does on IoT Core, so that `robofleet reindex` finds the simulated robots.
+/// Returns how many were registered; a thing that exists already counts.
+pub async fn register_things(
+    sdk: &aws_config::SdkConfig,
+    things: impl Iterator<Item = String>,
+) -> Result<usize, ProvisionError> {
+    use futures::StreamExt as _;
+    let iot = aws_sdk_iot::Client::new(sdk);
+    let results: Vec<Result<(), ProvisionError>> = futures::stream::iter(things)
+        .map(|thing| {
+            let iot = iot.clone();
+            async move {
+                match iot.create_thing().thing_name(&thing).send().await {
+                    Ok(_) => Ok(()),
+                    Err(e)
+                        if aws_sdk_iot::error::ProvideErrorMetadata::code(&e)
+                            == Some("ResourceAlreadyExistsException") =>
+                    {
+                        Ok(())
+                    }
+                    Err(e) => Err(ProvisionError::Aws {
+                        kind: "thing",
+                        name: thing,
+                        source: fleet_aws::error::describe(&e).into(),
+                    }),
+                }
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut n = 0;
+    for r in results {
+        r?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,7 +98,12 @@ fn sim_targets(stack: &RunningStack) -> Result<fleet_sim::Targets, DevError> {
         missions_table,
         robots_alias: stack.resources.opensearch.alias.clone(),
         rejects_queue_url: stack.resources.rejects_queue_url.clone(),
-        aws: Default::default(),
+        // The stack's region: without it the SDK's region chain would ask EC2's metadata
+        // service, and log its refusal.
+        aws: fleet_aws::config::AwsAccess {
+            profile: None,
+            region: stack.sdk.region().map(|r| r.to_string()),
+        },
     })
 }
 
@@ -172,6 +177,9 @@ pub async fn run(args: DevArgs) -> Result<DevSummary, DevError> {
         }
         Workload::Sim(sim) => {
             let targets = sim_targets(&stack)?;
+            // The local thing registry, so `robofleet reindex` finds the simulated robots.
+            crate::provision::register_things(&stack.sdk, (0..sim.robots).map(|k| sim.robot_id(k)))
+                .await?;
             view.println(&format!("workload: fleet simulator, {} robots", sim.robots));
             sim_fut = Box::pin(fleet_sim::run(*sim, targets, fleet_sim::Progress::Silent));
             sim_running = true;

@@ -74,7 +74,15 @@ pub struct ReindexArgs {
     /// Write the summary as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Swap even when the new index has fewer than 90 % of the old one's shadow documents.
+    #[arg(long)]
+    pub force: bool,
 }
+
+/// The share of the old index's shadow documents the new one must have before the swap,
+/// unless `--force`: a thing registry that does not list every robot would otherwise empty the
+/// index.
+pub const MIN_KEPT: f64 = 0.9;
 
 /// The phases, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,6 +249,21 @@ async fn checked(
         )));
     }
     Ok(reply.json())
+}
+
+/// The shadow documents (classic and named) of `index`.
+async fn shadow_docs(os: &OpenSearchHttp, index: &str) -> Result<u64, ReindexError> {
+    let _ = os
+        .call(reqwest::Method::POST, &format!("/{index}/_refresh"), None)
+        .await;
+    let v = checked(
+        os,
+        reqwest::Method::POST,
+        &format!("/{index}/_count"),
+        Some(&json!({"query": {"term": {"docType": "shadow"}}})),
+    )
+    .await?;
+    Ok(v["count"].as_u64().unwrap_or(0))
 }
 
 /// Paces calls at `rate` per second.
@@ -592,6 +615,19 @@ pub async fn run(
         report.things = w.things;
         report.shadows = w.written;
         report.robots_per_second = w.things as f64 / w.seconds.max(1e-3);
+        // A registry that lists fewer robots than the index holds would shrink the index.
+        if let Some(source) = &state.source {
+            let (old, new) = (
+                shadow_docs(&os, source).await?,
+                shadow_docs(&os, &state.target).await?,
+            );
+            if !args.force && (new as f64) < (old as f64) * MIN_KEPT {
+                return Err(ReindexError::Invalid(format!(
+                    "the new index {} has {new} shadow documents and the old one {source} {old}: the thing registry (ListThings) may not list every robot. The alias was not swapped; check the registry, or run again with --force",
+                    state.target
+                )));
+            }
+        }
         // The swap: one request, atomic.
         let mut actions = vec![
             json!({"add": {"index": state.target, "alias": alias}}),
