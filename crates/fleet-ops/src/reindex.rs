@@ -93,6 +93,17 @@ pub enum Phase {
     Done,
 }
 
+impl Phase {
+    /// As the state file and the progress line spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Backfill => "backfill",
+            Phase::CatchUp => "catch-up",
+            Phase::Done => "done",
+        }
+    }
+}
+
 /// What the state file holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -495,8 +506,8 @@ async fn walk(
         save_state(state_path, state)?;
         let secs = started.elapsed().as_secs_f64().max(1e-3);
         progress.say(&format!(
-            "  {:?}: {things} things, {written} shadows ({:.0} things/s)",
-            state.phase,
+            "  {}: {things} things, {written} shadows ({:.0} things/s)",
+            state.phase.as_str(),
             things as f64 / secs
         ));
         if state.next_token.is_none() {
@@ -535,8 +546,10 @@ pub async fn run(
     let mut state = match load_state(&state_path)? {
         Some(s) if s.alias == alias && s.phase != Phase::Done => {
             progress.say(&format!(
-                "resuming the reindex of {alias} into {} ({:?}, {} things done)",
-                s.target, s.phase, s.things
+                "resuming the reindex of {alias} into {} ({}, {} things done)",
+                s.target,
+                s.phase.as_str(),
+                s.things
             ));
             s
         }
