@@ -8,7 +8,7 @@
 3. Every answer is checked: no 5xx, a status code the document declares, the declared content
    type, and a body that matches the declared schema.
 
-    python tools/api_contract.py --url URL --robot ID --job ID [--spec openapi/fleet-api.yaml]
+    python tools/api_contract.py --url URL --robot ID --job ID [--delete-robot ID] [--spec openapi/fleet-api.yaml]
         [--region us-east-1] [--max-examples 25] [--json report.json]
 
 Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; the
@@ -62,6 +62,7 @@ def main() -> int:
     ap.add_argument("--spec", default=os.path.join(os.path.dirname(__file__), "..", "openapi", "fleet-api.yaml"))
     ap.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
     ap.add_argument("--robot", required=True, help="a robot id the API knows")
+    ap.add_argument("--delete-robot", help="the robot id DELETE /robots/{id} uses (default: --robot); it is decommissioned")
     ap.add_argument("--job", required=True, help="a job id the API knows")
     ap.add_argument("--max-examples", type=int, default=25, help="generated requests per operation and mode")
     ap.add_argument("--json", help="write a JSON report here")
@@ -94,7 +95,7 @@ def main() -> int:
         response = case.call(base_url=args.url, session=session, timeout=35)
         statuses.setdefault(op.label, collections.Counter())[str(response.status_code)] += 1
         if response.status_code == 403:
-            print(f"  403 for {case.as_curl_command()}: {response.text[:300]}", flush=True)
+            print(f"  403 for {case.method} {case.formatted_path} ({len(case.query or {})} query keys): {response.text[:120]}", flush=True)
         try:
             case.validate_response(response, checks=checks)
         except Exception as e:  # noqa: BLE001 - a failed check: recorded with the request
@@ -117,7 +118,12 @@ def main() -> int:
 
             run()
         # One request with an id that exists.
-        known = args.job if op.path.startswith("/jobs") else args.robot
+        if op.path.startswith("/jobs"):
+            known = args.job
+        elif op.method.upper() == "DELETE":
+            known = args.delete_robot or args.robot
+        else:
+            known = args.robot
         body = {"action": "dock"} if op.method.upper() == "POST" and "commands" in op.path else None
         kwargs = {"path_parameters": {"id": known}}
         if body is not None:

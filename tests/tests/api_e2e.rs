@@ -53,6 +53,23 @@ async fn caller(stack: &RunningStack, name: &str, actions: &[&str]) -> FleetApiC
     FleetApiClient::new(&stack.endpoints.apis["FleetHttpApi"], provider, region)
 }
 
+/// The robot's items in the missions table.
+async fn missions_in_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str, robot: &str) -> usize {
+    dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("ROBOT#{robot}")),
+        )
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .len()
+}
+
 async fn call(api: &FleetApiClient, method: Method, path: &str, body: Option<&Value>) -> ApiReply {
     api.send(method.clone(), path, body)
         .await
@@ -125,18 +142,10 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
     let table = &stack.resources.tables["MissionsTable"];
     let mut truth = std::collections::BTreeMap::new();
     for robot in &robots {
-        let out = dynamodb
-            .query()
-            .table_name(table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(
-                ":pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("ROBOT#{robot}")),
-            )
-            .send()
-            .await
-            .unwrap();
-        truth.insert(robot.clone(), out.items().len());
+        truth.insert(
+            robot.clone(),
+            missions_in_table(&dynamodb, table, robot).await,
+        );
     }
     let total: usize = truth.values().sum();
     assert!(total > 0, "the simulation stored missions: {truth:?}");
@@ -468,6 +477,247 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
     let r = call(&reader, Method::GET, &format!("/jobs/{name}-no-job"), None).await;
     problem(&r, 404, "not-found", "no job");
 
+    // DELETE /robots/{id}: a robot with missions, a named shadow, presence and a certificate is
+    // purged from every store; a late record in the streams does not bring it back; a second
+    // DELETE changes nothing; the audit trail records it.
+    let gone = robots[3].clone();
+    let iot = aws_sdk_iot::Client::new(&stack.sdk);
+    iot.create_thing().thing_name(&gone).send().await.unwrap();
+    let cert = iot
+        .create_keys_and_certificate()
+        .set_as_active(true)
+        .send()
+        .await
+        .unwrap();
+    let (cert_arn, cert_id) = (
+        cert.certificate_arn().unwrap().to_string(),
+        cert.certificate_id().unwrap().to_string(),
+    );
+    let policy = format!("{name}-robot");
+    iot.create_policy()
+        .policy_name(&policy)
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    iot.attach_policy()
+        .policy_name(&policy)
+        .target(&cert_arn)
+        .send()
+        .await
+        .unwrap();
+    iot.attach_thing_principal()
+        .thing_name(&gone)
+        .principal(&cert_arn)
+        .send()
+        .await
+        .unwrap();
+    shadows
+        .update_thing_shadow()
+        .thing_name(&gone)
+        .shadow_name("lidar")
+        .payload(aws_sdk_iotdataplane::primitives::Blob::new(
+            json!({"state": {"reported": {"rpm": 300}}}).to_string(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(stack.wait_drained(Duration::from_secs(60)).await);
+    let os = fleet_aws::OpenSearchHttp::from_sdk(&stack.sdk, &stack.endpoints.opensearch);
+    let alias = stack.resources.opensearch.alias.clone();
+    let index_docs = async |robot: &str| -> Vec<String> {
+        let _ = os
+            .call(Method::POST, &format!("/{alias}/_refresh"), None)
+            .await;
+        let found = os
+            .call(
+                Method::POST,
+                &format!("/{alias}/_search"),
+                Some(&json!({"size": 100, "query": {"term": {"robotId": robot}}})),
+            )
+            .await
+            .unwrap()
+            .json();
+        let mut ids: Vec<String> = found["hits"]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["_id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let before = index_docs(&gone).await;
+    assert_eq!(
+        before,
+        vec![
+            gone.clone(),
+            format!("{gone}#$robot"),
+            format!("{gone}#lidar"),
+            format!("{gone}#presence"),
+        ]
+    );
+    let r = call(&operator, Method::DELETE, &format!("/robots/{gone}"), None).await;
+    let doc = r.json();
+    assert_eq!(r.status, 202, "{doc}");
+    assert_eq!(
+        (doc["mode"].clone(), doc["statusUrl"].clone()),
+        (
+            json!("decommission"),
+            json!(format!("/robots/{gone}/decommission"))
+        )
+    );
+    let started = Instant::now();
+    let status = loop {
+        let r = call(
+            &reader,
+            Method::GET,
+            &format!("/robots/{gone}/decommission"),
+            None,
+        )
+        .await;
+        let doc = r.json();
+        assert_eq!(r.status, 200, "{doc}");
+        if doc["state"] != "purging" {
+            break doc;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{doc}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(status["state"], "done", "{status}");
+    assert_eq!(
+        status["counts"]["missions"], truth[&gone] as u64,
+        "{status}"
+    );
+    assert_eq!(status["counts"]["indexDocuments"], 4, "{status}");
+    assert_eq!(status["counts"]["shadows"], 2, "{status}");
+    assert_eq!(status["counts"]["certificates"], 1, "{status}");
+    // Gone from every purged store.
+    assert!(index_docs(&gone).await.is_empty());
+    assert_eq!(missions_in_table(&dynamodb, table, &gone).await, 0);
+    for name in [None, Some("lidar")] {
+        let e = shadows
+            .get_thing_shadow()
+            .thing_name(&gone)
+            .set_shadow_name(name.map(str::to_string))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            aws_sdk_iotdataplane::error::ProvideErrorMetadata::code(&e),
+            Some("ResourceNotFoundException")
+        );
+    }
+    let described = iot
+        .describe_certificate()
+        .certificate_id(&cert_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described.certificate_description().unwrap().status(),
+        Some(&aws_sdk_iot::types::CertificateStatus::Revoked)
+    );
+    assert!(
+        iot.list_thing_principals()
+            .thing_name(&gone)
+            .send()
+            .await
+            .unwrap()
+            .principals()
+            .is_empty()
+    );
+    assert!(
+        iot.list_attached_policies()
+            .target(&cert_arn)
+            .send()
+            .await
+            .unwrap()
+            .policies()
+            .is_empty()
+    );
+    let r = call(&reader, Method::GET, &format!("/robots/{gone}"), None).await;
+    problem(&r, 404, "not-found", "no robot");
+    // Late records still in the streams: a shadow update and a mission report of the robot.
+    let kinesis = aws_sdk_kinesis::Client::new(&stack.sdk);
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let late_shadow = json!({
+        "current": {"state": {"reported": {"battery": 1}}, "metadata": {}, "version": 999},
+        "timestamp": now_s, "thingName": gone,
+    });
+    let mut late_mission: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schemas/examples/mission-report.completed.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    late_mission["robotId"] = json!(gone);
+    for (stream, body) in [
+        ("ShadowsStream", late_shadow),
+        ("MissionsStream", late_mission),
+    ] {
+        kinesis
+            .put_record()
+            .stream_name(&stack.resources.streams[stream].name)
+            .partition_key(&gone)
+            .data(aws_sdk_kinesis::primitives::Blob::new(body.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(stack.wait_drained(Duration::from_secs(60)).await);
+    assert!(
+        index_docs(&gone).await.is_empty(),
+        "a late record brought the robot back"
+    );
+    assert_eq!(
+        missions_in_table(&dynamodb, table, &gone).await,
+        0,
+        "a late mission report came back"
+    );
+    // A second DELETE is a no-op; the audit trail has the request and the purge.
+    let r = call(&operator, Method::DELETE, &format!("/robots/{gone}"), None).await;
+    assert_eq!((r.status, r.json()["state"].clone()), (202, json!("done")));
+    let status = call(
+        &reader,
+        Method::GET,
+        &format!("/robots/{gone}/decommission"),
+        None,
+    )
+    .await
+    .json();
+    let events: Vec<&str> = status["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, vec!["requested", "purged"], "{status}");
+    assert!(
+        status["audit"][0]["detail"]["caller"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{name}-operator"))
+    );
+    let r = call(
+        &reader,
+        Method::GET,
+        &format!("/robots/{}/decommission", robots[0]),
+        None,
+    )
+    .await;
+    problem(&r, 404, "not-found", "not decommissioned");
+    let r = call(
+        &operator,
+        Method::DELETE,
+        &format!("/robots/{}?mode=wipe", robots[0]),
+        None,
+    )
+    .await;
+    problem(&r, 400, "invalid-parameter", "mode");
+
     // The contract: requests generated from openapi/fleet-api.yaml, valid and invalid, signed,
     // against this API; every answer declared, no 5xx (tools/api_contract.py).
     let contract_job = format!("{name}-contract");
@@ -489,6 +739,7 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
         .args(["--url", &stack.endpoints.apis["FleetHttpApi"]])
         .args(["--region", stack.sdk.region().unwrap().as_ref()])
         .args(["--robot", &robots[2], "--job", &contract_job])
+        .args(["--delete-robot", &robots[3]])
         .args(["--max-examples", "15"])
         .arg("--json")
         .arg(&report)
@@ -509,9 +760,9 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
         String::from_utf8_lossy(&out.stderr)
     );
     let contract: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    assert_eq!(contract["operations"], 8);
+    assert_eq!(contract["operations"], 10);
     assert!(
-        contract["requests"].as_u64().unwrap() >= 8 * 15,
+        contract["requests"].as_u64().unwrap() >= 10 * 15,
         "{contract}"
     );
     // The known ids reached the data: a 200 for the robot and its missions, a 202 command.

@@ -599,7 +599,8 @@ fn retained_resources_have_generated_names_and_named_ones_are_not_retained() {
             "DataKey",
             "FailedBatchesBucket",
             "JobsBucket",
-            "MissionsTable"
+            "MissionsTable",
+            "RobotTombstonesTable"
         ],
         "the retained resources (docs/template-and-deploy.md lists them)"
     );

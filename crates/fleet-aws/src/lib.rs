@@ -30,6 +30,7 @@ pub mod retry;
 pub mod robots;
 pub mod sigv4;
 pub mod summary;
+pub mod tombstones;
 
 pub use error::{IndexError, StoreError};
 pub use missions::{MissionStore, PutOutcome};

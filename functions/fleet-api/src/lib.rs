@@ -17,6 +17,7 @@
 pub mod missions;
 pub mod params;
 pub mod problem;
+pub mod purge;
 pub mod search;
 
 use std::time::Duration;
@@ -45,6 +46,11 @@ pub struct Config {
     pub opensearch_endpoint: String,
     pub robots_alias: String,
     pub jobs_table: String,
+    /// Tombstones and the audit trail of decommissions (fleet_aws::tombstones).
+    pub tombstones_table: String,
+    /// The function that purges a robot: this one (`<stack>-fleet-api:live`), invoked
+    /// asynchronously with a purge event.
+    pub purge_function: String,
 }
 
 /// A missing environment variable.
@@ -59,6 +65,8 @@ impl Config {
         "OPENSEARCH_ENDPOINT",
         "ROBOTS_ALIAS",
         "JOBS_TABLE",
+        "TOMBSTONES_TABLE",
+        "PURGE_FUNCTION",
     ];
 
     /// From the process environment.
@@ -74,6 +82,8 @@ impl Config {
             opensearch_endpoint: need("OPENSEARCH_ENDPOINT")?,
             robots_alias: need("ROBOTS_ALIAS")?,
             jobs_table: need("JOBS_TABLE")?,
+            tombstones_table: need("TOMBSTONES_TABLE")?,
+            purge_function: need("PURGE_FUNCTION")?,
         })
     }
 }
@@ -87,6 +97,7 @@ pub struct Api {
     jobs: JobsTable,
     shadows: aws_sdk_iotdataplane::Client,
     commands: Commands,
+    purge: purge::Purger,
 }
 
 /// Builds the API with the SDK's IoT Data Plane client.
@@ -102,9 +113,24 @@ pub fn build_with_shadows(
     shadows: aws_sdk_iotdataplane::Client,
 ) -> Api {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let index = OpenSearchHttp::from_sdk(sdk, &config.opensearch_endpoint);
     Api {
         missions: Missions::new(dynamodb.clone(), &config.missions_table),
-        index: OpenSearchHttp::from_sdk(sdk, &config.opensearch_endpoint),
+        purge: purge::Purger {
+            tombstones: fleet_aws::tombstones::Tombstones::new(
+                dynamodb.clone(),
+                &config.tombstones_table,
+            ),
+            dynamodb: dynamodb.clone(),
+            missions_table: config.missions_table.clone(),
+            index: index.clone(),
+            alias: config.robots_alias.clone(),
+            shadows: shadows.clone(),
+            iot: aws_sdk_iot::Client::new(sdk),
+            lambda: aws_sdk_lambda::Client::new(sdk),
+            function: config.purge_function,
+        },
+        index,
         alias: config.robots_alias,
         jobs: JobsTable::new(dynamodb, &config.jobs_table),
         shadows,
@@ -141,6 +167,17 @@ impl Api {
             },
             ["robots", id] => match method {
                 Method::GET => self.robot(id).await,
+                Method::DELETE => match robot_id(id) {
+                    Ok(id) => self.purge.request(&id, &request).await,
+                    Err(p) => Err(p),
+                },
+                _ => Err(Problem::method_not_allowed(method.as_str(), &path)),
+            },
+            ["robots", id, "decommission"] => match method {
+                Method::GET => match robot_id(id) {
+                    Ok(id) => self.purge.status(&id).await,
+                    Err(p) => Err(p),
+                },
                 _ => Err(Problem::method_not_allowed(method.as_str(), &path)),
             },
             ["robots", id, "missions"] => match method {
@@ -331,6 +368,10 @@ impl Api {
 /// the Lambda runtime would: what the local stack's Invoke API calls.
 pub async fn handle_event(api: std::sync::Arc<Api>, event: Value) -> Result<Value, String> {
     use lambda_http::Service;
+    // The purge this function asks of itself (DELETE /robots/{id}), invoked asynchronously.
+    if let Some(robot) = event.get("purge").and_then(|p| p["robotId"].as_str()) {
+        return api.purge.run(robot).await;
+    }
     let request: lambda_http::request::LambdaRequest = serde_json::from_value(event)
         .map_err(|e| format!("the event is not an API Gateway request: {e}"))?;
     let mut adapter = lambda_http::Adapter::from(lambda_http::service_fn(move |req: Request| {

@@ -44,6 +44,9 @@ pub struct Config {
     pub day_shards: u32,
     /// `BREAKER_TABLE`, `BREAKER_FUNCTIONS` and the `BREAKER_*` knobs: the circuit breaker of the table.
     pub breaker: BreakerConfig,
+    /// `TOMBSTONES_TABLE`: decommissioned and reset robots, whose earlier records are dropped
+    /// (fleet_aws::tombstones); unset, nothing is checked.
+    pub tombstones_table: Option<String>,
 }
 
 impl Config {
@@ -64,6 +67,7 @@ impl Config {
         "BREAKER_MAX_EJECTION_SECONDS",
         "BREAKER_PROBES_TO_CLOSE",
         "BREAKER_MAX_PAUSE_SECONDS",
+        "TOMBSTONES_TABLE",
     ];
 
     /// Reads the configuration through `lookup` (the process environment, or a map).
@@ -89,6 +93,7 @@ impl Config {
             mission_ttl_days: env.parse("MISSION_TTL_DAYS")?,
             day_shards,
             breaker,
+            tombstones_table: env.optional("TOMBSTONES_TABLE"),
         })
     }
 
@@ -104,6 +109,7 @@ pub struct Handler {
     store: MissionStore,
     rejects: SqsRejectSink,
     breaker: Option<FunctionBreaker>,
+    tombstones: Option<fleet_aws::tombstones::Tombstones>,
 }
 
 /// Builds the handler's clients from `sdk` (endpoints, region and credentials).
@@ -114,6 +120,9 @@ pub async fn build(config: Config, sdk: &aws_config::SdkConfig) -> Handler {
         .build(sdk, fleet_breaker::downstreams::MISSIONS_TABLE);
     Handler {
         breaker,
+        tombstones: config
+            .tombstones_table
+            .map(|t| fleet_aws::tombstones::Tombstones::new(dynamodb.clone(), t)),
         store: MissionStore::new(
             dynamodb,
             config.missions_table,
@@ -128,6 +137,12 @@ pub async fn build(config: Config, sdk: &aws_config::SdkConfig) -> Handler {
     }
 }
 
+/// A report's robot and the instant its mission started (Unix ms), for the tombstone check.
+fn robot_and_time(r: &MissionReport) -> (&str, i64) {
+    let ms = (r.started_at.unix_timestamp_nanos() / 1_000_000) as i64;
+    (r.robot_id.as_str(), ms)
+}
+
 /// Decodes one record: the mission report contract, and the robot must be the partition key.
 pub fn decode(record: &fleet_lambda::KinesisRecord, bytes: &[u8]) -> Result<MissionReport, Reject> {
     Ok(MissionReport::from_record(bytes, &record.partition_key)?)
@@ -137,6 +152,18 @@ impl BatchHandler for Handler {
     async fn handle_batch(&self, event: Value, deadline: Deadline) -> Result<Finished, EventError> {
         let mut batch = Batch::new(FUNCTION, event)?;
         let items = batch.decode(decode);
+        // Reports of a decommissioned or reset robot from before its tombstone are dropped: a
+        // late record must not bring back what was purged.
+        let Some(items) = fleet_aws::tombstones::screen(
+            self.tombstones.as_ref(),
+            &mut batch,
+            items,
+            robot_and_time,
+        )
+        .await
+        else {
+            return Ok(batch.finish(&self.rejects, deadline).await);
+        };
         let breaker = self.breaker.as_ref();
         if !items.is_empty()
             && let Some(b) = breaker

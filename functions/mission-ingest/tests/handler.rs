@@ -40,6 +40,7 @@ async fn run_fixture(name: &str) {
         mission_ttl_days: 365,
         day_shards: 8,
         breaker: Default::default(),
+        tombstones_table: None,
     };
     let handler = build(config, &sdk).await;
 
@@ -180,6 +181,7 @@ fn config_for_stub(port: u16) -> Config {
         mission_ttl_days: 0,
         day_shards: 4,
         breaker: Default::default(),
+        tombstones_table: None,
     }
 }
 

@@ -50,6 +50,9 @@ pub struct Config {
     pub reject_payloads_bucket: String,
     /// `BREAKER_TABLE`, `BREAKER_FUNCTIONS` and the `BREAKER_*` knobs: the circuit breaker of the domain.
     pub breaker: BreakerConfig,
+    /// `TOMBSTONES_TABLE`: decommissioned and reset robots, whose earlier records are dropped
+    /// (fleet_aws::tombstones); unset, nothing is checked.
+    pub tombstones_table: Option<String>,
 }
 
 impl Config {
@@ -69,6 +72,7 @@ impl Config {
         "BREAKER_MAX_EJECTION_SECONDS",
         "BREAKER_PROBES_TO_CLOSE",
         "BREAKER_MAX_PAUSE_SECONDS",
+        "TOMBSTONES_TABLE",
     ];
 
     /// Reads the configuration through `lookup` (the process environment, or a map).
@@ -93,6 +97,7 @@ impl Config {
             rejects_queue_url: env.required("REJECTS_QUEUE_URL")?,
             reject_payloads_bucket: env.required("REJECT_PAYLOADS_BUCKET")?,
             breaker,
+            tombstones_table: env.optional("TOMBSTONES_TABLE"),
         })
     }
 
@@ -126,6 +131,7 @@ pub struct Handler {
     template: Value,
     template_ready: OnceCell<()>,
     breaker: Option<FunctionBreaker>,
+    tombstones: Option<fleet_aws::tombstones::Tombstones>,
 }
 
 /// Builds the handler's clients. With credentials (the function's role in Lambda, the role's
@@ -160,7 +166,19 @@ pub async fn build(config: Config, sdk: &aws_config::SdkConfig) -> Result<Handle
         breaker: config
             .breaker
             .build(sdk, fleet_breaker::downstreams::ROBOTS_INDEX),
+        tombstones: config
+            .tombstones_table
+            .map(|t| fleet_aws::tombstones::Tombstones::new(aws_sdk_dynamodb::Client::new(sdk), t)),
     })
+}
+
+/// A record's robot and its instant (Unix ms), for the tombstone check.
+fn robot_and_time(r: &ShadowRecord) -> (&str, i64) {
+    let ms = match r {
+        ShadowRecord::Documents(d) => d.timestamp.saturating_mul(1000),
+        ShadowRecord::Presence(p) => p.timestamp_ms,
+    };
+    (r.robot_id().as_str(), ms)
 }
 
 /// Decodes one record: shadow documents or presence, for the robot of the partition key.
@@ -215,6 +233,18 @@ impl BatchHandler for Handler {
     async fn handle_batch(&self, event: Value, deadline: Deadline) -> Result<Finished, EventError> {
         let mut batch = Batch::new(FUNCTION, event)?;
         let items = batch.decode(decode);
+        // Records of a decommissioned or reset robot from before its tombstone are dropped: a
+        // late record must not bring back what was purged.
+        let Some(items) = fleet_aws::tombstones::screen(
+            self.tombstones.as_ref(),
+            &mut batch,
+            items,
+            robot_and_time,
+        )
+        .await
+        else {
+            return Ok(batch.finish(&self.rejects, deadline).await);
+        };
         if items.is_empty() {
             return Ok(batch.finish(&self.rejects, deadline).await);
         }

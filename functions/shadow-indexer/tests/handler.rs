@@ -34,6 +34,7 @@ async fn run_fixture(name: &str) {
         rejects_queue_url: queue.clone(),
         reject_payloads_bucket: bucket,
         breaker: Default::default(),
+        tombstones_table: None,
     };
     let handler = build(config, &sdk).await.unwrap();
 
@@ -123,6 +124,7 @@ async fn an_opensearch_outage_is_an_item_failure_at_the_first_record() {
         rejects_queue_url: format!("{}/123456789012/none", fleet_testkit::aws_endpoint()),
         reject_payloads_bucket: "none".into(),
         breaker: Default::default(),
+        tombstones_table: None,
     };
     let handler = build(config, &sdk).await.unwrap();
     let event = load("valid.json");
@@ -149,6 +151,7 @@ async fn a_hanging_opensearch_gives_a_partial_batch_response_before_the_deadline
         rejects_queue_url: format!("{}/123456789012/none", fleet_testkit::aws_endpoint()),
         reject_payloads_bucket: "none".into(),
         breaker: Default::default(),
+        tombstones_table: None,
     };
     let handler = build(config, &sdk).await.unwrap();
     let event = load("valid.json");
