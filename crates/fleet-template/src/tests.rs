@@ -654,8 +654,8 @@ fn real_template_missions_table_matches_the_storage_rules() {
     let stack = real();
     assert_eq!(
         stack.tables().len(),
-        4,
-        "the missions table, the breaker table, the stream-scaler's state table and the jobs table"
+        5,
+        "the missions table, the breaker table, the stream-scaler's state table, the jobs table and the robot tombstones table"
     );
     let t = stack.table("MissionsTable").unwrap();
     assert_eq!(t.table_name, "rf-MissionsTable");
