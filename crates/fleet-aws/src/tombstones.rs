@@ -140,6 +140,17 @@ pub async fn screen<T>(
     }
 }
 
+/// A ULID that sorts after the previous one of this process, even within one millisecond, so
+/// the audit items of one purge keep their order.
+fn audit_id() -> ulid::Ulid {
+    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+    let mut guard = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+    guard
+        .get_or_insert_with(ulid::Generator::new)
+        .generate()
+        .unwrap_or_else(|_| ulid::Ulid::new())
+}
+
 /// The tombstones table.
 #[derive(Debug, Clone)]
 pub struct Tombstones {
@@ -258,7 +269,7 @@ impl Tombstones {
             .put_item()
             .table_name(&self.table)
             .item("robotId", s(robot))
-            .item("sk", s(format!("AUDIT#{now:015}#{}", ulid::Ulid::new())))
+            .item("sk", s(format!("AUDIT#{now:015}#{}", audit_id())))
             .item("event", s(event))
             .item("at", n(now as i64))
             .item("detail", s(detail.to_string()))
