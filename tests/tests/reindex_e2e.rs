@@ -7,6 +7,7 @@
 //! Run through `make test`, or after `source tools/dev-env.sh`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::path::Path;
 use std::time::Duration;
 
 use fleet_ops::reindex::{Clients, ReindexArgs};
@@ -14,6 +15,46 @@ use fleet_sim::{Progress, SimArgs};
 
 mod common;
 use common::root;
+
+/// The reindex's clients on `stack`: its front, its IoT Data Plane, its OpenSearch endpoint.
+fn clients(stack: &fleet_local::dev::RunningStack, iot: &aws_sdk_iot::Client) -> Clients {
+    let shadows = aws_sdk_iotdataplane::config::Builder::from(&stack.sdk)
+        .endpoint_url(&stack.endpoints.iot_data)
+        .build();
+    Clients {
+        opensearch_endpoint: stack.endpoints.opensearch.clone(),
+        iot: iot.clone(),
+        shadows: aws_sdk_iotdataplane::Client::from_conf(shadows),
+        sdk: stack.sdk.clone(),
+    }
+}
+
+/// `robofleet reindex --alias ALIAS --rate RATE --state STATE`.
+fn args(alias: &str, rate: f64, state: &Path) -> ReindexArgs {
+    ReindexArgs {
+        opensearch_endpoint: None,
+        alias: alias.to_string(),
+        rate,
+        state: Some(state.to_path_buf()),
+        iot_data_endpoint: None,
+        json: None,
+        force: false,
+    }
+}
+
+/// Runs the reindex with the repository's index template.
+async fn reindex(
+    clients: &Clients,
+    args: &ReindexArgs,
+) -> Result<fleet_ops::reindex::ReindexReport, fleet_ops::reindex::ReindexError> {
+    fleet_ops::reindex::run(
+        args,
+        clients,
+        &root().join("opensearch/robots-template.json"),
+        &fleet_console::Progress::Silent,
+    )
+    .await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reindex_under_load_leaves_every_robot_at_its_last_version_in_the_new_index() {
@@ -57,36 +98,14 @@ async fn a_reindex_under_load_leaves_every_robot_at_its_last_version_in_the_new_
     let fleet = fleet_sim::run(sim, targets, Progress::Silent);
 
     let state = logs.path().join("reindex-state.json");
-    let reindex = async {
+    let rebuild = async {
         // The robots connect and publish for a while first, so the old index has their shadows.
         tokio::time::sleep(Duration::from_secs(8)).await;
-        let mut shadows = aws_sdk_iotdataplane::config::Builder::from(&stack.sdk);
-        shadows = shadows.endpoint_url(&stack.endpoints.iot_data);
-        let clients = Clients {
-            opensearch_endpoint: stack.endpoints.opensearch.clone(),
-            iot: iot.clone(),
-            shadows: aws_sdk_iotdataplane::Client::from_conf(shadows.build()),
-            sdk: stack.sdk.clone(),
-        };
-        let args = ReindexArgs {
-            opensearch_endpoint: None,
-            alias: alias.clone(),
-            rate: 200.0,
-            state: Some(state.clone()),
-            iot_data_endpoint: None,
-            json: None,
-            force: false,
-        };
-        fleet_ops::reindex::run(
-            &args,
-            &clients,
-            &root().join("opensearch/robots-template.json"),
-            &fleet_console::Progress::Silent,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        reindex(&clients(&stack, &iot), &args(&alias, 200.0, &state))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     };
-    let (report, rebuilt) = tokio::join!(fleet, reindex);
+    let (report, rebuilt) = tokio::join!(fleet, rebuild);
     let report = report.unwrap();
     println!("{}\n{}", report.summary(), rebuilt.to_text());
 
@@ -137,32 +156,10 @@ async fn a_reindex_under_load_leaves_every_robot_at_its_last_version_in_the_new_
             .await
             .unwrap();
     }
-    let mut shadows = aws_sdk_iotdataplane::config::Builder::from(&stack.sdk);
-    shadows = shadows.endpoint_url(&stack.endpoints.iot_data);
-    let clients = Clients {
-        opensearch_endpoint: stack.endpoints.opensearch.clone(),
-        iot: iot.clone(),
-        shadows: aws_sdk_iotdataplane::Client::from_conf(shadows.build()),
-        sdk: stack.sdk.clone(),
-    };
-    let args = ReindexArgs {
-        opensearch_endpoint: None,
-        alias: alias.clone(),
-        rate: 200.0,
-        state: Some(state.clone()),
-        iot_data_endpoint: None,
-        json: None,
-        force: false,
-    };
-    let err = fleet_ops::reindex::run(
-        &args,
-        &clients,
-        &root().join("opensearch/robots-template.json"),
-        &fleet_console::Progress::Silent,
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = reindex(&clients(&stack, &iot), &args(&alias, 200.0, &state))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("--force") && err.contains("v3"), "{err}");
     let aliases = os
         .call(reqwest::Method::GET, &format!("/_alias/{alias}"), None)
@@ -171,6 +168,22 @@ async fn a_reindex_under_load_leaves_every_robot_at_its_last_version_in_the_new_
         .json();
     let indices: Vec<&String> = aliases.as_object().unwrap().keys().collect();
     assert_eq!(indices, vec![&rebuilt.target], "{aliases}");
+    // Run again with --force: the state file resumes the same rebuild (v3, not a v4), which
+    // now swaps in.
+    let mut forced = args(&alias, 200.0, &state);
+    forced.force = true;
+    let resumed = reindex(&clients(&stack, &iot), &forced).await.unwrap();
+    assert_eq!(resumed.target, format!("{alias}-v3"));
+    assert_eq!(resumed.source, Some(rebuilt.target.clone()));
+    let aliases = os
+        .call(reqwest::Method::GET, &format!("/_alias/{alias}"), None)
+        .await
+        .unwrap()
+        .json();
+    assert!(
+        aliases.get(&resumed.target).is_some() && aliases.as_object().unwrap().len() == 1,
+        "{aliases}"
+    );
     stack.shutdown().await;
 }
 
@@ -192,11 +205,7 @@ async fn bench_reindex_throughput() {
     let robots = env("BENCH_ROBOTS", 1000.0) as u64;
     let (stack, name, logs) = common::stack("bench-reindex").await;
     let iot = aws_sdk_iot::Client::new(&stack.sdk);
-    let shadows = aws_sdk_iotdataplane::Client::from_conf(
-        aws_sdk_iotdataplane::config::Builder::from(&stack.sdk)
-            .endpoint_url(&stack.endpoints.iot_data)
-            .build(),
-    );
+    let shadows = clients(&stack, &iot).shadows;
     let t = std::time::Instant::now();
     futures::stream::iter(0..robots)
         .map(|k| {
@@ -222,26 +231,11 @@ async fn bench_reindex_throughput() {
         t.elapsed().as_secs_f64()
     );
     assert!(stack.wait_drained(Duration::from_secs(300)).await);
-    let clients = Clients {
-        opensearch_endpoint: stack.endpoints.opensearch.clone(),
-        iot,
-        shadows,
-        sdk: stack.sdk.clone(),
-    };
-    let args = ReindexArgs {
-        opensearch_endpoint: None,
-        alias: stack.resources.opensearch.alias.clone(),
-        rate: env("BENCH_REINDEX_RATE", 5000.0),
-        state: Some(logs.path().join("state.json")),
-        iot_data_endpoint: None,
-        json: None,
-        force: false,
-    };
-    let report = fleet_ops::reindex::run(
-        &args,
-        &clients,
-        &root().join("opensearch/robots-template.json"),
-        &fleet_console::Progress::Silent,
+    let rate = env("BENCH_REINDEX_RATE", 5000.0);
+    let state = logs.path().join("state.json");
+    let report = reindex(
+        &clients(&stack, &iot),
+        &args(&stack.resources.opensearch.alias, rate, &state),
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));

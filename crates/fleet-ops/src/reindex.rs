@@ -450,8 +450,54 @@ impl Walker<'_> {
         index: &RobotIndex,
         state: &mut ReindexState,
     ) -> Result<Walked, ReindexError> {
+        let (clients, template, state_path, progress) =
+            (self.clients, self.template, self.state_path, self.progress);
+        let pacer = tokio::sync::Mutex::new(Pacer::new(self.rate));
+        let (mut things, mut written, mut newer) = (0u64, 0u64, 0u64);
         let started = Instant::now();
-        let (things, written, newer) = walk(self, index, state).await?;
+        loop {
+            let page = clients
+                .iot
+                .list_things()
+                .max_results(PAGE)
+                .set_next_token(state.next_token.clone())
+                .send()
+                .await
+                .map_err(|e| ReindexError::Iot {
+                    call: "ListThings",
+                    message: fleet_aws::error::describe(&e),
+                })?;
+            let names: Vec<String> = page
+                .things()
+                .iter()
+                .filter_map(|t| t.thing_name().map(str::to_string))
+                .collect();
+            use futures::StreamExt as _;
+            let read: Vec<Result<Vec<ShadowRecord>, ReindexError>> =
+                futures::stream::iter(names.iter().map(|n| read_thing(clients, n, &pacer)))
+                    .buffer_unordered(IN_FLIGHT)
+                    .collect()
+                    .await;
+            let mut records = Vec::new();
+            for r in read {
+                records.extend(r?);
+            }
+            things += names.len() as u64;
+            written += records.len() as u64;
+            newer += write_page(index, template, records).await?;
+            state.next_token = page.next_token().map(str::to_string);
+            state.things += names.len() as u64;
+            save_state(state_path, state)?;
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            progress.say(&format!(
+                "  {}: {things} things, {written} shadows ({:.0} things/s)",
+                state.phase.as_str(),
+                things as f64 / secs
+            ));
+            if state.next_token.is_none() {
+                break;
+            }
+        }
         Ok(Walked {
             things,
             written,
@@ -459,62 +505,6 @@ impl Walker<'_> {
             seconds: started.elapsed().as_secs_f64(),
         })
     }
-}
-
-async fn walk(
-    w: &Walker<'_>,
-    index: &RobotIndex,
-    state: &mut ReindexState,
-) -> Result<(u64, u64, u64), ReindexError> {
-    let (clients, template, state_path, progress) =
-        (w.clients, w.template, w.state_path, w.progress);
-    let pacer = tokio::sync::Mutex::new(Pacer::new(w.rate));
-    let (mut things, mut written, mut newer) = (0u64, 0u64, 0u64);
-    let started = Instant::now();
-    loop {
-        let page = clients
-            .iot
-            .list_things()
-            .max_results(PAGE)
-            .set_next_token(state.next_token.clone())
-            .send()
-            .await
-            .map_err(|e| ReindexError::Iot {
-                call: "ListThings",
-                message: fleet_aws::error::describe(&e),
-            })?;
-        let names: Vec<String> = page
-            .things()
-            .iter()
-            .filter_map(|t| t.thing_name().map(str::to_string))
-            .collect();
-        use futures::StreamExt as _;
-        let read: Vec<Result<Vec<ShadowRecord>, ReindexError>> =
-            futures::stream::iter(names.iter().map(|n| read_thing(clients, n, &pacer)))
-                .buffer_unordered(IN_FLIGHT)
-                .collect()
-                .await;
-        let mut records = Vec::new();
-        for r in read {
-            records.extend(r?);
-        }
-        things += names.len() as u64;
-        written += records.len() as u64;
-        newer += write_page(index, template, records).await?;
-        state.next_token = page.next_token().map(str::to_string);
-        state.things += names.len() as u64;
-        save_state(state_path, state)?;
-        let secs = started.elapsed().as_secs_f64().max(1e-3);
-        progress.say(&format!(
-            "  {}: {things} things, {written} shadows ({:.0} things/s)",
-            state.phase.as_str(),
-            things as f64 / secs
-        ));
-        if state.next_token.is_none() {
-            break;
-        }
-    }
-    Ok((things, written, newer))
 }
 
 /// Runs (or resumes) a reindex.

@@ -225,25 +225,9 @@ impl Api {
             limit: LAST_MISSIONS,
             cursor: None,
         };
-        let (docs, missions) = tokio::join!(
-            self.index.send(
-                reqwest::Method::POST,
-                &mget,
-                Some((body.to_string().into(), "application/json")),
-                INDEX_TIMEOUT,
-            ),
-            self.missions.page(&last)
-        );
-        let reply = docs.map_err(|e| Problem::unavailable(format!("the robots index: {e}")))?;
-        if !reply.is_success() {
-            return Err(Problem::unavailable(format!(
-                "the robots index answered {}: {}",
-                reply.status,
-                reply.text()
-            )));
-        }
-        let missions = missions?;
-        let found = reply.json();
+        let (found, missions) =
+            tokio::join!(self.index_post(&mget, &body), self.missions.page(&last));
+        let (found, missions) = (found?, missions?);
         let doc = |i: usize| {
             let d = &found["docs"][i];
             (d["found"] == true).then(|| d["_source"].clone())
@@ -263,12 +247,19 @@ impl Api {
 
     async fn search(&self, request: &Request) -> Answer {
         let query = search::SearchQuery::from_params(&request.query_string_parameters())?;
+        let path = format!("/{}/_search", self.alias);
+        let answer = self.index_post(&path, &query.body()).await?;
+        Ok((StatusCode::OK, query.page(&answer)))
+    }
+
+    /// A JSON request to the robots index; any failure is 503 `unavailable`.
+    async fn index_post(&self, path: &str, body: &Value) -> Result<Value, Problem> {
         let reply = self
             .index
             .send(
                 reqwest::Method::POST,
-                &format!("/{}/_search", self.alias),
-                Some((query.body().to_string().into(), "application/json")),
+                path,
+                Some((body.to_string().into(), "application/json")),
                 INDEX_TIMEOUT,
             )
             .await
@@ -280,7 +271,7 @@ impl Api {
                 reply.text()
             )));
         }
-        Ok((StatusCode::OK, query.page(&reply.json())))
+        Ok(reply.json())
     }
 
     async fn missions(&self, raw_id: &str, request: &Request) -> Answer {
