@@ -910,6 +910,54 @@ class Endpoints(unittest.TestCase):
         self.assertEqual(status, 400)
         self.assertIn("not an unqualified function ARN", body["error"])
 
+    def test_an_authorized_step_functions_call_goes_to_the_stacks_runner(self) -> None:
+        log: list[dict] = []
+        stub = _stub(log)
+        machine = arn("states", f"stateMachine:{uniq('job-loop')}")
+        status, body = admin("/_front/states", {"stateMachineArns": [machine], "backend": f"http://127.0.0.1:{stub.server_address[1]}"})
+        self.assertEqual(status, 200, body)
+        self.addCleanup(admin, "/_front/states", {"stateMachineArns": [machine], "backend": None})
+        execution = machine.replace(":stateMachine:", ":execution:") + ":job-1-0"
+        api = role(uniq("api"), {"Effect": "Allow", "Action": "states:StartExecution", "Resource": machine})
+        sfn = client("stepfunctions", api)
+        sfn.start_execution(stateMachineArn=machine, name="job-1-0", input='{"jobId":"job-1"}')
+        self.assertEqual(len(log), 1)
+        self.assertEqual({k.lower(): v for k, v in log[0]["headers"].items()}["x-amz-target"], "AWSStepFunctions.StartExecution")
+        self.assertEqual(json.loads(log[0]["body"])["name"], "job-1-0")
+        # Not granted: DescribeExecution on its executions, another machine.
+        with self.assertRaises(ClientError) as ctx:
+            sfn.describe_execution(executionArn=execution)
+        self.assertEqual(code_of(ctx), "AccessDeniedException")
+        self.assertIn("states:DescribeExecution", str(ctx.exception))
+        with self.assertRaises(ClientError) as ctx:
+            sfn.start_execution(stateMachineArn=machine + "x", input="{}")
+        self.assertEqual(code_of(ctx), "AccessDeniedException")
+        # Refused as Step Functions refuses, before anything runs.
+        for kwargs, code in [
+            ({"name": "no spaces"}, "InvalidName"),
+            ({"input": "{not json"}, "InvalidExecutionInput"),
+            ({"input": json.dumps({"x": "a" * 262_144})}, "ValidationException"),
+        ]:
+            with self.assertRaises(ClientError) as ctx:
+                sfn.start_execution(stateMachineArn=machine, **kwargs)
+            self.assertEqual(code_of(ctx), code, kwargs)
+        with self.assertRaises(ClientError) as ctx:
+            sfn.start_execution(stateMachineArn="arn:aws:states:us-east-1:1:machine", input="{}")
+        self.assertEqual(code_of(ctx), "InvalidArn")
+        # What the runner does not serve is refused by name.
+        with self.assertRaises(ClientError) as ctx:
+            client("stepfunctions", DEV).stop_execution(executionArn=execution)
+        self.assertEqual(code_of(ctx), "FrontUnsupportedOperation")
+        self.assertEqual(len(log), 1, "a refused call never reaches the runner")
+        reader = role(uniq("reader"), {"Effect": "Allow", "Action": ["states:DescribeExecution"], "Resource": f"{machine.replace(':stateMachine:', ':execution:')}:*"},
+                      {"Effect": "Allow", "Action": "states:ListExecutions", "Resource": machine})
+        client("stepfunctions", reader).describe_execution(executionArn=execution)
+        client("stepfunctions", reader).list_executions(stateMachineArn=machine)
+        self.assertEqual([json.loads(r["body"]).get("executionArn", json.loads(r["body"]).get("stateMachineArn")) for r in log[1:]], [execution, machine])
+        status, body = admin("/_front/states", {"stateMachineArns": ["arn:aws:states:eu-west-1:1:stateMachine:x"], "backend": "http://x"})
+        self.assertEqual(status, 400)
+        self.assertIn("not an unqualified state machine ARN", body["error"])
+
     def test_an_http_api_routes_checks_sigv4_and_execute_api_invoke_then_calls_the_function(self) -> None:
         events: list[dict] = []
 

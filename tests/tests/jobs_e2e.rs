@@ -1,6 +1,7 @@
-//! End to end: fleet jobs on the local stack, through template.yaml's state machines run by the
-//! local ASL runner as their roles (the AWS front authorizes every invoke and S3 read), the
-//! job-worker behind the front, and the shadow service.
+//! End to end: fleet jobs on the local stack, started with StartExecution through the AWS front
+//! (authorized as the operator), run by the stack's ASL runner as the machines' roles (the front
+//! authorizes every invoke, S3 read and the loop's own StartExecution), the job-worker behind
+//! the front, and the shadow service.
 //!
 //! - the cursor loop sends a command to simulated robots over MQTT: each acts on it once,
 //!   reports it in `reported.command` and clears `desired.command`;
@@ -12,15 +13,16 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use fleet_jobs::Machine;
 use fleet_local::dev::RunningStack;
-use fleet_local::jobs::{self, JobRunArgs, MachineKind};
+use fleet_local::jobs::{self, JobRunArgs};
 use fleet_sim::{MqttTarget, Progress, SimArgs, Targets};
 use serde_json::Value;
 
 mod common;
-use common::{root, stack};
+use common::{stack, stack_with};
 
-fn run_args(file: &Path, command: &str, id: &str, machine: MachineKind) -> JobRunArgs {
+fn run_args(file: &Path, command: &str, id: &str, machine: Machine) -> JobRunArgs {
     JobRunArgs {
         file: file.to_path_buf(),
         command: command.into(),
@@ -33,7 +35,6 @@ fn run_args(file: &Path, command: &str, id: &str, machine: MachineKind) -> JobRu
         abort_percent: None,
         abort_min: 100,
         concurrency: None,
-        template: root().join("template.yaml"),
         json: None,
     }
 }
@@ -58,7 +59,9 @@ fn data_plane(stack: &RunningStack) -> aws_sdk_iotdataplane::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn simulated_robots_receive_a_jobs_command_report_it_and_clear_it() {
-    let (stack, name, logs) = stack("e2e-job").await;
+    // One worker step per execution: the loop continues as new at every step, each time with
+    // StartExecution on its own ARN through the front, as its role.
+    let (stack, name, logs) = stack_with("e2e-job", &[("JobIterationsPerExecution", "1")]).await;
     let prefix = format!("{name}-rb");
     let robots = 12u64;
     let targets = Targets {
@@ -106,13 +109,22 @@ async fn simulated_robots_receive_a_jobs_command_report_it_and_clear_it() {
     let job = async {
         tokio::time::sleep(Duration::from_secs(4)).await; // the robots connect and subscribe
         let job_id = format!("{name}-dock");
-        let summary = jobs::run(
-            &run_args(&input, "dock", &job_id, MachineKind::Loop),
-            &stack.report(),
-            fleet_console::Progress::Silent,
+        // It starts in 3 s: the first step waits, and the loop continues as new.
+        let start_at =
+            fleet_core::timefmt::from_unix_seconds(fleet_core::timefmt::now_unix_secs() + 3)
+                .unwrap();
+        let spec = logs.path().join("job.json");
+        std::fs::write(
+            &spec,
+            serde_json::json!({"startAt": fleet_core::timefmt::format_rfc3339(start_at)})
+                .to_string(),
         )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+        let mut args = run_args(&input, "dock", &job_id, Machine::Loop);
+        args.spec = Some(spec);
+        let summary = jobs::run(&args, &stack.report(), fleet_console::Progress::Silent)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         println!("{}", summary.to_text());
         assert_eq!(summary.state, "succeeded", "{summary:#?}");
         assert_eq!(
@@ -123,10 +135,10 @@ async fn simulated_robots_receive_a_jobs_command_report_it_and_clear_it() {
         assert_eq!(summary.bad_lines, 1);
         assert_eq!(summary.failed, 0);
         assert!(
-            summary
-                .executions
-                .iter()
-                .all(|e| e.status == fleet_esm::asl::Status::Succeeded)
+            summary.executions.len() >= 2
+                && summary.executions.iter().all(|e| e.status == "SUCCEEDED"),
+            "the loop continued as new executions that all succeeded: {:?}",
+            summary.executions
         );
 
         // Each connected robot acts once, reports the command and clears it.
@@ -186,7 +198,7 @@ async fn the_distributed_map_runs_a_csv_job_in_batches() {
             &input,
             r#"{"action": "setting", "params": {"name": "suctionPower", "value": "standard"}}"#,
             &job_id,
-            MachineKind::Map,
+            Machine::Map,
         ),
         &stack.report(),
         fleet_console::Progress::Silent,

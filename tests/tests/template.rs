@@ -747,8 +747,8 @@ fn both_job_machines_load_into_the_local_runner_and_their_roles_cover_their_task
             "{role}"
         );
     }
-    // The loop continues as a new execution of itself: the front does not see StartExecution
-    // (the runner starts it), so the role's permission is checked here.
+    // The loop continues as a new execution of itself, with StartExecution on its own ARN (the
+    // front authorizes it in the jobs end-to-end test; here, that the ARN is the machine's).
     let loop_arn = &machines[0].arn;
     let subs =
         &stack.resource("JobLoopStateMachine").unwrap().properties["DefinitionSubstitutions"];

@@ -293,6 +293,10 @@ class Front:
         # Functions served by a local stack's Invoke API (POST /_front/lambda): unqualified
         # function ARN -> backend URL (copy-on-write, like the endpoints).
         self.lambda_backends: dict[str, str] = {}
+        # State machines run by a local stack's runner (POST /_front/states): their authorized
+        # StartExecution, DescribeExecution, ListExecutions and StopExecution go to it (moto's
+        # Step Functions cannot run them).
+        self.states_backends: dict[str, str] = {}
 
     # -- WSGI entry ------------------------------------------------------------------------
 
@@ -450,18 +454,19 @@ class Front:
         if handler is not None:
             return self._extended(handler, call, environ, body, start_response, service, method, t0)
         # An authorized Invoke of a function a local stack serves goes to its Invoke API (moto's
-        # Lambda would run the function in Docker).
-        if role == ROLE_AWS and call.service == "lambda" and call.operation == "Invoke":
-            backend = self.lambda_backends.get(S.unqualified_function_arn(call.needs[0].resource))
-            if backend is not None:
-                try:
-                    result = self._to_backend("lambda", backend, method, raw_uri, headers, body, start_response)
-                except FrontError as err:
-                    status, hdrs, payload = E.render(err, proto, method)
-                    self.stats.count(service, _outcome(err), time.thread_time() - t0)
-                    return _reply(start_response, status, hdrs, payload)
-                self.stats.count(service, "allowed", time.thread_time() - t0)
-                return result
+        # Lambda would run the function in Docker), a call on an execution of its state machines
+        # to its runner (moto's Step Functions cannot run them).
+        routed = self._local_backend(call) if role == ROLE_AWS else None
+        if routed is not None:
+            kind, backend = routed
+            try:
+                result = self._to_backend(kind, backend, method, raw_uri, headers, body, start_response)
+            except FrontError as err:
+                status, hdrs, payload = E.render(err, proto, method)
+                self.stats.count(service, _outcome(err), time.thread_time() - t0)
+                return _reply(start_response, status, hdrs, payload)
+            self.stats.count(service, "allowed", time.thread_time() - t0)
+            return result
         # The AWS port, and an IoT endpoint with no backend (the startup one unless re-pointed):
         # moto answers, for IoT with its own IoT Data Plane.
         if role == ROLE_AWS or (role == ROLE_IOT and not (ep and ep.backend)):
@@ -610,9 +615,10 @@ class Front:
         fwd = {k: v for k, v in headers.items() if k not in _HOP_BY_HOP}
         fwd["Content-Length"] = str(len(body))
         resp = None
-        # An Invoke runs a function: never sent twice. It goes on a fresh connection (no stale
-        # keep-alive to retry from) and waits longer than any function may run (900 s).
-        attempts = (1,) if role == "lambda" else (0, 1)
+        # An Invoke runs a function, a StartExecution without a name starts one: never sent twice.
+        # They go on a fresh connection (no stale keep-alive to retry from); an Invoke waits
+        # longer than any function may run (900 s).
+        attempts = (1,) if role in ("lambda", "states") else (0, 1)
         for attempt in attempts:
             conn = self._conn(base, fresh=attempt > 0, timeout=960 if role == "lambda" else 300)
             try:
@@ -742,26 +748,38 @@ class Front:
             self.ext.shard_limit = limit
         return self._scaling_doc(arn)
 
-    def _lambda_backend(self, body: dict) -> dict:
-        """POST /_front/lambda: these functions' authorized Invokes go to `backend` (null: moto)."""
-        arns = body.get("functionArns")
+    def _local_backend(self, call: S.Call) -> tuple[str, str] | None:
+        """Where a local stack serves this call: ("lambda" | "states", its URL), or None (moto)."""
+        if call.service == "lambda" and call.operation == "Invoke":
+            backend = self.lambda_backends.get(S.unqualified_function_arn(call.needs[0].resource))
+            return None if backend is None else ("lambda", backend)
+        if call.service == "states":
+            backend = self.states_backends.get(S.state_machine_of(call.needs[0].resource))
+            return None if backend is None else ("states", backend)
+        return None
+
+    def _set_backends(self, body: dict, member: str, kind: str, what: str) -> dict:
+        """POST /_front/lambda and /_front/states: the authorized calls on these resources (unqualified
+        function ARNs, state machine ARNs) go to `backend`, a local stack's API (null: moto)."""
+        arns = body.get(member)
         if not isinstance(arns, list) or not arns or not all(isinstance(a, str) for a in arns):
-            raise P.PolicyError("functionArns must be a non-empty list of function ARNs")
-        prefix = f"arn:aws:lambda:{self.region}:{self.account}:function:"
+            raise P.PolicyError(f"{member} must be a non-empty list of {what} ARNs")
+        prefix = f"arn:aws:{'lambda' if kind == 'lambda' else 'states'}:{self.region}:{self.account}:{'function' if kind == 'lambda' else 'stateMachine'}:"
         for a in arns:
             if not a.startswith(prefix) or a.count(":") != 6:
-                raise P.PolicyError(f"{a!r} is not an unqualified function ARN of this front ({prefix}NAME)")
+                raise P.PolicyError(f"{a!r} is not an unqualified {what} ARN of this front ({prefix}NAME)")
         backend = body.get("backend")
         url = None if backend is None else _backend_url(backend)
+        attr = "lambda_backends" if kind == "lambda" else "states_backends"
         with self._ep_lock:
-            table = dict(self.lambda_backends)
+            table = dict(getattr(self, attr))
             for a in arns:
                 if url is None:
                     table.pop(a, None)
                 else:
                     table[a] = url
-            self.lambda_backends = table
-        return {"ok": True, "functionArns": arns, "backend": url}
+            setattr(self, attr, table)
+        return {"ok": True, member: arns, "backend": url}
 
     def _check_domain_arn(self, arn: Any) -> str:
         m = re.fullmatch(r"arn:aws:es:([a-z0-9-]+):(\d{12}):domain/([^/]+)/?", arn) if isinstance(arn, str) else None
@@ -860,7 +878,9 @@ class Front:
                 ep = self.iot_endpoint(body.get("name"), backend)
                 return _json_reply(start_response, 200, {"ok": True, "url": ep.url, "name": ep.name, "backend": ep.backend})
             if path == "/_front/lambda":
-                return _json_reply(start_response, 200, self._lambda_backend(body))
+                return _json_reply(start_response, 200, self._set_backends(body, "functionArns", "lambda", "function"))
+            if path == "/_front/states":
+                return _json_reply(start_response, 200, self._set_backends(body, "stateMachineArns", "states", "state machine"))
             if path == "/_front/execute-api":
                 ep = self.execute_api_endpoint(body)
                 return _json_reply(start_response, 200, {"ok": True, "url": ep.url, **ep.api.describe()})

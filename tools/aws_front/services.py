@@ -1039,10 +1039,78 @@ def monitoring_cbor(req: Req) -> Call:
 
 
 # ------------------------------------------------------------------------------------------
+# Step Functions (service "states", awsJson1.0 with X-Amz-Target AWSStepFunctions.<Op>): the
+# executions of a local stack's state machines (POST /_front/states sends them to its runner)
+# ------------------------------------------------------------------------------------------
+
+SFN = E.DEFAULT_PROTOCOL["states"]
+# StartExecution's limits (API reference): input at most 262,144 characters, a name 1-80 of
+# letters, digits, '-' and '_' (a STANDARD machine's). StopExecution and the rest are refused
+# (501): the local runner does not stop executions.
+SFN_INPUT_MAX = 262_144
+_SFN_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
+_SFN_MACHINE = re.compile(r"arn:aws:states:([a-z0-9-]+):(\d{12}):stateMachine:([A-Za-z0-9_-]{1,80})")
+_SFN_EXECUTION = re.compile(r"arn:aws:states:([a-z0-9-]+):(\d{12}):execution:([A-Za-z0-9_-]{1,80}):([A-Za-z0-9_-]{1,80})")
+
+
+def _sfn_invalid(code: str, message: str) -> FrontError:
+    return FrontError("invalid", message, code=code, status=400)
+
+
+def _sfn_arn(body: dict, member: str, pattern: re.Pattern, what: str) -> str:
+    arn = body.get(member)
+    if not isinstance(arn, str) or not pattern.fullmatch(arn):
+        raise _sfn_invalid("InvalidArn", f"Invalid Arn: '{member}' must be {what}, got {arn!r}")
+    return arn
+
+
+def state_machine_of(resource: str) -> str:
+    """The state machine an ARN of a machine or of one of its executions belongs to."""
+    m = _SFN_EXECUTION.fullmatch(resource)
+    if m:
+        return f"arn:aws:states:{m.group(1)}:{m.group(2)}:stateMachine:{m.group(3)}"
+    return resource
+
+
+def states(req: Req, target: str | None) -> Call:
+    prefix, _, op = (target or "").partition(".")
+    if prefix != "AWSStepFunctions" or not op:
+        raise FrontError("unsupported", f"the AWS front does not authorize states X-Amz-Target {target!r}; add it to tools/aws_front")
+    call = Call("states", op, SFN)
+    body = req.json()
+    call.params = body
+    machine = "a state machine ARN (arn:aws:states:REGION:ACCOUNT:stateMachine:NAME)"
+    execution = "an execution ARN (arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)"
+    if op == "StartExecution":
+        arn = _sfn_arn(body, "stateMachineArn", _SFN_MACHINE, machine)
+        name = body.get("name")
+        if name is not None and (not isinstance(name, str) or not _SFN_NAME.fullmatch(name)):
+            raise _sfn_invalid("InvalidName", f"Invalid Name: {name!r} (1-80 letters, digits, '-' and '_')")
+        raw = body.get("input", "{}")
+        if not isinstance(raw, str):
+            raise _sfn_invalid("InvalidExecutionInput", "input must be a string that holds a JSON document")
+        if len(raw) > SFN_INPUT_MAX:
+            raise _sfn_invalid("ValidationException", f"1 validation error detected: Value at 'input' failed to satisfy constraint: Member must have length less than or equal to {SFN_INPUT_MAX}")
+        try:
+            json.loads(raw)
+        except ValueError as e:
+            raise _sfn_invalid("InvalidExecutionInput", f"Invalid State Machine Execution Input: '{e}'") from None
+        call.needs.append(Need("states:StartExecution", arn))
+        return call
+    if op == "ListExecutions":
+        call.needs.append(Need("states:ListExecutions", _sfn_arn(body, "stateMachineArn", _SFN_MACHINE, machine)))
+        return call
+    if op == "DescribeExecution":
+        call.needs.append(Need("states:DescribeExecution", _sfn_arn(body, "executionArn", _SFN_EXECUTION, execution)))
+        return call
+    raise unsupported("states", op)
+
+
+# ------------------------------------------------------------------------------------------
 # Dispatch
 # ------------------------------------------------------------------------------------------
 
-NOT_COVERED = ("logs", "events", "scheduler", "states", "codedeploy")
+NOT_COVERED = ("logs", "events", "scheduler", "codedeploy")
 
 
 def describe(req: Req, esm_function_arn: Callable[[str], str | None]) -> Call:
@@ -1081,6 +1149,8 @@ def describe(req: Req, esm_function_arn: Callable[[str], str | None]) -> Call:
         return sts(req, target)
     if svc == "cloudformation":
         return cloudformation(req)
+    if svc == "states":
+        return states(req, target)
     if svc == "monitoring":
         if C.is_cbor(req.headers, req.raw_path):
             return monitoring_cbor(req)

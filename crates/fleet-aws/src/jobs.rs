@@ -27,7 +27,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
 };
-use fleet_jobs::{Counters, Cursor, JobAction, JobSpec, JobState};
+use fleet_jobs::{Counters, Cursor, JobAction, JobSpec, JobState, Machine};
 
 /// How long a line's claim is kept.
 pub const LINE_TTL_SECS: u64 = 30 * 86_400;
@@ -37,6 +37,8 @@ pub const LINE_TTL_SECS: u64 = 30 * 86_400;
 pub struct JobRecord {
     pub job_id: String,
     pub spec: JobSpec,
+    /// The state machine that runs it, when it was started by [`JobsTable::launch`].
+    pub machine: Option<Machine>,
     pub state: JobState,
     /// Why it is in this state (a cancel, the abort rule, an unreadable input).
     pub reason: Option<String>,
@@ -72,6 +74,18 @@ pub enum JobsError {
     NotFound(String),
     #[error("job {0} already exists")]
     Exists(String),
+    /// A job of this id exists with another document or on another machine.
+    #[error("job {job} already exists with {what}; give the new job another id")]
+    Conflict { job: String, what: String },
+    /// The job is in the table but its state machine did not start; submitting the same job
+    /// again starts it.
+    #[error("job {job} is saved but its state machine did not start: {message}")]
+    NotStarted {
+        job: String,
+        message: String,
+        /// A throttle or a failure on AWS's side: the same request may succeed later.
+        retryable: bool,
+    },
     #[error(transparent)]
     Transition(#[from] fleet_jobs::TransitionError),
     #[error(transparent)]
@@ -80,6 +94,16 @@ pub enum JobsError {
     Damaged { job: String, problem: String },
     #[error("jobs table {table}: {message}")]
     Aws { table: String, message: String },
+}
+
+/// A job [`JobsTable::launch`] submitted.
+#[derive(Debug, Clone)]
+pub struct Launched {
+    pub job: JobRecord,
+    /// False when the job was there already (a repeated submission).
+    pub created: bool,
+    /// The first execution.
+    pub execution_arn: String,
 }
 
 /// The jobs table.
@@ -144,6 +168,86 @@ impl JobsTable {
 
     /// Creates a job in `scheduled`; an existing id is refused.
     pub async fn create(&self, job_id: &str, spec: &JobSpec) -> Result<(), JobsError> {
+        self.create_on(job_id, spec, None).await
+    }
+
+    /// Submits a job and starts its state machine (`machine_arn`, of kind `machine`), as
+    /// `POST /jobs` and `robofleet job run` do. Idempotent: the same id with the same document
+    /// and machine finds the job and starts nothing new (the first execution's name is fixed,
+    /// so Step Functions answers the running execution, or refuses a second one); another
+    /// document or machine under the id is [`JobsError::Conflict`].
+    pub async fn launch(
+        &self,
+        sfn: &aws_sdk_sfn::Client,
+        machine_arn: &str,
+        machine: Machine,
+        job_id: &str,
+        spec: &JobSpec,
+    ) -> Result<Launched, JobsError> {
+        let created = match self.create_on(job_id, spec, Some(machine)).await {
+            Ok(()) => true,
+            Err(JobsError::Exists(_)) => {
+                let job = self.require(job_id).await?;
+                let what = if &job.spec != spec {
+                    Some("another job document".to_string())
+                } else if job.machine != Some(machine) {
+                    Some(match job.machine {
+                        Some(m) => format!("the {m} machine"),
+                        None => "no machine (made by another tool)".to_string(),
+                    })
+                } else {
+                    None
+                };
+                if let Some(what) = what {
+                    return Err(JobsError::Conflict {
+                        job: job_id.into(),
+                        what,
+                    });
+                }
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        let name = fleet_jobs::spec::execution_name(job_id, 0);
+        let input = machine.execution_input(job_id, &spec.input);
+        let execution_arn = match sfn
+            .start_execution()
+            .state_machine_arn(machine_arn)
+            .name(&name)
+            .input(input.to_string())
+            .send()
+            .await
+        {
+            Ok(out) => out.execution_arn,
+            // Started before, by an earlier submission of the same job: it ran or runs.
+            Err(e) if !created && e.code() == Some("ExecutionAlreadyExists") => format!(
+                "{}:{name}",
+                machine_arn.replacen(":stateMachine:", ":execution:", 1)
+            ),
+            Err(e) => {
+                let retryable = matches!(e.code(), Some("ThrottlingException"))
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() >= 500)
+                    || matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_));
+                return Err(JobsError::NotStarted {
+                    job: job_id.into(),
+                    message: describe(&e),
+                    retryable,
+                });
+            }
+        };
+        Ok(Launched {
+            job: self.require(job_id).await?,
+            created,
+            execution_arn,
+        })
+    }
+
+    async fn create_on(
+        &self,
+        job_id: &str,
+        spec: &JobSpec,
+        machine: Option<Machine>,
+    ) -> Result<(), JobsError> {
         fleet_jobs::spec::validate_job_id(job_id)?;
         let now = now_secs();
         let spec_json = serde_json::to_string(spec).map_err(|e| JobsError::Damaged {
@@ -167,6 +271,9 @@ impl JobsTable {
             .condition_expression("attribute_not_exists(pk)");
         for name in COUNTERS {
             put = put.item(name, n(0));
+        }
+        if let Some(m) = machine {
+            put = put.item("machine", s(m.as_str()));
         }
         match put.send().await {
             Ok(_) => Ok(()),
@@ -523,6 +630,7 @@ fn record(job_id: &str, item: &HashMap<String, AttributeValue>) -> Result<JobRec
     Ok(JobRecord {
         job_id: job_id.into(),
         spec,
+        machine: text("machine").and_then(|m| m.parse().ok()),
         state,
         reason: text("reason"),
         counters: Counters {
@@ -559,6 +667,9 @@ pub struct JobView {
     pub job_id: String,
     pub state: String,
     pub reason: Option<String>,
+    /// `loop` or `map`, for a job started by `POST /jobs` or `robofleet job run`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<Machine>,
     pub action: String,
     pub succeeded: u64,
     pub failed: u64,
@@ -582,6 +693,7 @@ impl JobView {
             job_id: job.job_id.clone(),
             state: job.state.as_str().to_string(),
             reason: job.reason.clone(),
+            machine: job.machine,
             action: job.spec.command.action.clone(),
             succeeded: c.succeeded,
             failed: c.failed,

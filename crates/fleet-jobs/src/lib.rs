@@ -32,5 +32,5 @@ pub use command::{CommandError, CommandTemplate, Commands};
 pub use gate::Gate;
 pub use lines::{Cursor, InputFormat, Line, LineBuffer, Target};
 pub use rate::{Adaptive, AdaptiveState, Pacer, RatePlan};
-pub use spec::{JobSpec, SpecError};
+pub use spec::{JobSpec, Machine, SpecError};
 pub use state::{AbortRule, Counters, JobAction, JobState, TransitionError};

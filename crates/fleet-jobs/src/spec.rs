@@ -119,6 +119,65 @@ pub fn validate_job_id(id: &str) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// The name of the cursor loop's execution that starts at `iteration` of job `job_id`: Step
+/// Functions names are 1-80 characters of letters, digits, `-` and `_` (a job id is at most 64
+/// of those). Every start of a job, and every retry of a continue, uses the same name, so a
+/// retried StartExecution finds the execution it started.
+pub fn execution_name(job_id: &str, iteration: u64) -> String {
+    format!("{job_id}-{iteration}")
+}
+
+/// Which of the template's state machines runs a job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Machine {
+    /// The cursor loop (`JobLoopStateMachine`): rate cap, ramp, adaptive rate, windows, pause and
+    /// abort.
+    #[default]
+    Loop,
+    /// The Distributed Map (`JobMapStateMachine`): unordered fan-out in batches, abort rule only.
+    Map,
+}
+
+impl Machine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Machine::Loop => "loop",
+            Machine::Map => "map",
+        }
+    }
+
+    /// The first execution's input: the loop reads everything from the jobs table, the map's
+    /// ItemReader needs the object.
+    pub fn execution_input(self, job_id: &str, input: &Input) -> serde_json::Value {
+        match self {
+            Machine::Loop => serde_json::json!({"jobId": job_id, "iteration": 0}),
+            Machine::Map => serde_json::json!({
+                "jobId": job_id, "bucket": input.bucket, "key": input.key,
+                "format": if input.format == InputFormat::Csv { "csv" } else { "jsonl" },
+            }),
+        }
+    }
+}
+
+impl std::str::FromStr for Machine {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Machine, String> {
+        match s {
+            "loop" => Ok(Machine::Loop),
+            "map" => Ok(Machine::Map),
+            other => Err(format!("{other:?} is not a job machine: loop or map")),
+        }
+    }
+}
+
+impl std::fmt::Display for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl JobSpec {
     /// Parses and validates a job document.
     pub fn from_json(text: &str) -> Result<JobSpec, SpecError> {
@@ -243,6 +302,27 @@ mod tests {
         let bad = validate_job_id("a/b").unwrap_err();
         assert!(bad.to_string().contains("'/'"), "{bad}");
         assert!(validate_job_id("").is_err());
+    }
+
+    #[test]
+    fn each_machine_starts_from_its_own_input() {
+        let s = JobSpec::from_json(MINIMAL).expect("valid");
+        assert_eq!(
+            Machine::Loop.execution_input("j", &s.input),
+            serde_json::json!({"jobId": "j", "iteration": 0})
+        );
+        assert_eq!(
+            Machine::Map.execution_input("j", &s.input),
+            serde_json::json!({"jobId": "j", "bucket": "b", "key": "k.jsonl", "format": "jsonl"})
+        );
+        assert_eq!("map".parse::<Machine>(), Ok(Machine::Map));
+        assert!(
+            "sfn"
+                .parse::<Machine>()
+                .unwrap_err()
+                .contains("loop or map")
+        );
+        assert_eq!(execution_name(&"a".repeat(MAX_JOB_ID), 99_999).len(), 70);
     }
 
     #[test]

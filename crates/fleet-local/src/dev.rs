@@ -289,6 +289,10 @@ pub struct RunningStack {
     invoker: Option<Arc<dyn Invoker>>,
     /// The functions' Invoke API and the function ARNs the front sends to it.
     invoke_api: Option<(fleet_esm::invoke_api::InvokeApi, Vec<String>)>,
+    /// The state machines' runner, its Step Functions API and the machine ARNs the front sends
+    /// to it.
+    states_api: Option<(fleet_esm::asl::api::StatesApi, Vec<String>)>,
+    runner: fleet_esm::asl::Runner,
 }
 
 /// Starts the stack. On error, whatever was started is stopped again.
@@ -362,6 +366,8 @@ pub async fn start(opts: DevOptions) -> Result<RunningStack, DevError> {
         report_path: None,
         invoker: None,
         invoke_api: None,
+        states_api: None,
+        runner: fleet_esm::asl::Runner::new(),
     };
     stack.endpoints.aws = aws.url.clone();
     stack.aws = Some(aws);
@@ -538,6 +544,7 @@ async fn bring_up(
         event_source_mappings: lambda.mappings.clone(),
         opensearch: os_info,
         rejects_queue_url: rejects_queue,
+        state_machines: BTreeMap::new(),
     };
 
     // 3. Rules engine.
@@ -677,6 +684,41 @@ async fn bring_up(
         stack.endpoints.apis.insert(logical_id.to_string(), url);
     }
     stack.invoke_api = Some((api, function_arns));
+
+    // The state machines: the local runner runs them, every task as the machine's role through
+    // the front (its invokes reach the functions above). Their executions are started and
+    // watched through the front's Step Functions API, which authorizes each call as its caller
+    // (the fleet API's role, an operator, a machine continuing as new) and sends it here.
+    let machines = fleet_esm::asl::machines(&tpl)?;
+    if !machines.is_empty() {
+        for m in &machines {
+            let role = access.machine_roles.get(&m.logical_id);
+            let Some(machine_sdk) = (match role {
+                Some(r) => role_sdk(r).await,
+                None => None,
+            }) else {
+                return Err(DevError::Machines(fleet_esm::asl::AslError::Definition {
+                    at: m.logical_id.clone(),
+                    problem: "its Role is not a role of this template".into(),
+                }));
+            };
+            stack
+                .resources
+                .state_machines
+                .insert(m.logical_id.clone(), m.arn.clone());
+            stack.runner.add_machine(
+                &m.arn,
+                m.machine.clone(),
+                Arc::new(fleet_esm::asl::AwsServices::new(&machine_sdk)),
+            );
+        }
+        let api = fleet_esm::asl::api::serve(stack.runner.clone())
+            .await
+            .map_err(|e| DevError::InvokeApi(format!("the state machines' API: {e}")))?;
+        let arns: Vec<String> = machines.iter().map(|m| m.arn.clone()).collect();
+        front.states_backend(&arns, Some(&api.url)).await?;
+        stack.states_api = Some((api, arns));
+    }
 
     // Pollers: Lambda reads the stream and writes the on-failure destination as the
     // function's role; the mapping's own state is the Lambda service's.
@@ -1068,6 +1110,12 @@ impl RunningStack {
         }
         if let Some(w) = self.lambda_watch.take() {
             w.stop().await;
+        }
+        if let Some((api, arns)) = self.states_api.take() {
+            if let Err(e) = self.front.states_backend(&arns, None).await {
+                tracing::warn!(error = %e, "forgetting the state machines' API failed");
+            }
+            drop(api);
         }
         if let Some((api, arns)) = self.invoke_api.take() {
             if let Err(e) = self.front.lambda_backend(&arns, None).await {

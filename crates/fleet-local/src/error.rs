@@ -137,6 +137,9 @@ pub enum DevError {
     /// The functions' Invoke API could not listen.
     #[error("the functions' Invoke API could not start: {0}")]
     InvokeApi(String),
+    /// The template's state machines cannot be run by the local runner.
+    #[error("the state machines: {0}")]
+    Machines(#[from] fleet_esm::asl::AslError),
     /// `--aws-endpoint` answers, but not as the AWS front (a bare moto, say).
     #[error(
         "{url} is not the AWS front ({detail}); start the stand-ins with tools/standins.sh, or drop --aws-endpoint to let robofleet dev start them"

@@ -311,6 +311,22 @@ impl FrontAdmin {
         .map(|_| ())
     }
 
+    /// Sends the authorized Step Functions calls on these state machines (StartExecution,
+    /// DescribeExecution, ListExecutions) to the local runner's API at `backend` (`None`: back
+    /// to moto).
+    pub async fn states_backend(
+        &self,
+        machine_arns: &[String],
+        backend: Option<&str>,
+    ) -> Result<(), ProvisionError> {
+        self.call(
+            "states",
+            Some(json!({"stateMachineArns": machine_arns, "backend": backend})),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Serves the HTTP API `api_id` on a port of its own: `routes` are `{routeKey, functionArn,
     /// timeoutMs, authorization}`, the functions' Invoke API is `backend`. Returns its URL.
     pub async fn execute_api(

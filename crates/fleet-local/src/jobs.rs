@@ -1,46 +1,26 @@
 //! `robofleet job run FILE --command ...`: a fleet job on the local stack, through the same state
-//! machine as in AWS.
+//! machine and the same calls as in AWS.
 //!
-//! The file goes to the jobs bucket (`inputs/<job>.<ext>`), the job to the jobs table, and an
-//! execution of the template's cursor loop (or Distributed Map, `--machine map`) starts in the
-//! local ASL runner ([`fleet_esm::asl`]). The runner acts as the machine's role: its Lambda
-//! invokes go through the AWS front, which authorizes them and forwards them to the running
-//! `robofleet dev`'s functions, whose job-worker sets the command in the robots' shadows through
-//! the local shadow service. Progress comes from the jobs table; the summary says how the job
-//! ended, how fast it went, and where the failure report is.
+//! The file goes to the jobs bucket (`inputs/<job>.<ext>`); then, as `POST /jobs` does, the job
+//! goes to the jobs table and the template's cursor loop (or Distributed Map, `--machine map`)
+//! is started with Step Functions' StartExecution ([`JobsTable::launch`]). On the local stack
+//! the AWS front authorizes that call as the operator and sends it to the runner `robofleet dev`
+//! hosts ([`fleet_esm::asl`]), which runs the machine as its role: its Lambda invokes go through
+//! the front to the stack's job-worker, which sets the command in the robots' shadows through
+//! the local shadow service. Progress comes from the jobs table and ListExecutions; the summary
+//! says how the job ended, how fast it went, and where the failure report is.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use aws_sdk_sfn::types::ExecutionStatus;
 use fleet_aws::jobs::{JobRecord, JobsTable};
-use fleet_esm::asl::{self, AwsServices, Runner, Status};
 use fleet_jobs::spec::{Input, Rollout};
-use fleet_jobs::{AbortRule, Adaptive, CommandTemplate, Commands, InputFormat, JobSpec};
+use fleet_jobs::{AbortRule, Adaptive, CommandTemplate, Commands, InputFormat, JobSpec, Machine};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::front as fleet_local_front;
 use crate::report::DevReport;
-
-/// Which of the template's machines runs the job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MachineKind {
-    /// The cursor loop: rate cap, ramp, adaptive rate, windows, pause and abort.
-    Loop,
-    /// The Distributed Map: unordered fan-out in batches, abort rule only.
-    Map,
-}
-
-impl MachineKind {
-    fn logical_id(self) -> &'static str {
-        match self {
-            MachineKind::Loop => "JobLoopStateMachine",
-            MachineKind::Map => "JobMapStateMachine",
-        }
-    }
-}
 
 /// `robofleet job run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -55,9 +35,10 @@ pub struct JobRunArgs {
     /// The job id (1-64 letters, digits, `-`, `_`); default: `job-<ULID>`.
     #[arg(long)]
     pub id: Option<String>,
-    /// Which state machine runs it.
-    #[arg(long, value_enum, default_value = "loop")]
-    pub machine: MachineKind,
+    /// Which state machine runs it: `loop` (rate, ramp, windows, pause) or `map` (unordered
+    /// fan-out in batches).
+    #[arg(long, default_value = "loop")]
+    pub machine: Machine,
     /// The input's format; default: from the file name (`.csv`, else JSONL).
     #[arg(long)]
     pub format: Option<InputFormat>,
@@ -80,9 +61,6 @@ pub struct JobRunArgs {
     /// Shadow updates in flight.
     #[arg(long)]
     pub concurrency: Option<u32>,
-    /// The template the local stack runs.
-    #[arg(long, default_value = "template.yaml")]
-    pub template: PathBuf,
     /// Write the summary as JSON to this file (`-`: stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -99,12 +77,8 @@ pub enum JobRunError {
     Missing(&'static str),
     #[error(transparent)]
     Jobs(#[from] fleet_aws::jobs::JobsError),
-    #[error(transparent)]
-    Template(#[from] fleet_template::TemplateError),
-    #[error(transparent)]
-    Machine(#[from] asl::AslError),
-    #[error(transparent)]
-    Provision(#[from] crate::ProvisionError),
+    #[error("watching the job's executions: {0}")]
+    Executions(String),
     #[error("uploading {path} to s3://{bucket}/{key}: {message}")]
     Upload {
         path: PathBuf,
@@ -119,7 +93,7 @@ pub enum JobRunError {
 #[serde(rename_all = "camelCase")]
 pub struct JobRunSummary {
     pub job_id: String,
-    pub machine: MachineKind,
+    pub machine: Machine,
     pub state: String,
     pub reason: Option<String>,
     pub succeeded: u64,
@@ -130,7 +104,7 @@ pub struct JobRunSummary {
     pub lines: u64,
     pub seconds: f64,
     pub lines_per_second: f64,
-    pub executions: Vec<asl::ExecutionInfo>,
+    pub executions: Vec<ExecutionLine>,
     pub input: String,
     /// Where failed and bad lines are reported, with their reasons.
     pub failure_reports: String,
@@ -148,8 +122,8 @@ impl JobRunSummary {
             "job {} ({} machine): {}{}\n  robots      {} succeeded, {} failed, {} bad lines, {} skipped, {} in doubt\n  speed       {} lines in {:.1} s: {:.0} lines/s\n  input       {}\n",
             self.job_id,
             match self.machine {
-                MachineKind::Loop => "cursor loop",
-                MachineKind::Map => "Distributed Map",
+                Machine::Loop => "cursor loop",
+                Machine::Map => "Distributed Map",
             },
             self.state,
             self.reason
@@ -171,7 +145,7 @@ impl JobRunSummary {
         }
         out.push_str(&format!("  executions  {}\n", self.executions.len()));
         for e in &self.executions {
-            if e.status == Status::Failed {
+            if e.status == "FAILED" {
                 out.push_str(&format!(
                     "    {} failed: {}: {}\n",
                     e.name,
@@ -265,40 +239,70 @@ fn default_job_id() -> String {
     format!("job-{}", ulid::Ulid::new().to_string().to_lowercase())
 }
 
-/// The local stack's machines, each acting as its role (credentials from the front).
-pub async fn local_runner(
-    template: &Path,
-    report: &DevReport,
-) -> Result<(Runner, Vec<asl::MachineSpec>), JobRunError> {
-    let opts = crate::dev::load_options(&report.stack_name, &report.region, &[]);
-    let stack = fleet_template::load(template, &opts)?;
-    let specs = asl::machines(&stack)?;
-    let access = fleet_local_front::access_model(&stack)?;
-    let admin = fleet_local_front::FrontAdmin::new(&report.endpoints.aws);
-    let runner = Runner::new();
-    for spec in &specs {
-        let role = access
-            .machine_roles
-            .get(&spec.logical_id)
-            .and_then(|r| access.roles.get(r))
-            .ok_or(JobRunError::Missing("role for a state machine"))?;
-        let creds = admin
-            .register_principal(
-                &role.arn,
-                &role.policies,
-                &format!("{}-states", report.stack_name),
-            )
-            .await?;
-        let sdk =
-            fleet_aws::config::sdk_config_as(&report.endpoints.aws, &report.region, creds.to_sdk())
-                .await;
-        runner.add_machine(
-            &spec.arn,
-            spec.machine.clone(),
-            Arc::new(AwsServices::new(&sdk)),
-        );
+/// One execution of the job, as ListExecutions and DescribeExecution show it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionLine {
+    pub name: String,
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, ...
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+/// The job's executions of `machine_arn` (named `<job>-<iteration>`), oldest first; the
+/// failed ones with their error.
+async fn job_executions(
+    sfn: &aws_sdk_sfn::Client,
+    machine_arn: &str,
+    job_id: &str,
+) -> Result<Vec<ExecutionLine>, JobRunError> {
+    let prefix = format!("{job_id}-");
+    let mut out = Vec::new();
+    let mut pages = sfn
+        .list_executions()
+        .state_machine_arn(machine_arn)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| JobRunError::Executions(fleet_aws::error::describe(&e)))?;
+        for e in page.executions {
+            let ours = e
+                .name
+                .strip_prefix(&prefix)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !ours {
+                continue;
+            }
+            let (mut error, mut cause) = (None, None);
+            if e.status == ExecutionStatus::Failed {
+                let d = sfn
+                    .describe_execution()
+                    .execution_arn(&e.execution_arn)
+                    .send()
+                    .await
+                    .map_err(|e| JobRunError::Executions(fleet_aws::error::describe(&e)))?;
+                error = d.error;
+                cause = d.cause;
+            }
+            out.push(ExecutionLine {
+                name: e.name,
+                status: e.status.as_str().to_string(),
+                error,
+                cause,
+            });
+        }
     }
-    Ok((runner, specs))
+    out.sort_by_key(|e| {
+        e.name
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
+    Ok(out)
 }
 
 /// Runs a job on the local stack `report` describes, showing progress on `progress`.
@@ -319,6 +323,15 @@ pub async fn run(
         .get("JobsBucket")
         .cloned()
         .ok_or(JobRunError::Missing("JobsBucket"))?;
+    let machine_arn = report
+        .resources
+        .state_machines
+        .get(match args.machine {
+            Machine::Loop => "JobLoopStateMachine",
+            Machine::Map => "JobMapStateMachine",
+        })
+        .cloned()
+        .ok_or(JobRunError::Missing("state machine"))?;
     let job_id = args.id.clone().unwrap_or_else(default_job_id);
     fleet_jobs::spec::validate_job_id(&job_id).map_err(|e| JobRunError::Input(e.to_string()))?;
     let format = format_of(args);
@@ -334,7 +347,7 @@ pub async fn run(
     let body = std::fs::read(&args.file)
         .map_err(|e| JobRunError::Input(format!("reading {}: {e}", args.file.display())))?;
 
-    // As the local developer (an operator): upload, create the job.
+    // As the local developer (an operator): upload, then submit and start, as POST /jobs does.
     let sdk = fleet_aws::config::sdk_config(Some(&report.endpoints.aws), &report.region).await;
     let s3 = fleet_aws::config::s3_client(&sdk);
     s3.put_object()
@@ -350,33 +363,20 @@ pub async fn run(
             message: fleet_aws::error::describe(&e),
         })?;
     let jobs = JobsTable::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
-    jobs.create(&job_id, &spec).await?;
-
-    // As the state machine: the template's definition, the role's credentials.
-    let (runner, specs) = local_runner(&args.template, report).await?;
-    let machine = specs
-        .iter()
-        .find(|s| s.logical_id == args.machine.logical_id())
-        .ok_or(JobRunError::Missing("state machine"))?;
-    let input = match args.machine {
-        MachineKind::Loop => json!({"jobId": job_id, "iteration": 0}),
-        MachineKind::Map => json!({
-            "jobId": job_id, "bucket": bucket, "key": key,
-            "format": if format == InputFormat::Csv { "csv" } else { "jsonl" },
-        }),
-    };
-    let name = job_worker::execution_name(&job_id, 0);
+    let sfn = aws_sdk_sfn::Client::new(&sdk);
     let started = Instant::now();
-    runner.start(&machine.arn, Some(&name), input)?;
+    jobs.launch(&sfn, &machine_arn, args.machine, &job_id, &spec)
+        .await?;
 
+    // Until no execution of the job runs (a continued loop always has one running).
     let mut line = fleet_console::ProgressLine::new(progress);
     let mut rate = fleet_console::Rate::new(Duration::from_secs(5));
-    let idle = runner.wait_idle();
-    tokio::pin!(idle);
+    let mut executions;
     loop {
-        tokio::select! {
-            () = &mut idle => break,
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        executions = job_executions(&sfn, &machine_arn, &job_id).await?;
+        if executions.iter().all(|e| e.status != "RUNNING") {
+            break;
         }
         if let Ok(Some(job)) = jobs.get(&job_id).await {
             let done = done_lines(&job);
@@ -395,8 +395,6 @@ pub async fn run(
     let seconds = started.elapsed().as_secs_f64();
     let job = jobs.require(&job_id).await?;
     let lines = done_lines(&job);
-    let mut executions = runner.executions();
-    executions.sort_by(|a, b| a.name.cmp(&b.name));
     let c = job.counters;
     Ok(JobRunSummary {
         job_id: job_id.clone(),
@@ -435,7 +433,7 @@ mod tests {
             file: PathBuf::from("robots.csv"),
             command: command.into(),
             id: None,
-            machine: MachineKind::Loop,
+            machine: Machine::Loop,
             format: None,
             spec: None,
             rate: Some(600),
@@ -443,7 +441,6 @@ mod tests {
             abort_percent: Some(5.0),
             abort_min: 50,
             concurrency: None,
-            template: PathBuf::from("template.yaml"),
             json: None,
         }
     }

@@ -50,6 +50,9 @@ pub struct Resources {
     pub opensearch: OpenSearchInfo,
     /// The queue functions dead-letter malformed records into (`REJECTS_QUEUE_URL`).
     pub rejects_queue_url: Option<String>,
+    /// Step Functions state machine ARNs, run by the stack's local runner.
+    #[serde(default)]
+    pub state_machines: BTreeMap<String, String>,
 }
 
 /// A provisioned Kinesis stream.

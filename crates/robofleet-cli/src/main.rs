@@ -482,7 +482,7 @@ mod tests {
         else {
             panic!("not job run");
         };
-        assert_eq!(args.machine, fleet_local::jobs::MachineKind::Map);
+        assert_eq!(args.machine, fleet_jobs::Machine::Map);
         assert_eq!(args.rate, Some(600));
         let cli = Cli::try_parse_from(["robofleet", "job", "cancel", "j1", "--table", "t"])
             .unwrap_or_else(|e| panic!("{e}"));

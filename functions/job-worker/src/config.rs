@@ -46,11 +46,11 @@ impl Config {
             });
         }
         let iterations: u64 = env.parse("JOB_ITERATIONS_PER_EXECUTION")?;
-        if !(1..=2_500).contains(&iterations) {
+        if !(1..=2_000).contains(&iterations) {
             return Err(ConfigError::Invalid {
                 name: "JOB_ITERATIONS_PER_EXECUTION",
                 value: iterations.to_string(),
-                problem: "must be within 1-2500 (an iteration that waits is 9 history events of the 25,000 an execution may have)".into(),
+                problem: "must be within 1-2000 (an iteration that waits is 11 history events of the 25,000 an execution may have)".into(),
             });
         }
         Ok(Config {

@@ -180,13 +180,6 @@ impl From<WorkerError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// The name of the cursor loop's execution that starts at `iteration` of job `job_id`: Step
-/// Functions names are 1-80 characters of letters, digits, `-` and `_` (a job id is at most 64
-/// of those, see `fleet_jobs::spec`).
-pub fn execution_name(job_id: &str, iteration: u64) -> String {
-    format!("{job_id}-{iteration}")
-}
-
 /// The handler: clients and the compiled command schema.
 pub struct Handler {
     pub config: Config,
@@ -258,7 +251,7 @@ impl Handler {
             wait_seconds: wait.min(MAX_WAIT_SECS),
             iteration: iteration + 1,
             continue_as_new: (iteration + 1).is_multiple_of(self.config.iterations_per_execution),
-            execution_name: execution_name(&job.job_id, iteration + 1),
+            execution_name: fleet_jobs::spec::execution_name(&job.job_id, iteration + 1),
             cursor: job.cursor,
             counters: job.counters,
             reason: job.reason.clone(),

@@ -16,9 +16,22 @@ pub fn root() -> PathBuf {
 /// A local stack from template.yaml, named `<prefix>-<unique>`, against the shared stand-ins;
 /// its logs go to the returned directory. Returns the stack, its name and the directory.
 pub async fn stack(prefix: &str) -> (RunningStack, String, tempfile::TempDir) {
+    stack_with(prefix, &[]).await
+}
+
+/// [`stack`], with these template parameters.
+#[allow(dead_code)] // not every test binary overrides parameters
+pub async fn stack_with(
+    prefix: &str,
+    parameters: &[(&str, &str)],
+) -> (RunningStack, String, tempfile::TempDir) {
     let logs = tempfile::tempdir().unwrap();
     let name = fleet_testkit::unique_name(prefix);
     let mut opts = DevOptions::new(root().join("template.yaml"), &name);
+    opts.parameter_overrides = parameters
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     opts.aws_endpoint = Some(fleet_testkit::aws_endpoint());
     opts.log_dir = Some(logs.path().to_path_buf());
     opts.drain = Duration::from_secs(30);

@@ -10,11 +10,14 @@
 //!   are authorized and served by moto;
 //! - anything outside [`model::SUBSET`] is refused by name when the definition is loaded.
 //!
-//! What it does not do: Step Functions' own API (executions are started and watched through
-//! [`Runner`]), so `states:StartExecution` of a continued execution is not authorized by the
-//! front (the template test checks the role's statement instead); JSONata, intrinsic functions,
+//! - Step Functions' API ([`api`]: StartExecution, DescribeExecution, ListExecutions) is served
+//!   over the runner behind the front, which authorizes each call as its caller; a machine
+//!   that continues as new calls StartExecution through it too, as its role ([`AwsServices`]).
+//!
+//! What it does not do: StopExecution and the rest of the API, JSONata, intrinsic functions,
 //! Parallel, inline Map, Activities, callbacks (`.waitForTaskToken`), `.sync` integrations.
 
+pub mod api;
 pub mod model;
 pub mod path;
 pub mod run;
@@ -23,7 +26,7 @@ use std::sync::Arc;
 
 use aws_sdk_lambda::primitives::Blob;
 use futures::future::BoxFuture;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub use model::{Machine, SUBSET, parse};
 pub use run::{ExecutionInfo, Runner, Status, execution_arn};
@@ -109,6 +112,17 @@ pub trait Services: Send + Sync {
         key: &'a str,
         body: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), Failure>>;
+    /// Starts an execution (`arn:aws:states:::states:startExecution`) through Step Functions'
+    /// API: its `{"ExecutionArn", "StartDate"}`. `None`: the services have no such API, and the
+    /// runner starts the execution itself.
+    fn start_execution<'a>(
+        &'a self,
+        _machine_arn: &'a str,
+        _name: Option<&'a str>,
+        _input: &'a Value,
+    ) -> Option<BoxFuture<'a, Result<Value, Failure>>> {
+        None
+    }
 }
 
 /// [`Services`] over the AWS SDK, with the machine role's SDK config.
@@ -116,6 +130,7 @@ pub trait Services: Send + Sync {
 pub struct AwsServices {
     lambda: aws_sdk_lambda::Client,
     s3: aws_sdk_s3::Client,
+    sfn: aws_sdk_sfn::Client,
 }
 
 impl AwsServices {
@@ -123,6 +138,7 @@ impl AwsServices {
         Self {
             lambda: aws_sdk_lambda::Client::new(sdk),
             s3: fleet_aws::config::s3_client(sdk),
+            sfn: aws_sdk_sfn::Client::new(sdk),
         }
     }
 }
@@ -222,6 +238,36 @@ impl Services for AwsServices {
                 .map_err(|e| sdk_failure("S3", &e))?;
             Ok(())
         })
+    }
+
+    fn start_execution<'a>(
+        &'a self,
+        machine_arn: &'a str,
+        name: Option<&'a str>,
+        input: &'a Value,
+    ) -> Option<BoxFuture<'a, Result<Value, Failure>>> {
+        Some(Box::pin(async move {
+            let out = self
+                .sfn
+                .start_execution()
+                .state_machine_arn(machine_arn)
+                .set_name(name.map(str::to_string))
+                .input(input.to_string())
+                .send()
+                .await
+                .map_err(|e| {
+                    // A task names the API's errors StepFunctions.<Name>Exception.
+                    let mut f = sdk_failure("StepFunctions", &e);
+                    if !f.error.ends_with("Exception") {
+                        f.error.push_str("Exception");
+                    }
+                    f
+                })?;
+            Ok(json!({
+                "ExecutionArn": out.execution_arn,
+                "StartDate": out.start_date.as_secs_f64(),
+            }))
+        }))
     }
 }
 

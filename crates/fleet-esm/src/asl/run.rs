@@ -52,6 +52,9 @@ pub struct ExecutionInfo {
     pub error: Option<String>,
     pub cause: Option<String>,
     pub history_events: u64,
+    /// Seconds since the epoch.
+    pub start_date: f64,
+    pub stop_date: Option<f64>,
 }
 
 struct Registered {
@@ -120,6 +123,14 @@ impl Runner {
         input: Value,
     ) -> Result<String, AslError> {
         start(&self.inner, machine_arn, name, input)
+    }
+
+    /// Whether a machine is registered under `machine_arn`.
+    pub fn has_machine(&self, machine_arn: &str) -> bool {
+        self.inner
+            .machines
+            .lock()
+            .is_ok_and(|m| m.contains_key(machine_arn))
     }
 
     /// One execution.
@@ -216,6 +227,8 @@ fn start(
                 error: None,
                 cause: None,
                 history_events: 1,
+                start_date: now_secs(),
+                stop_date: None,
             },
         );
     }
@@ -246,6 +259,7 @@ fn start(
             && let Some(e) = executions.get_mut(&exec_arn)
         {
             e.history_events = history.load(Ordering::Relaxed) + 1;
+            e.stop_date = Some(now_secs());
             match result {
                 Ok(output) => {
                     e.status = Status::Succeeded;
@@ -633,6 +647,11 @@ impl Exec<'_> {
                     Some(v) => v.clone(),
                     None => json!({}),
                 };
+                // Through Step Functions' API when the services have it (the machine's role,
+                // authorized by the AWS front), else started here.
+                if let Some(call) = self.services.start_execution(arn, name, &input) {
+                    return call.await;
+                }
                 let exec = start(self.inner, arn, name, input).map_err(failure_of)?;
                 Ok(json!({"ExecutionArn": exec, "StartDate": now_secs()}))
             }
