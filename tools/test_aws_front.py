@@ -328,6 +328,28 @@ class Authorization(unittest.TestCase):
             client("s3", other).put_object(Bucket=bucket, Key="x", Body=b"1")
         self.assertEqual(code_of(ctx), "AccessDenied")
 
+    def test_a_missing_key_is_access_denied_without_list_bucket(self) -> None:
+        bucket = uniq("inputs")
+        client("s3", DEV).create_bucket(Bucket=bucket)
+        client("s3", DEV).put_object(Bucket=bucket, Key="inputs/there.jsonl", Body=b"{}")
+        reader = client("s3", role(uniq("reader"), {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}))
+        self.assertEqual(reader.head_object(Bucket=bucket, Key="inputs/there.jsonl")["ContentLength"], 2)
+        self.assertEqual(reader.get_object(Bucket=bucket, Key="inputs/there.jsonl")["Body"].read(), b"{}")
+        with self.assertRaises(ClientError) as ctx:
+            reader.get_object(Bucket=bucket, Key="inputs/missing.jsonl")
+        self.assertEqual((code_of(ctx), ctx.exception.response["ResponseMetadata"]["HTTPStatusCode"]), ("AccessDenied", 403))
+        with self.assertRaises(ClientError) as ctx:
+            reader.head_object(Bucket=bucket, Key="inputs/missing.jsonl")
+        self.assertEqual(ctx.exception.response["ResponseMetadata"]["HTTPStatusCode"], 403)
+        lister = client("s3", role(uniq("lister"), {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
+                                   {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"}))
+        with self.assertRaises(ClientError) as ctx:
+            lister.get_object(Bucket=bucket, Key="inputs/missing.jsonl")
+        self.assertEqual(code_of(ctx), "NoSuchKey")
+        with self.assertRaises(ClientError) as ctx:
+            lister.head_object(Bucket=bucket, Key="inputs/missing.jsonl")
+        self.assertEqual(ctx.exception.response["ResponseMetadata"]["HTTPStatusCode"], 404)
+
     def test_s3_prefix_condition_on_list_bucket(self) -> None:
         bucket = uniq("prefixes")
         client("s3", DEV).create_bucket(Bucket=bucket)

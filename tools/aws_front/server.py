@@ -475,7 +475,10 @@ class Front:
             env["CONTENT_LENGTH"] = str(len(body))
             env["HTTP_X_MOTO_ACCOUNT_ID"] = self.account
             t1 = time.thread_time()
-            result = self.moto_app(env, start_response)
+            if role == ROLE_AWS and call.missing_needs_list is not None:
+                result = self._missing_as_denied(env, start_response, call, method)
+            else:
+                result = self.moto_app(env, start_response)
             t2 = time.thread_time()
             self.stats.count(service, "allowed", t1 - t0, t2 - t1, to_moto=True)
             return result
@@ -518,6 +521,29 @@ class Front:
         self.stats.count(service, outcome, time.thread_time() - t0 - moto["cpu"], moto["cpu"], to_moto=moto["calls"] > 0)
         return _reply(start_response, status, hdrs, payload)
 
+    def _missing_as_denied(self, env: dict, start_response: Callable, call: S.Call, method: str) -> Iterable[bytes]:
+        """moto's answer to a GetObject/HeadObject of a caller without s3:ListBucket on the
+        bucket, streamed, except that a missing key is 403 AccessDenied (S3 does not tell such a
+        caller whether the key exists)."""
+        got: dict[str, Any] = {}
+
+        def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
+            got["status"], got["headers"] = status, headers
+            return lambda _data: None
+
+        result = self.moto_app(env, capture)
+        if "status" not in got:  # an app that answers lazily
+            result = list(result)
+        if not got["status"].startswith("404"):
+            start_response(got["status"], got["headers"])
+            return result
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        err = FrontError("denied", "Access Denied", code="AccessDenied", status=403)
+        status, hdrs, payload = E.render(err, call.protocol, method)
+        return _reply(start_response, status, hdrs, payload)
+
     def _moto_capture(self, environ: dict, body: bytes) -> tuple[int, list, bytes]:
         """moto's answer to the request, whole: (status, headers without Content-Length, body)."""
         env = environ.copy()
@@ -557,6 +583,12 @@ class Front:
             d = P.evaluate(principal.info, list(principal.policies), rp, need.action, need.resource, c)
             if not d.allowed:
                 raise FrontError("denied", E.denial_message(principal.info.arn, need.action, need.resource, d.reason))
+        if call.missing_needs_list is not None:
+            # S3 answers a missing key with 404 only to a caller that may list the bucket.
+            bucket = call.missing_needs_list
+            d = P.evaluate(principal.info, list(principal.policies), state.resource_policies.get(bucket), "s3:ListBucket", bucket, ctx)
+            if d.allowed:
+                call.missing_needs_list = None
         if call.size_error is not None:
             raise call.size_error
         if not call.kms or not state.encrypted:

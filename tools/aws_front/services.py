@@ -55,6 +55,10 @@ class Call:
     size_error: FrontError | None = None
     # The JSON body (DynamoDB, Kinesis), for the operations the front completes (extensions.py).
     params: Any = None
+    # S3 GetObject/HeadObject: the bucket whose s3:ListBucket decides how a missing key is
+    # answered (404 with it, 403 AccessDenied without, as S3 does); set by the front to None
+    # once the caller is found to have it.
+    missing_needs_list: str | None = None
 
 
 class Req:
@@ -626,6 +630,7 @@ def s3(req: Req) -> Call:
             return Call("s3", "GetObjectAttributes", E.S3, [Need("s3:GetObjectAttributes", obj)])
         action = "s3:GetObjectVersion" if req.q("versionId") else "s3:GetObject"
         call = Call("s3", "GetObject" if m == "GET" else "HeadObject", E.S3, [Need(action, obj)])
+        call.missing_needs_list = obj.split("/", 1)[0]
         if m == "GET":
             call.kms.append((bucket_arn, ["kms:Decrypt"]))
         return call
