@@ -4,11 +4,13 @@
 2. For every operation, schemathesis generates requests from the document, valid ones and
    invalid ones (its positive and negative modes), and sends them to the running API signed
    with SigV4 for `execute-api` (botocore), plus one request per operation with an id that
-   exists (--robot, --job), so that the answers with data are checked too.
+   exists (--robot, --job), and one job submitted with an input that exists (--job-input), so
+   that the answers with data are checked too.
 3. Every answer is checked: no 5xx, a status code the document declares, the declared content
    type, and a body that matches the declared schema.
 
-    python tools/api_contract.py --url URL --robot ID --job ID [--delete-robot ID] [--spec openapi/fleet-api.yaml]
+    python tools/api_contract.py --url URL --robot ID --job ID [--job-input s3://BUCKET/inputs/KEY]
+        [--delete-robot ID] [--spec openapi/fleet-api.yaml]
         [--region us-east-1] [--max-examples 25] [--json report.json]
 
 Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; the
@@ -64,6 +66,7 @@ def main() -> int:
     ap.add_argument("--robot", required=True, help="a robot id the API knows")
     ap.add_argument("--delete-robot", help="the robot id DELETE /robots/{id} uses (default: --robot); it is decommissioned")
     ap.add_argument("--job", required=True, help="a job id the API knows")
+    ap.add_argument("--job-input", help="s3://BUCKET/inputs/KEY (JSONL): POST /jobs submits one job over it")
     ap.add_argument("--max-examples", type=int, default=25, help="generated requests per operation and mode")
     ap.add_argument("--json", help="write a JSON report here")
     args = ap.parse_args()
@@ -117,7 +120,15 @@ def main() -> int:
                 check(op, case)
 
             run()
-        # One request with an id that exists.
+        # One request with an id that exists (for POST /jobs: an input that exists).
+        if op.path == "/jobs":
+            if args.job_input:
+                bucket, _, key = args.job_input.removeprefix("s3://").partition("/")
+                job = {"jobId": f"{args.job}-submitted", "command": {"action": "dock"},
+                       "input": {"bucket": bucket, "key": key, "format": "jsonl"}}
+                check(op, op.Case(body=job, media_type="application/json"))
+            print(f"  {op.label}: {dict(sorted(statuses.get(op.label, {}).items()))}", flush=True)
+            continue
         if op.path.startswith("/jobs"):
             known = args.job
         elif op.method.upper() == "DELETE":

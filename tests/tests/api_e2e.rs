@@ -477,6 +477,118 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
     let r = call(&reader, Method::GET, &format!("/jobs/{name}-no-job"), None).await;
     problem(&r, 404, "not-found", "no job");
 
+    // POST /jobs: a robot list in the jobs bucket, a job submitted through the API, started on
+    // the cursor loop (StartExecution as the API's role, through the front) and run to the end.
+    let jobs_bucket = stack.resources.buckets["JobsBucket"].clone();
+    let s3 = fleet_aws::config::s3_client(&stack.sdk);
+    let put_list = |key: &'static str, robots: &[String]| {
+        let body: String = robots
+            .iter()
+            .map(|r| format!("{{\"robotId\":\"{r}\"}}\n"))
+            .collect();
+        s3.put_object()
+            .bucket(&jobs_bucket)
+            .key(key)
+            .body(body.into_bytes().into())
+            .send()
+    };
+    put_list("inputs/api-reboot.jsonl", &robots[..3])
+        .await
+        .unwrap();
+    let submitted = format!("{name}-api-reboot");
+    let doc = json!({
+        "jobId": submitted,
+        "command": {"action": "reboot"},
+        "input": {"bucket": jobs_bucket, "key": "inputs/api-reboot.jsonl", "format": "jsonl"},
+        "rollout": {"maximumPerMinute": 6000},
+    });
+    let r = call(&operator, Method::POST, "/jobs", Some(&doc)).await;
+    assert_eq!(r.status, 201, "{}", r.json());
+    assert_eq!(
+        r.location.as_deref(),
+        Some(format!("/jobs/{submitted}").as_str())
+    );
+    assert_eq!(r.json()["machine"], "loop");
+    assert!(
+        r.json()["executionArn"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":execution:{name}-job-loop:{submitted}-0")),
+        "{}",
+        r.json()
+    );
+    // The same request again: the job as it is, nothing new; another document: 409.
+    let again = call(&operator, Method::POST, "/jobs", Some(&doc)).await;
+    assert_eq!(again.status, 200, "{}", again.json());
+    assert_eq!(again.json()["jobId"], submitted.as_str());
+    let mut other = doc.clone();
+    other["command"] = json!({"action": "dock"});
+    let r = call(&operator, Method::POST, "/jobs", Some(&other)).await;
+    problem(&r, 409, "conflict", "another job document");
+    let mut on_map = doc.clone();
+    on_map["machine"] = json!("map");
+    let r = call(&operator, Method::POST, "/jobs", Some(&on_map)).await;
+    problem(&r, 409, "conflict", "the loop machine");
+    // Refused before anything is written: a missing input, an input outside inputs/, a bad
+    // document, a reader's POST.
+    let mut missing = doc.clone();
+    missing["jobId"] = json!(format!("{name}-missing"));
+    missing["input"]["key"] = json!("inputs/not-there.jsonl");
+    let r = call(&operator, Method::POST, "/jobs", Some(&missing)).await;
+    problem(&r, 422, "invalid-job", "does not exist");
+    let mut outside = doc.clone();
+    outside["input"]["key"] = json!("reports/x.jsonl");
+    let r = call(&operator, Method::POST, "/jobs", Some(&outside)).await;
+    problem(&r, 422, "invalid-job", "inputs/");
+    let mut bad = doc.clone();
+    bad["command"] = json!({"action": "schedule"});
+    let r = call(&operator, Method::POST, "/jobs", Some(&bad)).await;
+    problem(&r, 422, "invalid-job", "command");
+    let r = call(&reader, Method::POST, "/jobs", Some(&doc)).await;
+    assert_eq!(r.status, 403, "{}", r.json());
+    assert!(
+        jobs.get(&format!("{name}-missing"))
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused job leaves nothing behind"
+    );
+    // The job runs to the end; each robot it lists has the command in its desired state.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let r = call(&reader, Method::GET, &format!("/jobs/{submitted}"), None).await;
+        let view = r.json();
+        if view["state"] == "succeeded" {
+            break view;
+        }
+        assert!(
+            Instant::now() < deadline && view["state"] != "failed" && view["state"] != "aborted",
+            "the submitted job did not succeed: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(
+        (done["succeeded"].as_u64(), done["failed"].as_u64()),
+        (Some(3), Some(0)),
+        "{done}"
+    );
+    for robot in &robots[..3] {
+        let shadow = shadows
+            .get_thing_shadow()
+            .thing_name(robot)
+            .send()
+            .await
+            .unwrap();
+        let doc: Value = serde_json::from_slice(shadow.payload().unwrap().as_ref()).unwrap();
+        let id = doc.pointer("/state/desired/command/id").cloned();
+        let acked = doc.pointer("/state/reported/command/id").cloned();
+        let want = json!(format!("job-{submitted}"));
+        assert!(
+            id.as_ref() == Some(&want) || acked.as_ref() == Some(&want),
+            "{robot} did not get the job's command: {doc}"
+        );
+    }
+
     // DELETE /robots/{id}: a robot with missions, a named shadow, presence and a certificate is
     // purged from every store; a late record in the streams does not bring it back; a second
     // DELETE changes nothing; the audit trail records it.
@@ -722,6 +834,9 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
     // against this API; every answer declared, no 5xx (tools/api_contract.py).
     let contract_job = format!("{name}-contract");
     jobs.create(&contract_job, &spec).await.unwrap();
+    put_list("inputs/contract.jsonl", &robots[2..3])
+        .await
+        .unwrap();
     let creds = FrontAdmin::new(&stack.endpoints.aws)
         .register_principal(
             &format!("arn:aws:iam::{ACCOUNT}:role/{name}-contract"),
@@ -739,6 +854,8 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
         .args(["--url", &stack.endpoints.apis["FleetHttpApi"]])
         .args(["--region", stack.sdk.region().unwrap().as_ref()])
         .args(["--robot", &robots[2], "--job", &contract_job])
+        .arg("--job-input")
+        .arg(format!("s3://{jobs_bucket}/inputs/contract.jsonl"))
         .args(["--delete-robot", &robots[3]])
         .args(["--max-examples", "15"])
         .arg("--json")
@@ -760,9 +877,9 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
         String::from_utf8_lossy(&out.stderr)
     );
     let contract: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    assert_eq!(contract["operations"], 10);
+    assert_eq!(contract["operations"], 11);
     assert!(
-        contract["requests"].as_u64().unwrap() >= 10 * 15,
+        contract["requests"].as_u64().unwrap() >= 11 * 15,
         "{contract}"
     );
     // The known ids reached the data: a 200 for the robot and its missions, a 202 command.
@@ -772,6 +889,7 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
         ("GET /robots/{id}/missions", "200"),
         ("POST /robots/{id}/commands", "202"),
         ("GET /jobs/{id}", "200"),
+        ("POST /jobs", "201"),
     ] {
         assert!(
             contract["statuses"][op][status].as_u64().unwrap_or(0) >= 1,
@@ -803,5 +921,24 @@ async fn every_route_answers_from_what_the_pipeline_wrote() {
             ms[ms.len() * 99 / 100]
         );
     }
+    // POST /jobs: 30 one-robot jobs (validate, HeadObject, conditional put, StartExecution).
+    let mut ms: Vec<f64> = Vec::new();
+    for k in 0..30 {
+        let job = json!({
+            "jobId": format!("{name}-latency-{k}"),
+            "command": {"action": "dock"},
+            "input": {"bucket": jobs_bucket, "key": "inputs/contract.jsonl", "format": "jsonl"},
+        });
+        let t = Instant::now();
+        let r = call(&operator, Method::POST, "/jobs", Some(&job)).await;
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(r.status, 201, "{}", r.json());
+    }
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "POST /jobs: p50 {:.1} ms, p99 {:.1} ms (30 calls)",
+        ms[ms.len() / 2],
+        ms[ms.len() * 99 / 100]
+    );
     stack.shutdown().await;
 }

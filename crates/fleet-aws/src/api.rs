@@ -12,6 +12,8 @@ use crate::sigv4::Signer;
 pub struct ApiReply {
     pub status: u16,
     pub content_type: String,
+    /// The `Location` header (a created resource).
+    pub location: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -103,6 +105,11 @@ impl FleetApiClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = response
             .bytes()
             .await
@@ -111,6 +118,7 @@ impl FleetApiClient {
         Ok(ApiReply {
             status,
             content_type,
+            location,
             body,
         })
     }

@@ -10,10 +10,12 @@
 //!   DynamoDB `Query` per page; the cursor is opaque and bound to the robot and the window.
 //! - `POST /robots/{id}/commands`: a command (schemas/job-command.schema.json) set as the
 //!   robot's desired state, as a job would set it.
+//! - `POST /jobs`: a job document submitted and its state machine started ([`jobs`]).
 //! - `GET /jobs/{id}`, `POST /jobs/{id}/pause|resume|cancel`: the jobs table.
 //!
 //! Every error is an RFC 9457 problem document ([`problem`]).
 
+pub mod jobs;
 pub mod missions;
 pub mod params;
 pub mod problem;
@@ -51,6 +53,11 @@ pub struct Config {
     /// The function that purges a robot: this one (`<stack>-fleet-api:live`), invoked
     /// asynchronously with a purge event.
     pub purge_function: String,
+    /// The jobs bucket: a job's input must be under its `inputs/`.
+    pub jobs_bucket: String,
+    /// The cursor loop's and the Distributed Map's state machine ARNs.
+    pub job_loop_machine: String,
+    pub job_map_machine: String,
 }
 
 /// A missing environment variable.
@@ -67,6 +74,9 @@ impl Config {
         "JOBS_TABLE",
         "TOMBSTONES_TABLE",
         "PURGE_FUNCTION",
+        "JOBS_BUCKET",
+        "JOB_LOOP_MACHINE",
+        "JOB_MAP_MACHINE",
     ];
 
     /// From the process environment.
@@ -84,6 +94,9 @@ impl Config {
             jobs_table: need("JOBS_TABLE")?,
             tombstones_table: need("TOMBSTONES_TABLE")?,
             purge_function: need("PURGE_FUNCTION")?,
+            jobs_bucket: need("JOBS_BUCKET")?,
+            job_loop_machine: need("JOB_LOOP_MACHINE")?,
+            job_map_machine: need("JOB_MAP_MACHINE")?,
         })
     }
 }
@@ -98,6 +111,7 @@ pub struct Api {
     shadows: aws_sdk_iotdataplane::Client,
     commands: Commands,
     purge: purge::Purger,
+    submitter: jobs::Submitter,
 }
 
 /// Builds the API with the SDK's IoT Data Plane client.
@@ -114,7 +128,16 @@ pub fn build_with_shadows(
 ) -> Api {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let index = OpenSearchHttp::from_sdk(sdk, &config.opensearch_endpoint);
+    let jobs = JobsTable::new(dynamodb.clone(), &config.jobs_table);
     Api {
+        submitter: jobs::Submitter {
+            jobs: jobs.clone(),
+            s3: fleet_aws::config::s3_client(sdk),
+            sfn: aws_sdk_sfn::Client::new(sdk),
+            bucket: config.jobs_bucket.clone(),
+            loop_machine: config.job_loop_machine.clone(),
+            map_machine: config.job_map_machine.clone(),
+        },
         missions: Missions::new(dynamodb.clone(), &config.missions_table),
         purge: purge::Purger {
             tombstones: fleet_aws::tombstones::Tombstones::new(
@@ -132,7 +155,7 @@ pub fn build_with_shadows(
         },
         index,
         alias: config.robots_alias,
-        jobs: JobsTable::new(dynamodb, &config.jobs_table),
+        jobs,
         shadows,
         commands: Commands::new(),
     }
@@ -188,6 +211,10 @@ impl Api {
                 Method::POST => self.command(id, &request).await,
                 _ => Err(Problem::method_not_allowed(method.as_str(), &path)),
             },
+            ["jobs"] => match method {
+                Method::POST => self.submit_job(&request).await,
+                _ => Err(Problem::method_not_allowed(method.as_str(), &path)),
+            },
             ["jobs", id] => match method {
                 Method::GET => self.job(id).await,
                 _ => Err(Problem::method_not_allowed(method.as_str(), &path)),
@@ -199,7 +226,18 @@ impl Api {
             _ => Err(Problem::not_found(format!("no route {method} {path}"))),
         };
         match answer {
-            Ok((status, body)) => json_response(status, &body),
+            Ok((status, body)) => {
+                let mut response = json_response(status, &body);
+                // 201 is a new job: where it lives.
+                if status == StatusCode::CREATED
+                    && let Some(Ok(location)) = body["jobId"]
+                        .as_str()
+                        .map(|id| HeaderValue::from_str(&format!("/jobs/{id}")))
+                {
+                    response.headers_mut().insert(header::LOCATION, location);
+                }
+                response
+            }
             Err(problem) => {
                 if problem.status.is_server_error() {
                     tracing::warn!(%method, %path, detail = %problem.detail, "request failed");
@@ -327,6 +365,12 @@ impl Api {
             StatusCode::ACCEPTED,
             json!({ "robotId": id.as_str(), "command": command, "shadowVersion": version }),
         ))
+    }
+
+    async fn submit_job(&self, request: &Request) -> Answer {
+        let submission =
+            jobs::parse_submission(json_body(request)?, &self.submitter.bucket, &self.commands)?;
+        self.submitter.submit(submission).await
     }
 
     async fn job(&self, raw_id: &str) -> Answer {

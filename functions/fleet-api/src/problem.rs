@@ -85,6 +85,16 @@ impl Problem {
         )
     }
 
+    /// 422: a job document that cannot run (`POST /jobs`): the field and the problem.
+    pub fn invalid_job(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-job",
+            "Invalid job",
+            detail.into(),
+        )
+    }
+
     /// 409: the resource is not in a state that allows this.
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail.into())
@@ -124,6 +134,17 @@ impl Problem {
         p
     }
 
+    /// 500: the stack is not set up for this (a grant or a resource is missing); retrying will
+    /// not help until it is fixed.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            detail.into(),
+        )
+    }
+
     /// The problem document.
     pub fn to_json(&self, instance: &str) -> Value {
         json!({
@@ -155,6 +176,27 @@ impl Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_of_problem_is_declared_in_the_openapi_document() {
+        let doc = include_str!("../../../openapi/fleet-api.yaml");
+        for p in [
+            Problem::not_found(""),
+            Problem::invalid_parameter("", ""),
+            Problem::invalid_body(""),
+            Problem::unsupported_media_type(""),
+            Problem::invalid_command(""),
+            Problem::invalid_job(""),
+            Problem::conflict(""),
+            Problem::method_not_allowed("", ""),
+            Problem::throttled(""),
+            Problem::unavailable(""),
+            Problem::internal(""),
+        ] {
+            let urn = format!("- urn:robofleet:problem:{}\n", p.kind);
+            assert!(doc.contains(&urn), "{urn} is not in openapi/fleet-api.yaml");
+        }
+    }
 
     #[test]
     fn a_problem_is_an_rfc_9457_document_with_retry_after_when_it_helps() {
