@@ -457,19 +457,9 @@ class Front:
         # Lambda would run the function in Docker), a call on an execution of its state machines
         # to its runner (moto's Step Functions cannot run them).
         routed = self._local_backend(call) if role == ROLE_AWS else None
-        if routed is not None:
-            kind, backend = routed
-            try:
-                result = self._to_backend(kind, backend, method, raw_uri, headers, body, start_response)
-            except FrontError as err:
-                status, hdrs, payload = E.render(err, proto, method)
-                self.stats.count(service, _outcome(err), time.thread_time() - t0)
-                return _reply(start_response, status, hdrs, payload)
-            self.stats.count(service, "allowed", time.thread_time() - t0)
-            return result
         # The AWS port, and an IoT endpoint with no backend (the startup one unless re-pointed):
         # moto answers, for IoT with its own IoT Data Plane.
-        if role == ROLE_AWS or (role == ROLE_IOT and not (ep and ep.backend)):
+        if routed is None and (role == ROLE_AWS or (role == ROLE_IOT and not (ep and ep.backend))):
             env = environ.copy()
             env["wsgi.input"] = io.BytesIO(body)
             env["CONTENT_LENGTH"] = str(len(body))
@@ -482,8 +472,9 @@ class Front:
             t2 = time.thread_time()
             self.stats.count(service, "allowed", t1 - t0, t2 - t1, to_moto=True)
             return result
+        kind, backend = routed or (role, ep.backend if ep else None)
         try:
-            result = self._to_backend(role, ep.backend if ep else None, method, raw_uri, headers, body, start_response)
+            result = self._to_backend(kind, backend, method, raw_uri, headers, body, start_response)
         except FrontError as err:
             status, hdrs, payload = E.render(err, proto, method)
             self.stats.count(service, _outcome(err), time.thread_time() - t0)
