@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use fleet_jobs::Machine;
 use fleet_local::dev::RunningStack;
-use fleet_local::jobs::{self, JobRunArgs};
+use fleet_ops::jobs::{JobRunArgs, JobRunSummary, JobStack};
 use fleet_sim::{MqttTarget, Progress, SimArgs, Targets};
 use serde_json::Value;
 
@@ -37,6 +37,18 @@ fn run_args(file: &Path, command: &str, id: &str, machine: Machine) -> JobRunArg
         concurrency: None,
         json: None,
     }
+}
+
+/// `robofleet job run` as the local developer: the stack's jobs from its outputs in
+/// CloudFormation, as on AWS (`robofleet dev` keeps the record).
+async fn run(stack: &RunningStack, name: &str, args: &JobRunArgs) -> Result<JobRunSummary, String> {
+    let jobs = JobStack::from_outputs(&stack.sdk, name)
+        .await
+        .map_err(|e| e.to_string())?;
+    assert_eq!(jobs.table, stack.resources.tables["JobsTable"]);
+    fleet_ops::jobs::run_job(args, &stack.sdk, &jobs, fleet_console::Progress::Silent)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn shadow(client: &aws_sdk_iotdataplane::Client, thing: &str) -> Value {
@@ -122,7 +134,7 @@ async fn simulated_robots_receive_a_jobs_command_report_it_and_clear_it() {
         .unwrap();
         let mut args = run_args(&input, "dock", &job_id, Machine::Loop);
         args.spec = Some(spec);
-        let summary = jobs::run(&args, &stack.report(), fleet_console::Progress::Silent)
+        let summary = run(&stack, &name, &args)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         println!("{}", summary.to_text());
@@ -192,16 +204,24 @@ async fn the_distributed_map_runs_a_csv_job_in_batches() {
     }
     csv.push_str(",max\r\n"); // a row that names no robot
     std::fs::write(&input, csv).unwrap();
+    let missing = JobStack::from_outputs(&stack.sdk, &format!("{name}-gone"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains(&format!("{name}-gone")) && missing.contains("cannot be read"),
+        "{missing}"
+    );
     let job_id = format!("{name}-suction");
-    let summary = jobs::run(
+    let summary = run(
+        &stack,
+        &name,
         &run_args(
             &input,
             r#"{"action": "setting", "params": {"name": "suctionPower", "value": "standard"}}"#,
             &job_id,
             Machine::Map,
         ),
-        &stack.report(),
-        fleet_console::Progress::Silent,
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));

@@ -24,8 +24,8 @@
 //!   signals, summary.
 //! - [`progress`] and [`report`]: the progress line, the closing summary and the JSON report.
 //! - [`workload`]: the built-in demo workload published over MQTT.
-//! - [`jobs`]: `robofleet job run`, a fleet job through the template's state machine, run by the
-//!   local ASL runner against the running stack.
+//! - the template's state machines run in the stack's ASL runner, behind the front's Step
+//!   Functions API (`robofleet job run` and `POST /jobs` start them; fleet-ops has the command).
 //! - [`error`]: one error enum per job, gathered in [`DevError`].
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -34,7 +34,6 @@ pub mod dev;
 pub mod error;
 pub mod front;
 pub mod functions;
-pub mod jobs;
 pub mod names;
 pub mod progress;
 pub mod provision;

@@ -90,9 +90,12 @@ pub enum BreakerError {
 pub enum JobError {
     /// No jobs table given, and no dev report naming one.
     #[error(
-        "no jobs table: pass --table (the stack's JobsTableName output), or run `robofleet dev` first"
+        "no jobs table: pass --stack NAME or --table (the stack's JobsTableName output), or run `robofleet dev` first"
     )]
     NoTable,
+    /// The stack's outputs could not be read.
+    #[error("{0}")]
+    Stack(String),
     /// The jobs table refused, or the job does not exist, or the change is not allowed.
     #[error(transparent)]
     Jobs(#[from] fleet_aws::jobs::JobsError),

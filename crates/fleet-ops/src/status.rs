@@ -223,14 +223,13 @@ fn aws<E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
-/// Reads the stack's outputs and every part they name.
-pub async fn status(
+/// The stack's status (`CREATE_COMPLETE`, ...) and its outputs, from CloudFormation: a deployed
+/// stack's, or the record `robofleet dev` keeps of the local one.
+pub async fn stack_outputs(
     sdk: &aws_config::SdkConfig,
     stack: &str,
-    max_iterator_age_s: u64,
-) -> Result<StackStatus, StatusError> {
-    let cfn = aws_sdk_cloudformation::Client::new(sdk);
-    let described = cfn
+) -> Result<(String, BTreeMap<String, String>), StatusError> {
+    let described = aws_sdk_cloudformation::Client::new(sdk)
         .describe_stacks()
         .stack_name(stack)
         .send()
@@ -239,15 +238,12 @@ pub async fn status(
             stack: stack.to_string(),
             message: fleet_aws::error::describe(&e),
         })?;
-    let stack_status = described
-        .stacks()
-        .first()
+    let first = described.stacks().first();
+    let status = first
         .and_then(|s| s.stack_status())
         .map(|s| s.as_str().to_string())
         .unwrap_or_default();
-    let outputs: BTreeMap<String, String> = described
-        .stacks()
-        .first()
+    let outputs = first
         .map(|s| {
             s.outputs()
                 .iter()
@@ -255,6 +251,16 @@ pub async fn status(
                 .collect()
         })
         .unwrap_or_default();
+    Ok((status, outputs))
+}
+
+/// Reads the stack's outputs and every part they name.
+pub async fn status(
+    sdk: &aws_config::SdkConfig,
+    stack: &str,
+    max_iterator_age_s: u64,
+) -> Result<StackStatus, StatusError> {
+    let (stack_status, outputs) = stack_outputs(sdk, stack).await?;
     let out = |k: &str| outputs.get(k).cloned();
     let mut view = StackStatus {
         stack: stack.to_string(),

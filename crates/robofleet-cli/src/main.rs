@@ -71,8 +71,7 @@ struct StatusCli {
     report: PathBuf,
 }
 
-/// `robofleet job`: `run` on the local stack; `status|pause|resume|cancel` wherever the jobs
-/// table is (the dev report's, or `--table`).
+/// `robofleet job`: on the stack `--stack` names (its outputs), else the dev report's.
 #[derive(clap::Args)]
 struct JobCli {
     #[command(subcommand)]
@@ -86,9 +85,9 @@ struct JobCli {
 
 #[derive(Subcommand)]
 enum JobCommand {
-    /// Upload FILE to the local stack's jobs bucket and run the job through the template's
-    /// state machine, with progress and a summary (needs a running `robofleet dev`).
-    Run(fleet_local::jobs::JobRunArgs),
+    /// Upload FILE to the stack's jobs bucket, start the job on its state machine as
+    /// `POST /jobs` does, and follow it to the end with progress and a summary.
+    Run(fleet_ops::jobs::JobRunArgs),
     #[command(flatten)]
     Ops(fleet_ops::jobs::JobOps),
 }
@@ -254,11 +253,18 @@ fn reindex(mut cli: ReindexCli) -> anyhow::Result<()> {
 fn job(cli: JobCli) -> anyhow::Result<()> {
     match cli.command {
         JobCommand::Run(args) => {
-            let report = fleet_local::report::DevReport::read(&cli.report).context(
-                "`robofleet job run` runs on the local stack: start `robofleet dev` first",
-            )?;
+            let mut target = cli.target;
+            fill_jobs_stack_from_dev_report(&mut target, &cli.report)?;
+            let stack = target.stack.clone().unwrap_or_default();
             let progress = fleet_console::Progress::detect(false);
-            let summary = runtime()?.block_on(fleet_local::jobs::run(&args, &report, progress))?;
+            let summary = runtime()?.block_on(async {
+                let sdk = target
+                    .aws
+                    .sdk_config(target.aws_endpoint.as_deref())
+                    .await?;
+                let jobs = fleet_ops::jobs::JobStack::from_outputs(&sdk, &stack).await?;
+                anyhow::Ok(fleet_ops::jobs::run_job(&args, &sdk, &jobs, progress).await?)
+            })?;
             match args.json.as_deref() {
                 Some(p) if p == Path::new("-") => {
                     println!("{}", serde_json::to_string_pretty(&summary)?)
@@ -278,15 +284,28 @@ fn job(cli: JobCli) -> anyhow::Result<()> {
         JobCommand::Ops(op) => {
             let mut target = cli.target;
             if target.table.is_none() {
-                let report = fleet_local::report::DevReport::read(&cli.report).context(
-                    "pass --table (the stack's JobsTableName output), or run `robofleet dev` first",
-                )?;
-                target.table = report.resources.tables.get("JobsTable").cloned();
-                fill_endpoint_and_region(&mut target.aws_endpoint, &mut target.aws.region, &report);
+                fill_jobs_stack_from_dev_report(&mut target, &cli.report)?;
             }
             Ok(runtime()?.block_on(fleet_ops::jobs::run(op, target))?)
         }
     }
+}
+
+/// Without `--stack`, the dev report's stack, endpoint and region: the local stack, read
+/// through its outputs as a deployed one is.
+fn fill_jobs_stack_from_dev_report(
+    target: &mut fleet_ops::jobs::JobsTarget,
+    report: &Path,
+) -> anyhow::Result<()> {
+    if target.stack.is_some() {
+        return Ok(());
+    }
+    let report = fleet_local::report::DevReport::read(report).context(
+        "pass --stack NAME (a deployed stack; --table also works for status, pause, resume and cancel), or run `robofleet dev` first",
+    )?;
+    target.stack = Some(report.stack_name.clone());
+    fill_endpoint_and_region(&mut target.aws_endpoint, &mut target.aws.region, &report);
+    Ok(())
 }
 
 /// What `--table`, `--stack` and `--aws-endpoint` leave out comes from the dev report.
