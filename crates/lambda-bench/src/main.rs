@@ -140,9 +140,22 @@ async fn main() -> anyhow::Result<()> {
         json!({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}),
         json!({"Effect": "Allow", "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/*")}),
     ];
+    // The tombstones both consumers read once per batch (template.yaml sets TOMBSTONES_TABLE):
+    // an empty table, so the batch is measured with its BatchGetItem and nothing dropped.
+    let tombstones = fleet_testkit::unique_name("bench-tombstones");
+    fleet_testkit::tables::create_table(
+        &aws_sdk_dynamodb::Client::new(&sdk),
+        &tombstones,
+        "robotId",
+        Some("sk"),
+    )
+    .await;
+    grants.push(json!({"Effect": "Allow", "Action": "dynamodb:BatchGetItem",
+        "Resource": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{tombstones}")}));
     let mut env: Vec<(String, String)> = vec![
         ("REJECTS_QUEUE_URL".into(), queue),
         ("REJECT_PAYLOADS_BUCKET".into(), bucket),
+        ("TOMBSTONES_TABLE".into(), tombstones),
     ];
     let event_for: fn(usize, usize) -> serde_json::Value = match function.downstream {
         Downstream::MissionsTable => {
