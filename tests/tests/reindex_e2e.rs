@@ -120,13 +120,10 @@ async fn a_reindex_under_load_leaves_every_robot_at_its_last_version_in_the_new_
     assert_eq!(rebuilt.shadows, robots, "one classic shadow per robot");
     // The alias names the new index only, and the state file says done.
     let os = fleet_aws::OpenSearchHttp::from_sdk(&stack.sdk, &stack.endpoints.opensearch);
-    let aliases = os
-        .call(reqwest::Method::GET, &format!("/_alias/{alias}"), None)
-        .await
-        .unwrap()
-        .json();
-    let indices: Vec<&String> = aliases.as_object().unwrap().keys().collect();
-    assert_eq!(indices, vec![&rebuilt.target], "{aliases}");
+    assert_eq!(
+        fleet_testkit::alias_indices(&os, &alias).await,
+        vec![rebuilt.target.clone()]
+    );
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(saved["phase"], "done");
     // Every robot at its last shadow version, read through the alias: nothing lost across the
@@ -161,13 +158,10 @@ async fn a_reindex_under_load_leaves_every_robot_at_its_last_version_in_the_new_
         .unwrap_err()
         .to_string();
     assert!(err.contains("--force") && err.contains("v3"), "{err}");
-    let aliases = os
-        .call(reqwest::Method::GET, &format!("/_alias/{alias}"), None)
-        .await
-        .unwrap()
-        .json();
-    let indices: Vec<&String> = aliases.as_object().unwrap().keys().collect();
-    assert_eq!(indices, vec![&rebuilt.target], "{aliases}");
+    assert_eq!(
+        fleet_testkit::alias_indices(&os, &alias).await,
+        vec![rebuilt.target.clone()]
+    );
     // Run again with --force: the state file resumes the same rebuild (v3, not a v4), which
     // now swaps in.
     let mut forced = args(&alias, 200.0, &state);
@@ -175,14 +169,9 @@ async fn a_reindex_under_load_leaves_every_robot_at_its_last_version_in_the_new_
     let resumed = reindex(&clients(&stack, &iot), &forced).await.unwrap();
     assert_eq!(resumed.target, format!("{alias}-v3"));
     assert_eq!(resumed.source, Some(rebuilt.target.clone()));
-    let aliases = os
-        .call(reqwest::Method::GET, &format!("/_alias/{alias}"), None)
-        .await
-        .unwrap()
-        .json();
-    assert!(
-        aliases.get(&resumed.target).is_some() && aliases.as_object().unwrap().len() == 1,
-        "{aliases}"
+    assert_eq!(
+        fleet_testkit::alias_indices(&os, &alias).await,
+        vec![resumed.target.clone()]
     );
     stack.shutdown().await;
 }

@@ -46,6 +46,15 @@ impl Reply {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
+
+    /// The body as JSON when the status is 2xx, else the status and the body as the error.
+    pub fn ok_json(&self) -> Result<serde_json::Value, String> {
+        if self.is_success() {
+            Ok(self.json())
+        } else {
+            Err(format!("{} {}", self.status, self.text()))
+        }
+    }
 }
 
 impl OpenSearchHttp {

@@ -112,8 +112,14 @@ impl RobotIndex {
         alias: impl Into<String>,
         signer: Option<Signer>,
     ) -> Self {
+        Self::over(OpenSearchHttp::new(http, endpoint, signer), alias)
+    }
+
+    /// An index client writing through `alias` over an existing OpenSearch client (a tool's
+    /// [`OpenSearchHttp::from_sdk`]).
+    pub fn over(http: OpenSearchHttp, alias: impl Into<String>) -> Self {
         RobotIndex {
-            http: OpenSearchHttp::new(http, endpoint, signer),
+            http,
             alias: alias.into(),
             backoff: Backoff::default(),
             request_timeout: REQUEST_TIMEOUT,

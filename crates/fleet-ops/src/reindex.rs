@@ -38,9 +38,9 @@ use std::time::{Duration, Instant};
 
 use fleet_aws::OpenSearchHttp;
 use fleet_aws::robots::{IndexDoc, ItemResult, RobotIndex, template_for_alias};
-use fleet_aws::sigv4::Signer;
 use fleet_aws::summary::Parts;
 use fleet_core::ShadowRecord;
+use fleet_jobs::Pacer;
 use fleet_lambda::Deadline;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -229,15 +229,9 @@ async fn alias_indices(os: &OpenSearchHttp, alias: &str) -> Result<Vec<String>, 
     if reply.status == 404 {
         return Ok(Vec::new());
     }
-    if !reply.is_success() {
-        return Err(os_err(format!(
-            "GET /_alias/{alias}: {} {}",
-            reply.status,
-            reply.text()
-        )));
-    }
     let mut names: Vec<String> = reply
-        .json()
+        .ok_json()
+        .map_err(|e| os_err(format!("GET /_alias/{alias}: {e}")))?
         .as_object()
         .map(|o| o.keys().cloned().collect())
         .unwrap_or_default();
@@ -251,15 +245,11 @@ async fn checked(
     path: &str,
     body: Option<&Value>,
 ) -> Result<Value, ReindexError> {
-    let reply = os.call(method.clone(), path, body).await.map_err(os_err)?;
-    if !reply.is_success() {
-        return Err(os_err(format!(
-            "{method} {path}: {} {}",
-            reply.status,
-            reply.text()
-        )));
-    }
-    Ok(reply.json())
+    os.call(method.clone(), path, body)
+        .await
+        .map_err(os_err)?
+        .ok_json()
+        .map_err(|e| os_err(format!("{method} {path}: {e}")))
 }
 
 /// The shadow documents (classic and named) of `index`.
@@ -277,26 +267,15 @@ async fn shadow_docs(os: &OpenSearchHttp, index: &str) -> Result<u64, ReindexErr
     Ok(v["count"].as_u64().unwrap_or(0))
 }
 
-/// Paces calls at `rate` per second.
-struct Pacer {
-    interval: Duration,
-    next: Instant,
-}
-
-impl Pacer {
-    fn new(rate: f64) -> Pacer {
-        Pacer {
-            interval: Duration::from_secs_f64(1.0 / rate.max(0.1)),
-            next: Instant::now(),
-        }
-    }
-
-    /// The instant of the next slot, reserved.
-    fn slot(&mut self) -> Instant {
-        let now = Instant::now();
-        let at = self.next.max(now);
-        self.next = at + self.interval;
-        at
+/// Waits for a token of `pacer` at `per_minute` (the jobs' token bucket: at most one second's
+/// worth of calls at once).
+async fn paced(pacer: &tokio::sync::Mutex<Pacer>, per_minute: f64) {
+    loop {
+        let now = fleet_core::timefmt::now_unix_ms() as f64 / 1000.0;
+        let Some(wait) = pacer.lock().await.take(now, per_minute) else {
+            return;
+        };
+        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
     }
 }
 
@@ -331,11 +310,11 @@ async fn read_thing(
     clients: &Clients,
     thing: &str,
     pacer: &tokio::sync::Mutex<Pacer>,
+    per_minute: f64,
 ) -> Result<Vec<ShadowRecord>, ReindexError> {
     let iot_err = |call: &'static str, e: String| ReindexError::Iot { call, message: e };
     let get = |name: Option<String>| async move {
-        let at = pacer.lock().await.slot();
-        tokio::time::sleep_until(at.into()).await;
+        paced(pacer, per_minute).await;
         let mut req = clients.shadows.get_thing_shadow().thing_name(thing);
         if let Some(n) = &name {
             req = req.shadow_name(n);
@@ -452,7 +431,9 @@ impl Walker<'_> {
     ) -> Result<Walked, ReindexError> {
         let (clients, template, state_path, progress) =
             (self.clients, self.template, self.state_path, self.progress);
-        let pacer = tokio::sync::Mutex::new(Pacer::new(self.rate));
+        let now = fleet_core::timefmt::now_unix_ms() as f64 / 1000.0;
+        let pacer = tokio::sync::Mutex::new(Pacer::new(now));
+        let per_minute = self.rate.max(0.1) * 60.0;
         let (mut things, mut written, mut newer) = (0u64, 0u64, 0u64);
         let started = Instant::now();
         loop {
@@ -473,11 +454,14 @@ impl Walker<'_> {
                 .filter_map(|t| t.thing_name().map(str::to_string))
                 .collect();
             use futures::StreamExt as _;
-            let read: Vec<Result<Vec<ShadowRecord>, ReindexError>> =
-                futures::stream::iter(names.iter().map(|n| read_thing(clients, n, &pacer)))
-                    .buffer_unordered(IN_FLIGHT)
-                    .collect()
-                    .await;
+            let read: Vec<Result<Vec<ShadowRecord>, ReindexError>> = futures::stream::iter(
+                names
+                    .iter()
+                    .map(|n| read_thing(clients, n, &pacer, per_minute)),
+            )
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
             let mut records = Vec::new();
             for r in read {
                 records.extend(r?);
@@ -587,18 +571,7 @@ pub async fn run(
             s
         }
     };
-    let signer = match (clients.sdk.credentials_provider(), clients.sdk.region()) {
-        (Some(c), Some(r)) => Some(Signer::new(c, r.to_string())),
-        _ => None,
-    };
-    let index_for = |alias: &str| {
-        RobotIndex::new(
-            reqwest::Client::new(),
-            &clients.opensearch_endpoint,
-            alias.to_string(),
-            signer.clone(),
-        )
-    };
+    let index_for = |alias: &str| RobotIndex::over(os.clone(), alias);
     let mut report = ReindexReport {
         alias: alias.clone(),
         source: state.source.clone(),
@@ -687,13 +660,5 @@ mod tests {
         assert_eq!(r.index_source()["reported"]["battery"], 40);
         let named = shadow_doc("rb-1", Some("lidar"), &shadow).unwrap();
         assert_eq!(named.doc_id(), "rb-1#lidar");
-    }
-
-    #[test]
-    fn the_pacer_spaces_slots() {
-        let mut p = Pacer::new(10.0);
-        let a = p.slot();
-        let b = p.slot();
-        assert!(b - a >= Duration::from_millis(99));
     }
 }

@@ -302,14 +302,9 @@ impl Api {
             )
             .await
             .map_err(|e| Problem::unavailable(format!("the robots index: {e}")))?;
-        if !reply.is_success() {
-            return Err(Problem::unavailable(format!(
-                "the robots index answered {}: {}",
-                reply.status,
-                reply.text()
-            )));
-        }
-        Ok(reply.json())
+        reply
+            .ok_json()
+            .map_err(|e| Problem::unavailable(format!("the robots index answered {e}")))
     }
 
     async fn missions(&self, raw_id: &str, request: &Request) -> Answer {

@@ -304,15 +304,10 @@ impl Purger {
                                  "query": {"term": {"robotId": robot}}})),
                 )
                 .await
-                .map_err(|e| fail(e.to_string()))?;
-            if !found.is_success() {
-                return Err(fail(format!(
-                    "search got {}: {}",
-                    found.status,
-                    found.text()
-                )));
-            }
-            let hits = found.json()["hits"]["hits"]
+                .map_err(|e| fail(e.to_string()))?
+                .ok_json()
+                .map_err(|e| fail(format!("search got {e}")))?;
+            let hits = found["hits"]["hits"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
@@ -326,8 +321,7 @@ impl Purger {
                 );
                 body.push('\n');
             }
-            let reply = self
-                .index
+            self.index
                 .send(
                     reqwest::Method::POST,
                     "/_bulk",
@@ -335,14 +329,9 @@ impl Purger {
                     Duration::from_secs(10),
                 )
                 .await
-                .map_err(|e| fail(e.to_string()))?;
-            if !reply.is_success() {
-                return Err(fail(format!(
-                    "bulk delete got {}: {}",
-                    reply.status,
-                    reply.text()
-                )));
-            }
+                .map_err(|e| fail(e.to_string()))?
+                .ok_json()
+                .map_err(|e| fail(format!("bulk delete got {e}")))?;
             deleted += hits.len() as u64;
         }
         Err(fail(format!("documents of {robot} keep appearing")))
