@@ -342,56 +342,64 @@ pub struct ExecutionLine {
     pub cause: Option<String>,
 }
 
-/// The job's executions of `machine_arn` (named `<job>-<iteration>`), oldest first; the
-/// failed ones with their error.
+/// The job's executions of `machine_arn` (named `<job>-<iteration>`) in `status` (any: `None`),
+/// oldest first.
 async fn job_executions(
     sfn: &aws_sdk_sfn::Client,
     machine_arn: &str,
     job_id: &str,
-) -> Result<Vec<ExecutionLine>, JobRunError> {
+    status: Option<ExecutionStatus>,
+) -> Result<Vec<aws_sdk_sfn::types::ExecutionListItem>, JobRunError> {
     let prefix = format!("{job_id}-");
+    let iteration = |name: &str| {
+        name.strip_prefix(&prefix)
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<u64>().ok())
+    };
     let mut out = Vec::new();
     let mut pages = sfn
         .list_executions()
         .state_machine_arn(machine_arn)
+        .set_status_filter(status)
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| JobRunError::Executions(fleet_aws::error::describe(&e)))?;
-        for e in page.executions {
-            let ours = e
-                .name
-                .strip_prefix(&prefix)
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            if !ours {
-                continue;
-            }
-            let (mut error, mut cause) = (None, None);
-            if e.status == ExecutionStatus::Failed {
-                let d = sfn
-                    .describe_execution()
-                    .execution_arn(&e.execution_arn)
-                    .send()
-                    .await
-                    .map_err(|e| JobRunError::Executions(fleet_aws::error::describe(&e)))?;
-                error = d.error;
-                cause = d.cause;
-            }
-            out.push(ExecutionLine {
-                name: e.name,
-                status: e.status.as_str().to_string(),
-                error,
-                cause,
-            });
-        }
+        out.extend(
+            page.executions
+                .into_iter()
+                .filter(|e| iteration(&e.name).is_some()),
+        );
     }
-    out.sort_by_key(|e| {
-        e.name
-            .rsplit('-')
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
-    });
+    out.sort_by_key(|e| iteration(&e.name));
+    Ok(out)
+}
+
+/// The job's executions for the summary: the failed ones with their error (DescribeExecution).
+async fn execution_lines(
+    sfn: &aws_sdk_sfn::Client,
+    machine_arn: &str,
+    job_id: &str,
+) -> Result<Vec<ExecutionLine>, JobRunError> {
+    let mut out = Vec::new();
+    for e in job_executions(sfn, machine_arn, job_id, None).await? {
+        let (mut error, mut cause) = (None, None);
+        if e.status == ExecutionStatus::Failed {
+            let d = sfn
+                .describe_execution()
+                .execution_arn(&e.execution_arn)
+                .send()
+                .await
+                .map_err(|e| JobRunError::Executions(fleet_aws::error::describe(&e)))?;
+            (error, cause) = (d.error, d.cause);
+        }
+        out.push(ExecutionLine {
+            name: e.name,
+            status: e.status.as_str().to_string(),
+            error,
+            cause,
+        });
+    }
     Ok(out)
 }
 
@@ -481,11 +489,11 @@ pub async fn run_job(
     // Until no execution of the job runs (a continued loop always has one running).
     let mut line = fleet_console::ProgressLine::new(progress);
     let mut rate = fleet_console::Rate::new(Duration::from_secs(5));
-    let mut executions;
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        executions = job_executions(&sfn, &machine_arn, &job_id).await?;
-        if executions.iter().all(|e| e.status != "RUNNING") {
+        let running =
+            job_executions(&sfn, &machine_arn, &job_id, Some(ExecutionStatus::Running)).await?;
+        if running.is_empty() {
             break;
         }
         if let Ok(Some(job)) = jobs.get(&job_id).await {
@@ -503,6 +511,7 @@ pub async fn run_job(
     }
     line.finish();
     let seconds = started.elapsed().as_secs_f64();
+    let executions = execution_lines(&sfn, &machine_arn, &job_id).await?;
     let job = jobs.require(&job_id).await?;
     let lines = done_lines(&job);
     let c = job.counters;
