@@ -465,7 +465,7 @@ class Front:
             env["CONTENT_LENGTH"] = str(len(body))
             env["HTTP_X_MOTO_ACCOUNT_ID"] = self.account
             t1 = time.thread_time()
-            if role == ROLE_AWS and call.missing_needs_list is not None:
+            if role == ROLE_AWS and call.may_list is not None:
                 result = self._missing_as_denied(env, start_response, call, method)
             else:
                 result = self.moto_app(env, start_response)
@@ -513,8 +513,8 @@ class Front:
         return _reply(start_response, status, hdrs, payload)
 
     def _missing_as_denied(self, env: dict, start_response: Callable, call: S.Call, method: str) -> Iterable[bytes]:
-        """moto's answer to a GetObject/HeadObject of a caller without s3:ListBucket on the
-        bucket, streamed, except that a missing key is 403 AccessDenied (S3 does not tell such a
+        """moto's answer to a GetObject/HeadObject, streamed, except that a missing key is 403
+        AccessDenied for a caller without s3:ListBucket on the bucket (S3 does not tell such a
         caller whether the key exists)."""
         got: dict[str, Any] = {}
 
@@ -525,7 +525,7 @@ class Front:
         result = self.moto_app(env, capture)
         if "status" not in got:  # an app that answers lazily
             result = list(result)
-        if not got["status"].startswith("404"):
+        if not got["status"].startswith("404") or (call.may_list is not None and call.may_list()):
             start_response(got["status"], got["headers"])
             return result
         close = getattr(result, "close", None)
@@ -575,11 +575,12 @@ class Front:
             if not d.allowed:
                 raise FrontError("denied", E.denial_message(principal.info.arn, need.action, need.resource, d.reason))
         if call.missing_needs_list is not None:
-            # S3 answers a missing key with 404 only to a caller that may list the bucket.
+            # S3 answers a missing key with 404 only to a caller that may list the bucket;
+            # evaluated only when the key turns out to be missing.
             bucket = call.missing_needs_list
-            d = P.evaluate(principal.info, list(principal.policies), state.resource_policies.get(bucket), "s3:ListBucket", bucket, ctx)
-            if d.allowed:
-                call.missing_needs_list = None
+            call.may_list = lambda: P.evaluate(
+                principal.info, list(principal.policies), state.resource_policies.get(bucket), "s3:ListBucket", bucket, ctx
+            ).allowed
         if call.size_error is not None:
             raise call.size_error
         if not call.kms or not state.encrypted:

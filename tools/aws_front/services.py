@@ -56,9 +56,11 @@ class Call:
     # The JSON body (DynamoDB, Kinesis), for the operations the front completes (extensions.py).
     params: Any = None
     # S3 GetObject/HeadObject: the bucket whose s3:ListBucket decides how a missing key is
-    # answered (404 with it, 403 AccessDenied without, as S3 does); set by the front to None
-    # once the caller is found to have it.
+    # answered (404 with it, 403 AccessDenied without, as S3 does).
     missing_needs_list: str | None = None
+    # Set by the front's authorization: whether the caller may list that bucket, asked only
+    # when the key is missing.
+    may_list: Callable[[], bool] | None = None
 
 
 class Req:
